@@ -1,0 +1,59 @@
+"""`/api/lists`: a user's bookmark lists."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, delete, get, patch, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from app.api.deps import CurrentUser, DbSession
+from app.api.schemas import ListCreate, ListOut, ListUpdate, Page
+from app.services import lists as list_service
+
+Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
+Offset = Annotated[int, QueryParameter(ge=0)]
+
+
+class ListController(Controller):
+    path = "/api/lists"
+    tags = ["lists"]
+
+    @get("/", operation_id="listLists")
+    async def list_lists(
+        self, db_session: DbSession, user: CurrentUser, limit: Limit = 100, offset: Offset = 0
+    ) -> Page[ListOut]:
+        rows, total = await list_service.page_lists(db_session, user.id, limit=limit, offset=offset)
+        counts = await list_service.count_videos(db_session, [row.id for row in rows])
+        items = [ListOut.of(row, counts.get(row.id, 0)) for row in rows]
+        return Page(items=items, total=total, limit=limit, offset=offset)
+
+    @post("/", operation_id="createList")
+    async def create_list(
+        self, db_session: DbSession, user: CurrentUser, data: JSONBody[ListCreate]
+    ) -> ListOut:
+        row = await list_service.create_list(
+            db_session, user.id, data.name.strip() or data.name, data.description
+        )
+        return ListOut.of(row, 0)
+
+    @get("/{list_id:uuid}", operation_id="getList")
+    async def get_list(self, db_session: DbSession, user: CurrentUser, list_id: FromPath[UUID]) -> ListOut:
+        row = await list_service.get_owned_list(db_session, user.id, list_id)
+        counts = await list_service.count_videos(db_session, [row.id])
+        return ListOut.of(row, counts.get(row.id, 0))
+
+    @patch("/{list_id:uuid}", operation_id="updateList")
+    async def update_list(
+        self, db_session: DbSession, user: CurrentUser, list_id: FromPath[UUID], data: JSONBody[ListUpdate]
+    ) -> ListOut:
+        row = await list_service.update_list(
+            db_session, user.id, list_id, name=data.name, description=data.description
+        )
+        counts = await list_service.count_videos(db_session, [row.id])
+        return ListOut.of(row, counts.get(row.id, 0))
+
+    @delete("/{list_id:uuid}", operation_id="deleteList")
+    async def delete_list(self, db_session: DbSession, user: CurrentUser, list_id: FromPath[UUID]) -> None:
+        await list_service.delete_list(db_session, user.id, list_id)

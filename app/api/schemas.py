@@ -1,0 +1,160 @@
+"""Request and response bodies of the HTTP API (msgspec structs; OpenAPI is generated from them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Generic, TypeVar
+from uuid import UUID
+
+import msgspec
+
+from db.events import progress_percent
+from db.models import BookmarkList, Job, Video
+
+T = TypeVar("T")
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Description = Annotated[str, msgspec.Meta(max_length=5000)]
+
+
+class Page(msgspec.Struct, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class Me(msgspec.Struct):
+    id: UUID
+    email: str
+    created_at: datetime
+
+
+class ListCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    description: Description | None = None
+
+
+class ListUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ListOut(msgspec.Struct):
+    id: UUID
+    name: str
+    description: str | None
+    video_count: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: BookmarkList, video_count: int) -> ListOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            video_count=video_count,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+class VideoCreate(msgspec.Struct, forbid_unknown_fields=True):
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class VideoOut(msgspec.Struct):
+    id: UUID
+    list_id: UUID
+    youtube_id: str
+    url: str
+    status: str
+    title: str | None
+    channel_title: str | None
+    channel_id: str | None
+    duration_s: int | None
+    published_at: datetime | None
+    thumbnail_url: str | None
+    view_count: int | None
+    error: str | None
+    job_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Video) -> VideoOut:
+        return cls(
+            id=row.id,
+            list_id=row.list_id,
+            youtube_id=row.youtube_id,
+            url=f"https://www.youtube.com/watch?v={row.youtube_id}",
+            status=row.status,
+            title=row.title,
+            channel_title=row.channel_title,
+            channel_id=row.channel_id,
+            duration_s=row.duration_s,
+            published_at=row.published_at,
+            thumbnail_url=row.thumbnail_url,
+            view_count=row.view_count,
+            error=row.error,
+            job_id=row.job_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+class JobOut(msgspec.Struct):
+    id: UUID
+    list_id: UUID | None
+    kind: str
+    status: str
+    total: int
+    processed: int
+    failed: int
+    progress: float
+    message: str | None
+    last_error: str | None
+    rate: float | None
+    eta_s: int | None
+    last_seq: int | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Job) -> JobOut:
+        return cls(
+            id=row.id,
+            list_id=row.list_id,
+            kind=row.kind,
+            status=row.status,
+            total=row.total,
+            processed=row.processed,
+            failed=row.failed,
+            progress=progress_percent(row.processed, row.total),
+            message=row.message,
+            last_error=row.last_error,
+            rate=row.rate,
+            eta_s=row.eta_s,
+            last_seq=row.last_seq,
+            cancel_requested=row.cancel_requested,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+
+class InvalidLineOut(msgspec.Struct):
+    line: int
+    value: str
+    reason: str
+
+
+class ImportResult(msgspec.Struct):
+    job: JobOut | None
+    """None when every valid video was already in the list: there is nothing to fetch."""
+    accepted: int
+    duplicates: int
+    invalid: list[InvalidLineOut]

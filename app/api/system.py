@@ -1,0 +1,56 @@
+"""Health and identity."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from litestar import Controller, Request, Response, get
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from sqlalchemy import text
+
+from app.api.deps import CurrentUser
+from app.api.schemas import Me
+
+log = logging.getLogger(__name__)
+PROBE_TIMEOUT_S = 3.0
+
+
+class SystemController(Controller):
+    tags = ["system"]
+
+    @get("/api/health", operation_id="health", exclude_from_auth=True)
+    async def health(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        """DB reachable, live hub connected, queue reachable; 503 when any is not."""
+        checks: dict[str, Any] = {}
+        state = request.app.state
+        checks["database"] = await _probe(_database_ok(state.session_maker))
+        checks["queue"] = await _probe(state.job_queue.ping())
+        hub = getattr(state, "hub", None)
+        checks["hub"] = None if hub is None else hub.status()
+        healthy = (
+            checks["database"]["ok"] and checks["queue"]["ok"] and (hub is None or hub.status().connected)
+        )
+        body = {"status": "ok" if healthy else "degraded", **checks}
+        return Response(body, status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE)
+
+    @get("/api/me", operation_id="me")
+    async def me(self, user: CurrentUser) -> Me:
+        return Me(id=user.id, email=user.email, created_at=user.created_at)
+
+
+async def _database_ok(session_maker: Any) -> dict[str, Any]:
+    async with session_maker() as session:
+        await session.execute(text("SELECT 1"))
+    return {}
+
+
+async def _probe(check: Any) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            details = await check
+    except Exception as exc:  # a health probe reports every failure instead of raising it
+        log.warning("health probe failed: %s", exc)
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"ok": True, **details}

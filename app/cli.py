@@ -1,0 +1,122 @@
+"""`bookmarks`: the Litestar CLI with our app preloaded, plus our own commands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from uuid import UUID
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from app.services import users as user_service
+from app.settings import Settings
+
+T = TypeVar("T")
+
+
+def run_cli() -> None:
+    """Entry point of the `bookmarks` console script."""
+    os.environ.setdefault("LITESTAR_APP", "app.asgi:create_app_from_env")
+    from litestar.cli.main import litestar_group
+
+    sys.exit(litestar_group())
+
+
+def in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one unit of work in a committed transaction, outside the web app."""
+
+    async def run() -> T:
+        engine = create_async_engine(settings.sqlalchemy_url)
+        try:
+            async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def fail_on_user_error(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except user_service.UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(name="users", help="Manage users.")
+def users_group() -> None: ...
+
+
+@users_group.command(name="create", help="Create a user and print a new API token (last line).")
+@click.argument("email")
+def create_user(email: str) -> None:
+    settings = Settings.from_env()
+
+    async def work(session: AsyncSession) -> user_service.IssuedToken:
+        user = await user_service.create_user(session, email)
+        return await user_service.issue_token(session, user)
+
+    issued = fail_on_user_error(lambda: in_session(settings, work))
+    click.echo(f"created user {email.strip().lower()} ({issued.user_id})")
+    click.echo(f"token id {issued.token_id}; the token is shown only once:")
+    click.echo(issued.secret)
+
+
+@click.group(name="tokens", help="Manage API tokens.")
+def tokens_group() -> None: ...
+
+
+@tokens_group.command(name="create", help="Issue a new API token for a user (printed last, once).")
+@click.argument("email")
+@click.option("--name", default="cli", show_default=True, help="A label to recognise the token by.")
+def create_token(email: str, name: str) -> None:
+    settings = Settings.from_env()
+
+    async def work(session: AsyncSession) -> user_service.IssuedToken:
+        user = await user_service.get_user_by_email(session, email)
+        return await user_service.issue_token(session, user, name)
+
+    issued = fail_on_user_error(lambda: in_session(settings, work))
+    click.echo(f"token id {issued.token_id}; the token is shown only once:")
+    click.echo(issued.secret)
+
+
+@tokens_group.command(name="revoke", help="Revoke a token by its id.")
+@click.argument("token_id", type=click.UUID)
+def revoke_token(token_id: UUID) -> None:
+    settings = Settings.from_env()
+
+    async def work(session: AsyncSession) -> None:
+        await user_service.revoke_token(session, token_id)
+
+    fail_on_user_error(lambda: in_session(settings, work))
+    click.echo(f"revoked token {token_id}")
+
+
+@tokens_group.command(name="list", help="List a user's tokens (never the secrets).")
+@click.argument("email")
+def list_tokens(email: str) -> None:
+    settings = Settings.from_env()
+
+    async def work(session: AsyncSession) -> list[str]:
+        user = await user_service.get_user_by_email(session, email)
+        tokens = await user_service.list_tokens(session, user)
+        return [
+            f"{t.id}  {t.name:<20} created {t.created_at:%Y-%m-%d %H:%M}  "
+            f"{'revoked' if t.revoked_at else 'active'}"
+            for t in tokens
+        ]
+
+    for line in fail_on_user_error(lambda: in_session(settings, work)):
+        click.echo(line)
+
+
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(users_group)
+    cli.add_command(tokens_group)

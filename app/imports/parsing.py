@@ -1,0 +1,580 @@
+"""Turn bulk-import input into YouTube video ids.
+
+Accepts CSV files (`,` `;` or tab, with or without a header), pasted lists of links, and Google Takeout
+playlist exports. Pure functions only: the import endpoint does the I/O and maps the errors to statuses.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+from urllib.parse import SplitResult, unquote_plus, urlsplit
+
+import msgspec
+
+__all__ = [
+    "ImportInputError",
+    "InvalidLine",
+    "InvalidVideoRef",
+    "ParsedImport",
+    "TooManyRows",
+    "is_video_id",
+    "parse_import",
+    "parse_video_ref",
+]
+
+MAX_VALUE_CHARS = 200
+_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")
+_ID_CHARS_ONLY = re.compile(r"[A-Za-z0-9_-]+")
+_HAS_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# "example.com", "youtu.be/x", "www.youtube.com:443/..." : something a person would call a link.
+_STARTS_WITH_DOMAIN = re.compile(r"[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}(?::\d+)?(?:[/?#]|$)")
+# Pasted links often carry invisible characters from web pages and editors; they are never part of an id.
+_STRIPPED_CHARS = " \t\n\r\x0b\x0c\u00a0\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u2060\ufeff"
+
+_SHORT_LINK_HOSTS = frozenset({"youtu.be", "www.youtu.be"})
+_YOUTUBE_DOMAINS = ("youtube.com", "youtube-nocookie.com")
+_ID_IN_PATH_PREFIXES = frozenset({"shorts", "embed", "live", "v", "e"})
+_CHANNEL_PREFIXES = frozenset({"channel", "c", "user"})
+_SEARCH_PREFIXES = frozenset({"results", "search", "hashtag"})
+
+PLAYLIST_REASON = "playlist links are not supported"
+CHANNEL_REASON = "channel links are not supported"
+SEARCH_REASON = "search links are not supported"
+FORMULA_REASON = "spreadsheet formulas are not accepted"
+NOT_A_VIDEO_REASON = "this YouTube link does not point to a video"
+
+# Header cells that name the column holding the video, most specific first: a sheet with both an "id"
+# (its own row number) and a "url" column means the url.
+_HEADER_ALIASES: tuple[frozenset[str], ...] = (
+    frozenset({"video id", "video_id", "videoid", "video-id"}),
+    frozenset({"url", "link", "video url", "video_url", "video link", "youtube url", "youtube link"}),
+    frozenset({"id"}),
+)
+_ALL_HEADER_ALIASES = frozenset().union(*_HEADER_ALIASES)
+# Old Takeout exports open with a playlist metadata block: this header line, one data row, a blank line.
+_TAKEOUT_METADATA_HEADER = ("playlist id", "channel id")
+
+_CANDIDATE_DELIMITERS = (",", "\t", ";")
+_SNIFF_SAMPLE_LINES = 50
+_BINARY_CONTROL_CHAR = re.compile("[\x00-\x08\x0e-\x1f]")  # C0 controls except tab and line breaks
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_ANY_DELIMITER = re.compile("[,;\t]")
+
+_UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
+_NOT_UTF8 = "the file is not UTF-8 text; save it as UTF-8 and try again"
+
+
+class InvalidLine(msgspec.Struct, frozen=True):
+    line: int
+    """1-based physical line number where the record starts."""
+    value: str
+    """The offending cell, cut to 200 characters."""
+    reason: str
+    """Why it was rejected, as a sentence for the user."""
+
+
+class ParsedImport(msgspec.Struct, frozen=True):
+    video_ids: list[str]
+    """Unique video ids in first-seen order."""
+    duplicates: int
+    """Repeats of an id already seen earlier in the same input."""
+    invalid: list[InvalidLine]
+    rows: int
+    """Data rows considered: header, blank, comment and Takeout metadata lines are not rows."""
+
+
+class ImportInputError(ValueError):
+    """The whole input is unusable; `str(error)` is the message for the user."""
+
+
+class TooManyRows(ImportInputError):
+    """The input has more data rows than one import may hold."""
+
+    def __init__(self, rows: int, limit: int) -> None:
+        self.rows = rows
+        self.limit = limit
+        super().__init__(
+            f"the file has {rows:,} rows but an import may hold at most {limit:,}; "
+            "split it into smaller files and import them one by one"
+        )
+
+
+class InvalidVideoRef(ValueError):
+    """One reference is not a YouTube video; `str(error)` is the reason."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# One reference -> one video id
+# --------------------------------------------------------------------------------------------------------
+
+
+def is_video_id(text: str) -> bool:
+    return _VIDEO_ID.fullmatch(text) is not None
+
+
+def parse_video_ref(text: str) -> str:
+    """Return the 11-character video id in a link or bare id, or raise InvalidVideoRef saying why not."""
+    ref = _strip_wrapping(text)
+    if not ref:
+        raise InvalidVideoRef("the value is empty")
+    if ref.startswith("="):
+        # Extracting a link from =HYPERLINK(...) would mean evaluating a formula; refuse them all alike.
+        raise InvalidVideoRef(FORMULA_REASON)
+    if is_video_id(ref):
+        return ref
+    if not _looks_like_link(ref):
+        raise InvalidVideoRef(_reason_for_non_link(ref))
+    return _video_id_from_url(_split_url(ref), follow_attribution=True)
+
+
+def _strip_wrapping(text: str) -> str:
+    ref = text.strip(_STRIPPED_CHARS)
+    # Links pasted from mail or chat come as <https://...> or in quotes.
+    if len(ref) >= 2 and (ref[0], ref[-1]) in {("<", ">"), ('"', '"'), ("'", "'")}:
+        ref = ref[1:-1].strip(_STRIPPED_CHARS)
+    return ref
+
+
+def _looks_like_link(ref: str) -> bool:
+    return (
+        _HAS_SCHEME.match(ref) is not None
+        or ref.startswith("//")
+        or _STARTS_WITH_DOMAIN.match(ref) is not None
+    )
+
+
+def _reason_for_non_link(ref: str) -> str:
+    if _ID_CHARS_ONLY.fullmatch(ref):
+        return f"not a valid video id (a video id has 11 characters, this has {len(ref)})"
+    return "not a valid video id or YouTube link"
+
+
+def _split_url(ref: str) -> SplitResult:
+    if ref.startswith("//"):
+        ref = "https:" + ref
+    elif _HAS_SCHEME.match(ref) is None:
+        ref = "https://" + ref
+    try:
+        parts = urlsplit(ref)
+    except ValueError as error:
+        raise InvalidVideoRef("not a valid link") from error
+    scheme = parts.scheme.lower()
+    if scheme not in {"http", "https"}:
+        raise InvalidVideoRef(f"not a web link ({_shorten(scheme, 20)}: links are not supported)")
+    return parts
+
+
+def _video_id_from_url(parts: SplitResult, *, follow_attribution: bool) -> str:
+    host = (parts.hostname or "").rstrip(".")
+    if host in _SHORT_LINK_HOSTS:
+        return _video_id_from_short_link(parts)
+    if _is_youtube_host(host):
+        return _video_id_from_youtube_path(parts, follow_attribution=follow_attribution)
+    if not host:
+        raise InvalidVideoRef("not a valid link (it has no host)")
+    raise InvalidVideoRef(f"not a YouTube link (host {_shorten(host, 100)})")
+
+
+def _is_youtube_host(host: str) -> bool:
+    return any(host == domain or host.endswith("." + domain) for domain in _YOUTUBE_DOMAINS)
+
+
+def _path_segments(parts: SplitResult) -> list[str]:
+    return [segment for segment in parts.path.split("/") if segment]
+
+
+def _video_id_from_short_link(parts: SplitResult) -> str:
+    segments = _path_segments(parts)
+    if not segments:
+        raise InvalidVideoRef("the youtu.be link has no video id")
+    if len(segments) > 1:
+        raise InvalidVideoRef(NOT_A_VIDEO_REASON)
+    return _validated_id(segments[0])
+
+
+def _video_id_from_youtube_path(parts: SplitResult, *, follow_attribution: bool) -> str:
+    segments = _path_segments(parts)
+    query = _query_params(parts.query)
+    head = segments[0].lower() if segments else ""
+    if head == "watch" and len(segments) == 1:
+        return _video_id_from_watch_query(query)
+    if not segments and "v" in query:  # youtube.com/?v=ID, an old share form
+        return _video_id_from_watch_query(query)
+    if head in _ID_IN_PATH_PREFIXES:
+        return _video_id_from_id_path(head, segments)
+    if head == "playlist" or (not segments and "list" in query):
+        raise InvalidVideoRef(PLAYLIST_REASON)
+    if head in _CHANNEL_PREFIXES or head.startswith("@"):
+        raise InvalidVideoRef(CHANNEL_REASON)
+    if head in _SEARCH_PREFIXES:
+        raise InvalidVideoRef(SEARCH_REASON)
+    if head == "attribution_link" and follow_attribution and query.get("u"):
+        return _video_id_from_attribution_target(query["u"])
+    raise InvalidVideoRef(NOT_A_VIDEO_REASON)
+
+
+def _query_params(query: str) -> dict[str, str]:
+    """Query parameters, first value winning (parse_qs is several times slower and keeps every value)."""
+    params: dict[str, str] = {}
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        name = name.removeprefix("amp;")  # links copied out of HTML source keep "&amp;"
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        params.setdefault(name, value)
+    return params
+
+
+def _video_id_from_watch_query(query: dict[str, str]) -> str:
+    raw_value = query.get("v")
+    if raw_value is None:
+        if "list" in query:
+            raise InvalidVideoRef(PLAYLIST_REASON)
+        raise InvalidVideoRef("the watch link has no v= parameter")
+    video_id = unquote_plus(raw_value).strip()
+    if not video_id:
+        raise InvalidVideoRef("the v= parameter is empty")
+    return _validated_id(video_id)
+
+
+def _video_id_from_id_path(head: str, segments: Sequence[str]) -> str:
+    if len(segments) == 1:
+        raise InvalidVideoRef(f"the /{head}/ link has no video id")
+    if len(segments) > 2:
+        raise InvalidVideoRef(NOT_A_VIDEO_REASON)
+    candidate = segments[1]
+    # These two embed paths look like ids (11 id characters) but name a playlist and a channel's stream.
+    if head == "embed" and candidate == "videoseries":
+        raise InvalidVideoRef(PLAYLIST_REASON)
+    if head == "embed" and candidate == "live_stream":
+        raise InvalidVideoRef(CHANNEL_REASON)
+    return _validated_id(candidate)
+
+
+def _video_id_from_attribution_target(raw_target: str) -> str:
+    # The target is a percent-encoded path on youtube.com: "/watch%3Fv%3DID%26feature%3Dshare".
+    target = unquote_plus(raw_target)
+    ref = "https://www.youtube.com" + target if target.startswith("/") else target
+    if not _looks_like_link(ref):
+        raise InvalidVideoRef(NOT_A_VIDEO_REASON)
+    return _video_id_from_url(_split_url(ref), follow_attribution=False)
+
+
+def _validated_id(candidate: str) -> str:
+    if not is_video_id(candidate):
+        raise InvalidVideoRef(f"not a valid video id ({_shorten(candidate, 40)!r})")
+    return candidate
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Bytes -> text
+# --------------------------------------------------------------------------------------------------------
+
+
+def _decode_import_bytes(data: bytes) -> str:
+    if data.startswith(_UTF32_BOMS):
+        raise ImportInputError(f"{_NOT_UTF8} (it starts with a UTF-32 byte order mark, so it is UTF-32)")
+    if data.startswith(_UTF16_BOMS):
+        raise ImportInputError(
+            f"{_NOT_UTF8} (it starts with a UTF-16 byte order mark: it was saved as UTF-16, "
+            'which Excel calls "Unicode Text")'
+        )
+    if b"\x00" in data:
+        raise ImportInputError(_message_for_nul_bytes(data))
+    try:
+        text = data.removeprefix(_UTF8_BOM).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ImportInputError(_message_for_bad_utf8(data, error)) from error
+    if _looks_binary(text):
+        raise ImportInputError(
+            "the file looks binary (it is full of control characters), not a text or CSV list of links"
+        )
+    return text
+
+
+def _message_for_nul_bytes(data: bytes) -> str:
+    # UTF-16 without a byte order mark puts a NUL in every other byte of ASCII text.
+    sample = data[:4096]
+    nul_count = sample.count(b"\x00")
+    if (
+        nul_count * 3 >= len(sample)
+        and max(sample[0::2].count(0), sample[1::2].count(0)) * 10 >= nul_count * 9
+    ):
+        return f"{_NOT_UTF8} (it looks like UTF-16)"
+    return "the file looks binary (it contains NUL bytes), not a text or CSV list of links"
+
+
+def _message_for_bad_utf8(data: bytes, error: UnicodeDecodeError) -> str:
+    offset = error.start + (len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0)
+    line = data.count(b"\n", 0, offset) + 1
+    return (
+        f"{_NOT_UTF8} (byte 0x{data[offset]:02X} on line {line} is not UTF-8; "
+        "Latin-1 and Windows-1252 files look like this)"
+    )
+
+
+def _looks_binary(text: str) -> bool:
+    # A stray control character is a damaged cell worth reporting on its line; many mean it is not text.
+    if _BINARY_CONTROL_CHAR.search(text) is None:
+        return False
+    return len(_BINARY_CONTROL_CHAR.findall(text)) * 100 >= len(text)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Text -> records (one per CSV row, with the physical line it starts on)
+# --------------------------------------------------------------------------------------------------------
+
+
+class _Record(NamedTuple):
+    line: int
+    cells: list[str]
+
+
+def _sniff_delimiter(text: str) -> str | None:
+    """Pick the delimiter found on the most sample lines, the steadiest count breaking ties; None if none."""
+    sample = _sample_lines(text)
+    best: tuple[int, int, int] = (0, 0, 0)
+    chosen: str | None = None
+    for preference, delimiter in enumerate(reversed(_CANDIDATE_DELIMITERS)):
+        counts = [_count_outside_quotes(line, delimiter) for line in sample]
+        present = [count for count in counts if count]
+        if not present:
+            continue
+        modal = max(set(present), key=present.count)
+        score = (len(present), present.count(modal), preference)
+        if score > best:
+            best, chosen = score, delimiter
+    return chosen
+
+
+def _sample_lines(text: str) -> list[str]:
+    sample: list[str] = []
+    for raw in _LINE_BREAK.split(text[:65536]):
+        line = raw.strip(_STRIPPED_CHARS)
+        if line and not line.startswith("#"):
+            sample.append(line)
+            if len(sample) == _SNIFF_SAMPLE_LINES:
+                break
+    return sample
+
+
+def _count_outside_quotes(line: str, delimiter: str) -> int:
+    if '"' not in line:
+        return line.count(delimiter)
+    count, quoted = 0, False
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        elif char == delimiter and not quoted:
+            count += 1
+    return count
+
+
+def _read_records(text: str) -> list[_Record]:
+    delimiter = _sniff_delimiter(text)
+    if delimiter is None:
+        # A pasted list: one link per line. Reading it without CSV quoting means one stray quote
+        # cannot swallow the rest of the list into a single cell.
+        return _read_plain_records(text, _ANY_DELIMITER)
+    try:
+        return _read_csv_records(text, delimiter)
+    except csv.Error:
+        # Broken quoting (a cell past the csv module's size limit): fall back to one record per line.
+        return _read_plain_records(text, re.compile(re.escape(delimiter)))
+
+
+def _read_csv_records(text: str, delimiter: str) -> list[_Record]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
+    records: list[_Record] = []
+    start_line = 1
+    for row in reader:
+        cells = [cell.strip(_STRIPPED_CHARS) for cell in row]
+        if any(cells):
+            records.append(_Record(start_line, cells))
+        start_line = reader.line_num + 1
+    return records
+
+
+def _read_plain_records(text: str, separator: re.Pattern[str]) -> list[_Record]:
+    records: list[_Record] = []
+    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
+        # Strip the line first: an indented link must stay in the first column.
+        cells = [_unquote_plain_cell(cell) for cell in separator.split(line.strip(_STRIPPED_CHARS))]
+        if any(cells):
+            records.append(_Record(number, cells))
+    return records
+
+
+def _unquote_plain_cell(cell: str) -> str:
+    return cell.strip(_STRIPPED_CHARS).strip('"').strip(_STRIPPED_CHARS)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Records -> candidate values (which column, which rows)
+# --------------------------------------------------------------------------------------------------------
+
+
+class _Header(NamedTuple):
+    position: int
+    line: int
+    column: int
+    name: str
+
+
+class _Candidate(NamedTuple):
+    line: int
+    value: str
+    rejection: str | None
+    """Set when the row is rejected for where it is, not for what it holds."""
+
+
+def _normalize_header_cell(cell: str) -> str:
+    return " ".join(cell.lower().split())
+
+
+def _header_column(cells: Sequence[str]) -> int | None:
+    names = [_normalize_header_cell(cell) for cell in cells]
+    for aliases in _HEADER_ALIASES:
+        for column, name in enumerate(names):
+            if name in aliases:
+                return column
+    return None
+
+
+def _is_comment(record: _Record, column: int) -> bool:
+    # "#" opens a comment in a pasted list. In a sheet whose links are not in the first column, a "#"
+    # cell there may be a label ("#1 favourite") on a real row: only a row with nothing else is a comment.
+    return record.cells[0].startswith("#") and (column == 0 or not any(record.cells[1:]))
+
+
+def _takeout_metadata_lines(records: Sequence[_Record]) -> set[int]:
+    """Lines of Takeout's playlist metadata block: its header line and the data row after it."""
+    lines: set[int] = set()
+    for index, record in enumerate(records):
+        if record.cells[0][:8].lower() != "playlist":  # cheap filter: this runs on every row
+            continue
+        leading = tuple(_normalize_header_cell(cell) for cell in record.cells[:2])
+        if leading == _TAKEOUT_METADATA_HEADER:
+            lines.add(record.line)
+            following = records[index + 1] if index + 1 < len(records) else None
+            if following is not None and _header_column(following.cells) is None:
+                lines.add(following.line)
+    return lines
+
+
+def _find_header(records: Sequence[_Record], skipped_lines: set[int]) -> _Header | None:
+    """The first header row, searched until the first row holding a video (after that it is data)."""
+    for index, record in enumerate(records):
+        if record.line in skipped_lines:
+            continue
+        column = _header_column(record.cells)
+        if column is not None:
+            return _Header(index, record.line, column, record.cells[column])
+        if not _is_comment(record, 0) and any(_holds_video(cell) for cell in record.cells):
+            return None
+    return None
+
+
+def _holds_video(cell: str) -> bool:
+    try:
+        parse_video_ref(cell)
+    except InvalidVideoRef:
+        return False
+    return True
+
+
+def _select_candidates(records: Sequence[_Record]) -> list[_Candidate]:
+    skipped_lines = _takeout_metadata_lines(records)
+    header = _find_header(records, skipped_lines)
+    if header is None:
+        return list(_candidates_from_rows(records, skipped_lines, column=0, column_label="the first column"))
+    before = _candidates_before_header(records[: header.position], skipped_lines, header)
+    after = _candidates_from_rows(
+        records[header.position + 1 :],
+        skipped_lines,
+        column=header.column,
+        column_label=f"the {header.name} column",
+        skip_repeated_headers=True,
+    )
+    return [*before, *after]
+
+
+def _candidates_before_header(
+    records: Sequence[_Record], skipped_lines: set[int], header: _Header
+) -> list[_Candidate]:
+    reason = f"comes before the header row (line {header.line}), so it is not read as a video"
+    return [
+        _Candidate(record.line, next(cell for cell in record.cells if cell), reason)
+        for record in records
+        if record.line not in skipped_lines and not _is_comment(record, 0)
+    ]
+
+
+def _candidates_from_rows(
+    records: Sequence[_Record],
+    skipped_lines: set[int],
+    *,
+    column: int,
+    column_label: str,
+    skip_repeated_headers: bool = False,
+) -> Iterator[_Candidate]:
+    for record in records:
+        if record.line in skipped_lines or _is_comment(record, column):
+            continue
+        value = record.cells[column] if column < len(record.cells) else ""
+        if skip_repeated_headers and _normalize_header_cell(value) in _ALL_HEADER_ALIASES:
+            continue  # files glued together repeat their header; it is not a row
+        yield _Candidate(record.line, value, None if value else f"{column_label} is empty")
+
+
+# --------------------------------------------------------------------------------------------------------
+# The whole input
+# --------------------------------------------------------------------------------------------------------
+
+
+def parse_import(data: bytes, *, max_rows: int = 50_000) -> ParsedImport:
+    """Read an import file or pasted list into unique video ids plus a reason for every rejected row.
+
+    Raises ImportInputError (TooManyRows when over `max_rows`) when the input as a whole is unusable;
+    an input with nothing valid in it is not an error: it comes back with no video ids.
+    """
+    text = _decode_import_bytes(data)
+    candidates = _select_candidates(_read_records(text))
+    if len(candidates) > max_rows:
+        raise TooManyRows(len(candidates), max_rows)
+    return _collect_video_ids(candidates)
+
+
+def _collect_video_ids(candidates: Sequence[_Candidate]) -> ParsedImport:
+    seen: dict[str, None] = {}  # a dict keeps first-seen order
+    duplicates = 0
+    invalid: list[InvalidLine] = []
+    for candidate in candidates:
+        outcome = _read_candidate(candidate)
+        if isinstance(outcome, InvalidLine):
+            invalid.append(outcome)
+        elif outcome in seen:
+            duplicates += 1
+        else:
+            seen[outcome] = None
+    return ParsedImport(list(seen), duplicates, invalid, len(candidates))
+
+
+def _read_candidate(candidate: _Candidate) -> str | InvalidLine:
+    reason = candidate.rejection
+    if reason is None:
+        try:
+            return parse_video_ref(candidate.value)
+        except InvalidVideoRef as error:
+            reason = str(error)
+    return InvalidLine(candidate.line, candidate.value[:MAX_VALUE_CHARS], reason)

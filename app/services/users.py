@@ -1,0 +1,116 @@
+"""Users and their API tokens. A token is shown once; only its sha256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import ApiToken, User
+
+TOKEN_PREFIX = "sytb_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""`last_used_at` is refreshed at most this often, so authenticating is a read, not a write, per request."""
+
+
+class UserError(ValueError):
+    """A user-facing problem with a users/tokens command; the message says what to do."""
+
+
+class UserRepository(SQLAlchemyAsyncRepository[User]):
+    model_type = User
+
+
+class TokenRepository(SQLAlchemyAsyncRepository[ApiToken]):
+    model_type = ApiToken
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token_id: UUID
+    user_id: UUID
+    secret: str
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_token_secret() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def normalise_email(email: str) -> str:
+    cleaned = email.strip().lower()
+    local, at, domain = cleaned.partition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in cleaned) or len(cleaned) > 320:
+        raise UserError(f"not a valid email address: {email!r}")
+    return cleaned
+
+
+async def create_user(session: AsyncSession, email: str) -> User:
+    address = normalise_email(email)
+    users = UserRepository(session=session)
+    if await users.exists(email=address):
+        raise UserError(f"a user with email {address} already exists")
+    return await users.add(User(email=address))
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User:
+    address = normalise_email(email)
+    user = await UserRepository(session=session).get_one_or_none(email=address)
+    if user is None:
+        raise UserError(f"no user with email {address}")
+    return user
+
+
+async def issue_token(session: AsyncSession, user: User, name: str = "default") -> IssuedToken:
+    secret = new_token_secret()
+    token = await TokenRepository(session=session).add(
+        ApiToken(user_id=user.id, name=name[:100], token_hash=hash_token(secret))
+    )
+    return IssuedToken(token_id=token.id, user_id=user.id, secret=secret)
+
+
+async def revoke_token(session: AsyncSession, token_id: UUID) -> ApiToken:
+    token = await TokenRepository(session=session).get_one_or_none(id=token_id)
+    if token is None:
+        raise UserError(f"no token with id {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = datetime.now(UTC)
+    return token
+
+
+async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
+    rows = await session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at)
+    )
+    return list(rows)
+
+
+async def authenticate(session: AsyncSession, secret: str) -> User | None:
+    """The live user a token belongs to, or None for an unknown, malformed or revoked token."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        return None
+    row = (
+        await session.execute(
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    token: ApiToken = row[0]
+    user: User = row[1]
+    now = datetime.now(UTC)
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        await session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+        await session.commit()
+    return user

@@ -1,0 +1,160 @@
+"""Videos of a list: browse, add one, delete, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from uuid import UUID
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.services import jobs as job_service
+from app.services.errors import Conflict, NotFound
+from app.services.lists import get_owned_list
+from db.models import Video, VideoStatus
+
+EXPORT_COLUMNS = (
+    "youtube_id", "url", "status", "title", "channel_title", "channel_id", "duration_s", "published_at",
+    "view_count", "thumbnail_url", "error", "added_at",
+)  # fmt: skip
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+async def page_videos(
+    session: AsyncSession,
+    user_id: UUID,
+    list_id: UUID,
+    *,
+    status: VideoStatus | None,
+    query: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Video], int]:
+    await get_owned_list(session, user_id, list_id)
+    conditions = [Video.list_id == list_id, Video.user_id == user_id]
+    if status is not None:
+        conditions.append(Video.status == status.value)
+    if query:
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(
+            or_(
+                Video.title.ilike(pattern, escape="\\"),
+                Video.channel_title.ilike(pattern, escape="\\"),
+                Video.youtube_id == query.strip(),
+            )
+        )
+    total = await session.scalar(select(func.count()).select_from(Video).where(*conditions)) or 0
+    rows = await session.scalars(
+        select(Video).where(*conditions).order_by(Video.created_at, Video.id).limit(limit).offset(offset)
+    )
+    return list(rows), total
+
+
+async def insert_pending_videos(
+    session: AsyncSession, user_id: UUID, list_id: UUID, youtube_ids: list[str], job_id: UUID | None
+) -> int:
+    """Insert the ids not yet in the list as pending; returns how many were new."""
+    inserted = 0
+    chunk = 5000  # keeps each statement well under Postgres's 65535 bind parameters
+    for start in range(0, len(youtube_ids), chunk):
+        rows = [
+            {"list_id": list_id, "user_id": user_id, "youtube_id": yid, "job_id": job_id,
+             "status": VideoStatus.PENDING.value}
+            for yid in youtube_ids[start : start + chunk]
+        ]  # fmt: skip
+        statement = (
+            insert(Video)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["list_id", "youtube_id"])
+            .returning(Video.id)
+        )
+        inserted += len((await session.execute(statement)).all())
+    return inserted
+
+
+async def add_video(session: AsyncSession, user_id: UUID, list_id: UUID, youtube_id: str) -> Video:
+    await get_owned_list(session, user_id, list_id)
+    existing = await session.scalar(
+        select(Video.id).where(Video.list_id == list_id, Video.youtube_id == youtube_id)
+    )
+    if existing is not None:
+        raise Conflict(f"video {youtube_id} is already in this list", extra={"video_id": str(existing)})
+    # One video is a one-video job, so its metadata arrives the same way as an import's, live.
+    job = await job_service.create_job(session, user_id, list_id, job_service.ADD_KIND)
+    video = Video(
+        list_id=list_id,
+        user_id=user_id,
+        youtube_id=youtube_id,
+        status=VideoStatus.PENDING.value,
+        job_id=job.id,
+    )
+    session.add(video)
+    job.total = 1
+    job.message = "Queued 1 video"
+    await session.flush()
+    return video
+
+
+async def get_owned_video(session: AsyncSession, user_id: UUID, video_id: UUID) -> Video:
+    video = await session.scalar(select(Video).where(Video.id == video_id, Video.user_id == user_id))
+    if video is None:
+        raise NotFound(f"video {video_id} not found")
+    return video
+
+
+async def delete_video(session: AsyncSession, user_id: UUID, video_id: UUID) -> None:
+    video = await get_owned_video(session, user_id, video_id)
+    await session.delete(video)
+    await session.flush()
+    if video.job_id is not None:
+        # The job's counts are recomputed from its videos: deleting one changes its total.
+        await job_service.refresh_counts(session, video.job_id)
+
+
+def neutralise_formula(value: str) -> str:
+    """Spreadsheet apps run cells starting with these characters as formulas (CSV injection)."""
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def export_row(video: Video) -> list[str]:
+    values = [
+        video.youtube_id,
+        f"https://www.youtube.com/watch?v={video.youtube_id}",
+        video.status,
+        video.title or "",
+        video.channel_title or "",
+        video.channel_id or "",
+        "" if video.duration_s is None else str(video.duration_s),
+        video.published_at.isoformat() if video.published_at else "",
+        "" if video.view_count is None else str(video.view_count),
+        video.thumbnail_url or "",
+        video.error or "",
+        video.created_at.isoformat(),
+    ]
+    return [neutralise_formula(v) for v in values]
+
+
+def csv_lines(rows: Iterator[list[str]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+async def export_csv(session: AsyncSession, user_id: UUID, list_id: UUID) -> str:
+    await get_owned_list(session, user_id, list_id)
+    videos = await session.scalars(
+        select(Video)
+        .where(Video.list_id == list_id, Video.user_id == user_id)
+        .order_by(Video.created_at, Video.id)
+    )
+    return "".join(csv_lines(export_row(v) for v in videos))

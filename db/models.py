@@ -1,0 +1,172 @@
+"""The tables of shared/DESIGN.md section 3, declared once for SQLAlchemy and Alembic.
+
+Triggers and functions are not visible to SQLAlchemy: they live in `db/sql/schema_triggers.sql` and are
+installed by the migrations (see `db/migrations/versions`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from advanced_alchemy.base import DefaultBase, UUIDv7AuditBase, UUIDv7Base
+from advanced_alchemy.types import DateTimeUTC, JsonB
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+metadata = UUIDv7AuditBase.metadata
+
+MESSAGE_MAX = 500
+"""Bound on `jobs.message` / event `message`, so a NOTIFY payload always fits (DESIGN.md section 3)."""
+ERROR_MAX = 1000
+"""Bound on error texts (`videos.error`, `jobs.last_error`, event `error`)."""
+
+
+class VideoStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_JOB_STATUSES
+
+
+TERMINAL_JOB_STATUSES = frozenset(
+    {JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED, JobStatus.CANCELLED}
+)
+
+
+def _check_in(column: str, values: type[enum.StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class User(UUIDv7AuditBase):
+    __tablename__ = "users"
+
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+
+
+class ApiToken(UUIDv7Base):
+    __tablename__ = "api_tokens"
+
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class BookmarkList(UUIDv7AuditBase):
+    __tablename__ = "bookmark_lists"
+
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class Video(UUIDv7AuditBase):
+    __tablename__ = "videos"
+    __table_args__ = (
+        UniqueConstraint("list_id", "youtube_id", name="uq_videos_list_youtube_id"),
+        CheckConstraint(_check_in("status", VideoStatus), name="status"),
+        Index("ix_videos_job_status", "job_id", "status"),
+        Index("ix_videos_list_created", "list_id", "created_at"),
+    )
+
+    list_id: Mapped[UUID] = mapped_column(ForeignKey("bookmark_lists.id", ondelete="CASCADE"))
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    youtube_id: Mapped[str] = mapped_column(String(11))
+    status: Mapped[str] = mapped_column(String(16), default=VideoStatus.PENDING.value)
+    title: Mapped[str | None] = mapped_column(Text)
+    channel_title: Mapped[str | None] = mapped_column(Text)
+    channel_id: Mapped[str | None] = mapped_column(String(64))
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    published_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    thumbnail_url: Mapped[str | None] = mapped_column(Text)
+    view_count: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(String(ERROR_MAX))
+    job_id: Mapped[UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+
+
+class Job(UUIDv7Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(_check_in("status", JobStatus), name="status"),
+        CheckConstraint("processed >= 0 AND failed >= 0 AND processed <= total", name="counts"),
+        Index("ix_jobs_user_created", "user_id", "created_at"),
+    )
+
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    list_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("bookmark_lists.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32), default=JobStatus.QUEUED.value)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str | None] = mapped_column(String(MESSAGE_MAX))
+    last_error: Mapped[str | None] = mapped_column(String(ERROR_MAX))
+    rate: Mapped[float | None] = mapped_column(Float)
+    eta_s: Mapped[int | None] = mapped_column(Integer)
+    last_seq: Mapped[int | None] = mapped_column(BigInteger)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class ProgressEvent(DefaultBase):
+    """One row per progress event; `seq` is assigned by the `progress_events_assign_seq` trigger."""
+
+    __tablename__ = "progress_events"
+    __table_args__ = (
+        UniqueConstraint("user_id", "seq", name="uq_progress_events_user_seq"),
+        Index("ix_progress_events_job_seq", "job_id", "seq"),
+        Index("ix_progress_events_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # No foreign key to jobs: events are history and are pruned by retention, independently of jobs.
+    job_id: Mapped[UUID] = mapped_column()
+    seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
+    data: Mapped[dict[str, Any]] = mapped_column(JsonB)
+
+
+class ProgressStream(DefaultBase):
+    """The per-user cursor whose row lock makes `seq` commit-ordered."""
+
+    __tablename__ = "progress_streams"
+
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -1,0 +1,113 @@
+"""Shared fixtures: a real Postgres, a template database built once by the migrations, a clone per test.
+
+Set `TEST_DATABASE_URL` to a server where the test user may create databases (default: the local one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from app.asgi import create_app
+from app.services import users as user_service
+from app.settings import Settings, replace_database
+from db import migrate
+
+ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _run(sql: str) -> None:
+    asyncio.run(_admin(sql))
+
+
+@pytest.fixture(scope="session")
+def template_database() -> Iterator[str]:
+    """A database migrated to head once per session; each test clones it (CREATE DATABASE ... TEMPLATE)."""
+    name = f"bm_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    _run(f'CREATE DATABASE "{name}"')
+    try:
+        migrate.upgrade(Settings(database_url=replace_database(ADMIN_DSN, name)))
+        yield name
+    finally:
+        _run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def database_url(template_database: str) -> AsyncIterator[str]:
+    name = f"bm_test_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    try:
+        yield replace_database(ADMIN_DSN, name)
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, run_workers_in_web=False, progress_interval_ms=0)
+
+
+@pytest.fixture
+async def session_maker(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_async_engine(settings.sqlalchemy_url)
+    try:
+        yield async_sessionmaker(engine, expire_on_commit=False)
+    finally:
+        await engine.dispose()
+
+
+@dataclass(frozen=True)
+class Account:
+    user_id: uuid.UUID
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def create_account(sessions: async_sessionmaker[AsyncSession], email: str) -> Account:
+    async with sessions() as session:
+        user = await user_service.create_user(session, email)
+        issued = await user_service.issue_token(session, user)
+        await session.commit()
+    return Account(user_id=user.id, email=user.email, token=issued.secret)
+
+
+@pytest.fixture
+async def alice(session_maker: async_sessionmaker[AsyncSession]) -> Account:
+    return await create_account(session_maker, "alice@example.com")
+
+
+@pytest.fixture
+async def bob(session_maker: async_sessionmaker[AsyncSession]) -> Account:
+    return await create_account(session_maker, "bob@example.com")
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client

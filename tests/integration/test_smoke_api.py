@@ -1,0 +1,28 @@
+"""A first end-to-end pass through the HTTP API on a real database."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import Account
+
+
+async def test_import_creates_pending_videos_and_a_queued_job(
+    client: AsyncTestClient[Litestar], alice: Account
+) -> None:
+    """A pasted list of links becomes pending videos and one queued job, with duplicates counted."""
+    created = await client.post("/api/lists", json={"name": "Music"}, headers=alice.headers)
+    assert created.status_code == 201, created.text
+    list_id = created.json()["id"]
+    body = (
+        "https://youtu.be/dQw4w9WgXcQ\nhttps://www.youtube.com/watch?v=dQw4w9WgXcQ\nnot a link\n9bZkp7q19f0\n"
+    )
+    response = await client.post(
+        f"/api/lists/{list_id}/imports", content=body, headers={**alice.headers, "Content-Type": "text/plain"}
+    )
+    assert response.status_code == 202, response.text
+    result = response.json()
+    assert (result["accepted"], result["duplicates"], len(result["invalid"])) == (2, 1, 1)
+    assert result["job"]["status"] == "queued"
+    assert result["job"]["total"] == 2

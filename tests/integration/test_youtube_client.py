@@ -1,0 +1,461 @@
+"""The YouTube client against the fake YouTube over real HTTP (plus table-driven parsing units)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.fakes.youtube import FakeYouTube, format_iso8601_duration
+from workers.youtube import (
+    REASON_INVALID_ID,
+    REASON_NOT_FOUND,
+    REASON_NOT_FOUND_API,
+    REASON_PRIVATE,
+    FetchResult,
+    YouTubeClient,
+    YouTubeError,
+    parse_iso8601_duration,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class RecordingSleep:
+    """Stands in for asyncio.sleep: records each backoff delay and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeYouTube]:
+    with FakeYouTube(latency_ms=0) as youtube:
+        yield youtube
+
+
+@asynccontextmanager
+async def youtube_client(
+    fake: FakeYouTube, *, api: bool = True, timeout: float = 5.0, **options: Any
+) -> AsyncIterator[tuple[YouTubeClient, RecordingSleep]]:
+    sleep = RecordingSleep()
+    options.setdefault("api_key", fake.api_key if api else None)
+    options.setdefault("api_url", fake.api_url)
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        client = YouTubeClient(http, oembed_url=fake.oembed_url, sleep=sleep, rng=random.Random(7), **options)
+        yield client, sleep
+
+
+def video_ids(count: int, prefix: str = "vid") -> list[str]:
+    return [f"{prefix}{index:08d}" for index in range(count)]
+
+
+def assert_partitioned(result: FetchResult, ids: list[str]) -> None:
+    found, unavailable, transient = set(result.found), set(result.unavailable), set(result.transient)
+    assert found | unavailable | transient == set(ids)
+    assert not (found & unavailable)
+    assert not (found & transient)
+    assert not (unavailable & transient)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+# ---- Data API mode: mapping and batching ----
+
+
+async def test_api_mode_maps_every_field(fake: FakeYouTube) -> None:
+    """Every VideoMetadata field equals what the fake's wire data means, including live and hidden views."""
+    ids = [*video_ids(40), "livestream1", "hidviews001"]
+    async with youtube_client(fake) as (client, _):
+        result = await client.fetch(ids)
+
+    assert set(result.found) == set(ids)
+    for video_id in ids:
+        assert msgspec.structs.asdict(result.found[video_id]) == fake.expected(video_id)
+    assert result.found["livestream1"].duration_s is None
+    assert result.found["hidviews001"].view_count is None
+    thumbnails = {
+        meta.thumbnail_url.rsplit("/", 1)[1] for meta in result.found.values() if meta.thumbnail_url
+    }
+    assert thumbnails == {"maxresdefault.jpg", "hqdefault.jpg"}, "sample must cover a video without maxres"
+    assert any((meta.duration_s or 0) > 86_400 for meta in result.found.values()), "sample needs a P1D..."
+    assert all(meta.published_at and meta.published_at.tzinfo == UTC for meta in result.found.values())
+
+
+@pytest.mark.parametrize(("count", "requests"), [(50, 1), (51, 2), (120, 3), (150, 3)])
+async def test_api_mode_batches_ids_by_50(fake: FakeYouTube, count: int, requests: int) -> None:
+    """Ids go out in videos.list requests of at most 50 (120 ids: 3 requests), each video served once."""
+    ids = video_ids(count)
+    async with youtube_client(fake) as (client, _):
+        result = await client.fetch(ids)
+
+    assert len(result.found) == count
+    assert fake.requests == requests
+    assert fake.requests_per_id == dict.fromkeys(ids, 1)
+
+
+async def test_api_mode_reports_private_and_deleted_as_unavailable(fake: FakeYouTube) -> None:
+    """Ids absent from `items` (private, deleted) are unavailable with a reason; the rest are found."""
+    ids = ["prvate00001", "deleted0001", "vid00000001"]
+    async with youtube_client(fake) as (client, _):
+        result = await client.fetch(ids)
+
+    assert result.unavailable == {"prvate00001": REASON_NOT_FOUND_API, "deleted0001": REASON_NOT_FOUND_API}
+    assert set(result.found) == {"vid00000001"}
+    assert result.transient == {}
+
+
+@pytest.mark.parametrize("api", [True, False], ids=["api", "oembed"])
+async def test_malformed_and_duplicate_ids_cost_no_extra_requests(fake: FakeYouTube, api: bool) -> None:
+    """A malformed id is unavailable without a request; a repeated id is fetched once."""
+    ids = ["vid00000001", "vid00000001", "short", "has,comma01", "vid00000002"]
+    async with youtube_client(fake, api=api) as (client, _):
+        result = await client.fetch(ids)
+
+    assert result.unavailable == {"short": REASON_INVALID_ID, "has,comma01": REASON_INVALID_ID}
+    assert set(result.found) == {"vid00000001", "vid00000002"}
+    assert fake.requests == (1 if api else 2)
+    assert fake.requests_per_id == {"vid00000001": 1, "vid00000002": 1}
+
+
+async def test_batch_size_and_mode_follow_the_api_key() -> None:
+    """A key selects the Data API with batches of 50; no (or an empty) key selects oEmbed, 4 ids per slot."""
+    async with httpx.AsyncClient() as http:
+        api = YouTubeClient(http, api_key="k")
+        oembed = YouTubeClient(http, api_key="", concurrency=3)
+    assert (api.mode, api.batch_size) == ("api", 50)
+    assert (oembed.mode, oembed.batch_size) == ("oembed", 12)
+
+
+# ---- oEmbed mode ----
+
+
+async def test_oembed_mode_maps_what_oembed_offers(fake: FakeYouTube) -> None:
+    """oEmbed gives title, channel name and the hq thumbnail; the fields it lacks are None."""
+    async with youtube_client(fake, api=False) as (client, _):
+        result = await client.fetch(["vid00000001"])
+
+    expected = fake.expected("vid00000001")
+    meta = result.found["vid00000001"]
+    assert (meta.youtube_id, meta.title, meta.channel_title) == (
+        "vid00000001",
+        expected["title"],
+        expected["channel_title"],
+    )
+    assert meta.thumbnail_url == "https://i.ytimg.com/vi/vid00000001/hqdefault.jpg"
+    assert (meta.channel_id, meta.duration_s, meta.published_at, meta.view_count) == (None, None, None, None)
+
+
+async def test_oembed_mode_maps_404_and_401_to_unavailable(fake: FakeYouTube) -> None:
+    """oEmbed's 404 means deleted and 401 means private; both are permanent, neither is retried."""
+    async with youtube_client(fake, api=False) as (client, sleep):
+        result = await client.fetch(["deleted0001", "prvate00001", "vid00000001"])
+
+    assert result.unavailable == {"deleted0001": REASON_NOT_FOUND, "prvate00001": REASON_PRIVATE}
+    assert set(result.found) == {"vid00000001"}
+    assert sleep.delays == []
+    assert fake.requests == 3
+
+
+async def test_oembed_concurrency_never_exceeds_the_limit(fake: FakeYouTube) -> None:
+    """With 30 slow oEmbed lookups and concurrency 3, the fake sees exactly 3 requests in flight at most."""
+    fake.latency_ms = 40
+    async with youtube_client(fake, api=False, concurrency=3) as (client, _):
+        result = await client.fetch(video_ids(30))
+
+    assert len(result.found) == 30
+    assert fake.max_in_flight == 3
+
+
+async def test_oembed_retries_server_errors_then_succeeds(fake: FakeYouTube) -> None:
+    """Two oEmbed 503s are retried with backoff and the video is still found."""
+    fake.fail_next(2, status=503)
+    async with youtube_client(fake, api=False, backoff_base_s=1.0) as (client, sleep):
+        result = await client.fetch(["vid00000001"])
+
+    assert set(result.found) == {"vid00000001"}
+    assert len(sleep.delays) == 2
+    assert 0 <= sleep.delays[0] <= 1.0
+    assert 0 <= sleep.delays[1] <= 2.0
+
+
+async def test_every_id_lands_in_exactly_one_outcome(fake: FakeYouTube) -> None:
+    """Mixed ids and injected failures still put each id in exactly one of found/unavailable/transient."""
+    ids = [*video_ids(12), "prvate00001", "deleted0001", "bad id", "vid00000003"]
+    fake.fail_next(3, status=500)
+    async with youtube_client(fake, api=False, max_attempts=1) as (client, _):
+        result = await client.fetch(ids)
+
+    assert_partitioned(result, ids)
+    assert len(result.transient) == 3
+    assert len(result.unavailable) == 3
+
+
+# ---- retries and transient failures ----
+
+
+async def test_rate_limit_burst_then_success_honours_retry_after(fake: FakeYouTube) -> None:
+    """Three 429s with Retry-After: 2 make the client wait exactly 2 s each time, then it succeeds."""
+    fake.fail_next(3, status=429, retry_after=2)
+    async with youtube_client(fake) as (client, sleep):
+        result = await client.fetch(video_ids(10))
+
+    assert len(result.found) == 10
+    assert sleep.delays == [2.0, 2.0, 2.0]
+    assert fake.requests == 4
+
+
+async def test_retry_after_is_capped_by_backoff_max(fake: FakeYouTube) -> None:
+    """A Retry-After longer than backoff_max_s is shortened to backoff_max_s."""
+    fake.fail_next(1, status=503, retry_after=120)
+    async with youtube_client(fake, backoff_max_s=7.0) as (client, sleep):
+        result = await client.fetch(video_ids(1))
+
+    assert len(result.found) == 1
+    assert sleep.delays == [7.0]
+
+
+async def test_rate_limit_exceeded_403_is_retried_not_fatal(fake: FakeYouTube) -> None:
+    """A 403 rateLimitExceeded is throttling, not a refusal: it is retried and the batch succeeds."""
+    fake.fail_next(2, status=403, reason="rateLimitExceeded")
+    async with youtube_client(fake) as (client, sleep):
+        result = await client.fetch(video_ids(5))
+
+    assert len(result.found) == 5
+    assert len(sleep.delays) == 2
+
+
+async def test_server_errors_exhaust_retries_then_go_transient(fake: FakeYouTube) -> None:
+    """Persistent 500s get max_attempts tries per batch with jittered, capped backoff, then go transient."""
+    fake.fail_next(100, status=500)
+    ids = video_ids(60)
+    async with youtube_client(fake, max_attempts=4, backoff_base_s=1.0, backoff_max_s=3.0) as (client, sleep):
+        result = await client.fetch(ids)
+
+    assert result.found == {}
+    assert set(result.transient) == set(ids)
+    assert "HTTP 500" in result.transient[ids[0]]
+    assert "4 attempts" in result.transient[ids[0]]
+    assert fake.requests == 8  # two batches, four attempts each
+    ceilings = [1.0, 2.0, 3.0] * 2
+    assert len(sleep.delays) == len(ceilings)
+    assert all(0 <= delay <= ceiling for delay, ceiling in zip(sleep.delays, ceilings, strict=True))
+    assert sleep.delays != ceilings, "full jitter draws below the ceiling"
+
+
+@pytest.mark.parametrize("api", [True, False], ids=["api", "oembed"])
+async def test_timeouts_are_retried_then_transient(fake: FakeYouTube, api: bool) -> None:
+    """Answers slower than the client's timeout count as failed attempts and end up transient."""
+    fake.slow_next(100, 0.5)
+    async with youtube_client(fake, api=api, timeout=0.1, max_attempts=2) as (client, sleep):
+        result = await client.fetch(video_ids(3))
+
+    assert set(result.transient) == set(video_ids(3))
+    assert all("timed out" in reason for reason in result.transient.values())
+    assert len(sleep.delays) == (1 if api else 3)
+
+
+async def test_connection_errors_are_transient() -> None:
+    """When nothing listens at the API's address, the batch is transient, not an exception."""
+    port = free_port()
+    sleep = RecordingSleep()
+    async with httpx.AsyncClient(timeout=1.0) as http:
+        client = YouTubeClient(
+            http, api_key="SECRET-KEY-42", api_url=f"http://127.0.0.1:{port}/v3", max_attempts=2, sleep=sleep
+        )
+        result = await client.fetch(["vid00000001"])
+
+    assert "could not reach YouTube" in result.transient["vid00000001"]
+    assert "SECRET-KEY-42" not in result.transient["vid00000001"]
+    assert len(sleep.delays) == 1
+
+
+# ---- job-stopping errors ----
+
+
+async def test_quota_exhaustion_raises_and_stops_requesting(fake: FakeYouTube) -> None:
+    """After the quota runs out the client raises quotaExceeded at once: no retry, no further batch."""
+    fake.quota_after(1)
+    async with youtube_client(fake) as (client, sleep):
+        with pytest.raises(YouTubeError, match="quota") as raised:
+            await client.fetch(video_ids(150))
+
+    assert raised.value.reason == "quotaExceeded"
+    assert raised.value.status == 403
+    assert fake.requests == 2
+    assert sleep.delays == []
+
+
+async def test_invalid_key_raises_key_invalid_without_leaking_it(fake: FakeYouTube) -> None:
+    """A wrong key raises keyInvalid and the key itself appears in no part of the error."""
+    secret = "wrong-key-S3CR3T"
+    async with youtube_client(fake, api_key=secret) as (client, sleep):
+        with pytest.raises(YouTubeError) as raised:
+            await client.fetch(video_ids(3))
+
+    assert raised.value.reason == "keyInvalid"
+    assert "key" in str(raised.value)
+    assert secret not in f"{raised.value} {raised.value!r} {raised.value.args}"
+    assert sleep.delays == []
+
+
+async def test_key_never_appears_in_messages_or_request_logs(
+    fake: FakeYouTube, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither httpx's request log, nor transient reasons, nor a quota error contain the API key."""
+    fake.api_key = "valid-S3CR3T-key"
+    fake.fail_next(2, status=500)
+    caplog.set_level(logging.DEBUG)
+    async with youtube_client(fake, max_attempts=2) as (client, _):
+        transient = await client.fetch(video_ids(3))
+        fake.quota_after(0)
+        with pytest.raises(YouTubeError) as raised:
+            await client.fetch(video_ids(3))
+
+    assert transient.transient
+    assert all(fake.api_key not in reason for reason in transient.transient.values())
+    assert fake.api_key not in f"{raised.value} {raised.value!r}"
+    assert "HTTP Request" in caplog.text, "httpx must have logged the requests for this check to mean much"
+    assert fake.api_key not in caplog.text
+
+
+async def test_unexpected_api_error_stops_the_job_with_its_status(fake: FakeYouTube) -> None:
+    """An error the client does not know (a 404 from a misconfigured API URL) raises, naming the status."""
+    async with youtube_client(fake, api_url=fake.base_url + "/not-the-api") as (client, sleep):
+        with pytest.raises(YouTubeError, match="HTTP 404"):
+            await client.fetch(["vid00000001"])
+
+    assert sleep.delays == []
+
+
+async def test_current_google_error_shape_for_bad_key_is_recognised() -> None:
+    """Google's newer body (reason badRequest + ErrorInfo API_KEY_INVALID) still means keyInvalid."""
+    body = {
+        "error": {
+            "code": 400,
+            "message": "API key not valid. Please pass a valid API key.",
+            "errors": [{"message": "API key not valid.", "domain": "global", "reason": "badRequest"}],
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"},
+            ],
+        }
+    }
+    transport = httpx.MockTransport(lambda _: httpx.Response(400, json=body))
+    async with httpx.AsyncClient(transport=transport) as http:
+        with pytest.raises(YouTubeError) as raised:
+            await YouTubeClient(http, api_key="k").fetch(["vid00000001"])
+    assert raised.value.reason == "keyInvalid"
+
+
+# ---- duration parsing (unit) ----
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("PT15S", 15),
+        ("PT4M13S", 253),
+        ("PT1H2M3S", 3_723),
+        ("PT1H", 3_600),
+        ("PT10M", 600),
+        ("P1DT2H", 93_600),
+        ("P2DT3M", 172_980),
+        ("P1W", 604_800),
+        ("PT1.6S", 2),
+        ("P0D", None),  # live stream or unfinished premiere
+        ("PT0S", None),
+        ("", None),
+        (None, None),
+        ("P", None),
+        ("PT", None),
+        ("P1DT", None),
+        ("1H", None),
+        ("PT-5S", None),
+        ("P1M", None),  # a month: ambiguous length, never sent by YouTube
+        ("P1Y2M", None),
+        ("garbage", None),
+    ],
+)
+def test_parse_iso8601_duration(text: str | None, seconds: int | None) -> None:
+    """YouTube's ISO 8601 durations map to seconds; zero and anything unparseable map to None."""
+    assert parse_iso8601_duration(text) == seconds
+
+
+@given(st.integers(min_value=1, max_value=10**8))
+def test_parse_iso8601_duration_inverts_youtubes_format(seconds: int) -> None:
+    """Any positive duration formatted the way YouTube does parses back to the same seconds."""
+    assert parse_iso8601_duration(format_iso8601_duration(seconds)) == seconds
+
+
+@given(st.text(max_size=30))
+def test_parse_iso8601_duration_never_raises(text: str) -> None:
+    """Arbitrary text yields None or a positive int, never an exception."""
+    parsed = parse_iso8601_duration(text)
+    assert parsed is None or parsed > 0
+
+
+# ---- the fake's controls, as other processes use them ----
+
+
+async def test_fake_is_configurable_over_http(fake: FakeYouTube) -> None:
+    """POST /_control injects failures and GET /_stats reports counters, for fakes in other processes."""
+    async with httpx.AsyncClient(base_url=fake.base_url, timeout=5.0) as http:
+        control = await http.post("/_control", json={"fail_next": {"n": 1, "status": 503}})
+        assert control.status_code == 200
+        async with youtube_client(fake, max_attempts=1) as (client, _):
+            result = await client.fetch(["vid00000001"])
+        assert "HTTP 503" in result.transient["vid00000001"]
+        stats = (await http.get("/_stats")).json()
+        assert (stats["requests"], stats["requests_per_id"]) == (1, {})
+        reset = (await http.post("/_control", json={"reset": True})).json()
+        assert reset["requests"] == 0
+
+
+def test_fake_runs_as_a_module_until_sigterm() -> None:
+    """`python -m tests.fakes.youtube` prints its URL when ready, serves, and exits cleanly on SIGTERM."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.youtube", "--port", "0", "--latency-ms", "1"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", line)
+        assert match, line
+        stats = httpx.get(match.group(1) + "/_stats", timeout=5.0)
+        assert json.loads(stats.text)["requests"] == 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

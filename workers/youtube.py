@@ -1,0 +1,520 @@
+"""Async YouTube metadata client: the Data API v3 `videos.list` when a key is set, else oEmbed.
+
+It knows nothing of SAQ or the database: `fetch(ids)` sorts every id into exactly one of
+`found` (metadata), `unavailable` (permanent: not found, private, deleted, invalid) or `transient`
+(still failing after every retry: 429, 5xx, timeouts, connection errors; worth retrying later).
+Job-wide problems (quota exhausted, bad key, API disabled) raise `YouTubeError` instead, so the caller
+stops the job and leaves the remaining videos pending.
+
+The API key travels in the `X-Goog-Api-Key` header rather than the `key=` query parameter: httpx logs
+every request URL at INFO level, and a key in the URL would end up in the worker's logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import functools
+import random
+import re
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal, TypeVar
+
+import httpx
+import msgspec
+
+__all__ = [
+    "FetchResult",
+    "VideoMetadata",
+    "YouTubeClient",
+    "YouTubeError",
+    "parse_iso8601_duration",
+]
+
+API_BATCH_LIMIT: Final = 50  # videos.list accepts at most 50 ids per request
+OEMBED_BATCH_PER_SLOT: Final = 4
+
+REASON_NOT_FOUND_API: Final = "video not found, private or deleted"
+REASON_NOT_FOUND: Final = "video not found or deleted"
+REASON_PRIVATE: Final = "video is private or embedding is disabled"
+REASON_INVALID_ID: Final = "invalid video id"
+
+# YouTube ids are 11 characters of the URL-safe base64 alphabet. Checking before sending keeps a stray
+# comma or slash from corrupting a batched `id=` list or the oEmbed watch URL.
+_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")
+
+_THUMBNAIL_PREFERENCE: Final = ("maxres", "standard", "high", "medium", "default")
+
+# Reasons that no retry can fix: the whole job must stop with a clear message.
+_FATAL_MESSAGES: Final[dict[str, str]] = {
+    "quotaExceeded": "YouTube API quota exceeded; the remaining videos stay pending and can be retried later",
+    "dailyLimitExceeded": (
+        "YouTube API daily limit exceeded; the remaining videos stay pending and can be retried later"
+    ),
+    "keyInvalid": "the configured YouTube API key is not valid; fix it, then retry the job",
+    "accessNotConfigured": (
+        "the YouTube Data API v3 is not enabled for the API key's Google Cloud project; enable it, "
+        "then retry the job"
+    ),
+    "forbidden": "the YouTube API refused the request (forbidden); check the API key's restrictions",
+}
+# ErrorInfo reasons (`error.details[].reason`) that mean the same as a legacy `errors[].reason`.
+_ERROR_INFO_REASONS: Final[dict[str, str]] = {
+    "API_KEY_INVALID": "keyInvalid",
+    "SERVICE_DISABLED": "accessNotConfigured",
+    "API_KEY_SERVICE_BLOCKED": "forbidden",
+    "API_KEY_HTTP_REFERRER_BLOCKED": "forbidden",
+    "API_KEY_IP_ADDRESS_BLOCKED": "forbidden",
+    "API_KEY_ANDROID_APP_BLOCKED": "forbidden",
+    "API_KEY_IOS_APP_BLOCKED": "forbidden",
+}
+# Google answers per-user or per-second throttling with a 403 carrying one of these reasons.
+_RATE_LIMIT_REASONS: Final = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+_RETRYABLE_STATUSES: Final = frozenset({408, 429})
+
+
+class VideoMetadata(msgspec.Struct, frozen=True):
+    """Metadata of one available video.
+
+    `duration_s` is None when unknown: oEmbed mode, an unparseable value, or a zero duration (`P0D`),
+    which YouTube reports for live streams and premieres that have not ended.
+    `published_at`, `view_count` and `channel_id` are None in oEmbed mode; `view_count` is also None
+    when the owner hides it.
+    """
+
+    youtube_id: str
+    title: str
+    channel_title: str | None
+    channel_id: str | None
+    duration_s: int | None
+    published_at: datetime | None
+    thumbnail_url: str | None
+    view_count: int | None
+
+
+class FetchResult(msgspec.Struct):
+    """Every requested id lands in exactly one of the three dicts."""
+
+    found: dict[str, VideoMetadata] = msgspec.field(default_factory=dict)
+    unavailable: dict[str, str] = msgspec.field(default_factory=dict)
+    transient: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class YouTubeError(Exception):
+    """A failure that stops the whole job; `str()` is a message fit for the user (never the key)."""
+
+    def __init__(self, message: str, *, reason: str = "unknown", status: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+# ---- wire format (only the fields we read; everything defaults so a sparse item still maps) ----
+
+
+class _Thumbnail(msgspec.Struct):
+    url: str | None = None
+
+
+class _Snippet(msgspec.Struct, rename="camel"):
+    published_at: str | None = None
+    channel_id: str | None = None
+    title: str = ""
+    channel_title: str | None = None
+    thumbnails: dict[str, _Thumbnail] = msgspec.field(default_factory=dict)
+
+
+class _ContentDetails(msgspec.Struct):
+    duration: str | None = None
+
+
+class _Statistics(msgspec.Struct, rename="camel"):
+    # Documented as a string (uint64 in JSON strings); accept a bare number too.
+    view_count: str | int | None = None
+
+
+class _Video(msgspec.Struct, rename="camel"):
+    id: str
+    snippet: _Snippet = msgspec.field(default_factory=_Snippet)
+    content_details: _ContentDetails = msgspec.field(default_factory=_ContentDetails)
+    statistics: _Statistics = msgspec.field(default_factory=_Statistics)
+
+
+class _VideoListResponse(msgspec.Struct):
+    items: list[_Video] = msgspec.field(default_factory=list)
+
+
+class _ErrorItem(msgspec.Struct):
+    reason: str = ""
+    message: str = ""
+
+
+class _ErrorDetail(msgspec.Struct):
+    reason: str = ""
+
+
+class _ErrorBody(msgspec.Struct):
+    code: int = 0
+    message: str = ""
+    errors: list[_ErrorItem] = msgspec.field(default_factory=list)
+    # Newer Google errors put the precise cause in a google.rpc.ErrorInfo entry here and a generic
+    # "badRequest" / "forbidden" in `errors`.
+    details: list[_ErrorDetail] = msgspec.field(default_factory=list)
+
+
+class _ErrorEnvelope(msgspec.Struct):
+    error: _ErrorBody
+
+
+class _OEmbed(msgspec.Struct):
+    title: str = ""
+    author_name: str | None = None
+    thumbnail_url: str | None = None
+
+
+# ---- field parsing: never raises; an odd value becomes None ----
+
+_DURATION = re.compile(
+    r"P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?)?"
+)
+
+
+def parse_iso8601_duration(value: str | None) -> int | None:
+    """Seconds in an ISO 8601 duration as YouTube sends it (`PT4M13S`, `P1DT2H`); None if zero or odd.
+
+    Zero (`P0D`, `PT0S`) means a live stream or an unfinished premiere, not a zero-length video.
+    Years and months are rejected: their length in seconds is ambiguous and YouTube never sends them.
+    """
+    if not value:
+        return None
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        return None
+    parts = {name: float(text.replace(",", ".")) for name, text in match.groupdict().items() if text}
+    seconds = (
+        parts.get("weeks", 0.0) * 604_800
+        + parts.get("days", 0.0) * 86_400
+        + parts.get("hours", 0.0) * 3_600
+        + parts.get("minutes", 0.0) * 60
+        + parts.get("seconds", 0.0)
+    )
+    return round(seconds) or None
+
+
+def _parse_published_at(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # A timestamp without an offset would be ambiguous; YouTube's are UTC ("Z").
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _parse_count(value: str | int | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        return None
+    return count if count >= 0 else None
+
+
+def _best_thumbnail(thumbnails: dict[str, _Thumbnail]) -> str | None:
+    for size in _THUMBNAIL_PREFERENCE:
+        thumbnail = thumbnails.get(size)
+        if thumbnail is not None and thumbnail.url:
+            return thumbnail.url
+    return None
+
+
+def _metadata_from_api(video: _Video) -> VideoMetadata:
+    snippet = video.snippet
+    return VideoMetadata(
+        youtube_id=video.id,
+        title=snippet.title,
+        channel_title=snippet.channel_title or None,
+        channel_id=snippet.channel_id or None,
+        duration_s=parse_iso8601_duration(video.content_details.duration),
+        published_at=_parse_published_at(snippet.published_at),
+        thumbnail_url=_best_thumbnail(snippet.thumbnails),
+        view_count=_parse_count(video.statistics.view_count),
+    )
+
+
+def _metadata_from_oembed(video_id: str, oembed: _OEmbed) -> VideoMetadata:
+    return VideoMetadata(
+        youtube_id=video_id,
+        title=oembed.title,
+        channel_title=oembed.author_name or None,
+        channel_id=None,  # oEmbed gives only the channel's handle URL, not its UC... id
+        duration_s=None,
+        published_at=None,
+        thumbnail_url=oembed.thumbnail_url or None,
+        view_count=None,
+    )
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """`Retry-After` as seconds: either delta-seconds or an HTTP date."""
+    header = response.headers.get("retry-after")
+    if header is None:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _error_reason(error: _ErrorBody) -> str:
+    """The most specific reason in a Google error body, in the legacy `errors[].reason` vocabulary."""
+    legacy = [item.reason for item in error.errors if item.reason]
+    for reason in legacy:
+        if reason in _FATAL_MESSAGES or reason in _RATE_LIMIT_REASONS:
+            return reason
+    for detail in error.details:
+        if detail.reason in _ERROR_INFO_REASONS:
+            return _ERROR_INFO_REASONS[detail.reason]
+    return legacy[0] if legacy else ""
+
+
+def _is_retryable_status(status: int) -> bool:
+    return status in _RETRYABLE_STATUSES or status >= 500
+
+
+def _unique_in_order(ids: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# ---- retry plumbing ----
+
+
+@dataclass(frozen=True, slots=True)
+class _Retryable:
+    reason: str
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Unavailable:
+    reason: str
+
+
+_T = TypeVar("_T")
+_OEmbedOutcome = VideoMetadata | _Unavailable | _Retryable
+
+
+class YouTubeClient:
+    """Fetches video metadata; see the module docstring for how outcomes are sorted."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_key: str | None,
+        api_url: str = "https://www.googleapis.com/youtube/v3",
+        oembed_url: str = "https://www.youtube.com/oembed",
+        concurrency: int = 8,
+        max_attempts: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._http = http
+        # An empty YOUTUBE_API_KEY means "not configured", not "a key that is the empty string".
+        self._api_key = api_key or None
+        self._videos_url = api_url.rstrip("/") + "/videos"
+        self._oembed_url = oembed_url
+        self._concurrency = concurrency
+        self._max_attempts = max_attempts
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    @property
+    def mode(self) -> Literal["api", "oembed"]:
+        return "api" if self._api_key else "oembed"
+
+    @property
+    def batch_size(self) -> int:
+        """How many ids one `fetch` call should get so that a job-stopping error loses little work."""
+        return API_BATCH_LIMIT if self.mode == "api" else OEMBED_BATCH_PER_SLOT * self._concurrency
+
+    async def fetch(self, ids: Sequence[str]) -> FetchResult:
+        result = FetchResult()
+        valid: list[str] = []
+        for video_id in _unique_in_order(ids):
+            if _VIDEO_ID.fullmatch(video_id):
+                valid.append(video_id)
+            else:
+                result.unavailable[video_id] = REASON_INVALID_ID
+        if self._api_key:
+            await self._fetch_from_api(valid, self._api_key, result)
+        else:
+            await self._fetch_from_oembed(valid, result)
+        return result
+
+    # ---- Data API mode ----
+
+    async def _fetch_from_api(self, ids: Sequence[str], api_key: str, result: FetchResult) -> None:
+        # Chunks go one after another: a quota error then stops before spending more requests.
+        for chunk in _chunks(ids, API_BATCH_LIMIT):
+            outcome = await self._with_retries(
+                functools.partial(self._request_videos, chunk, api_key), self._interpret_videos
+            )
+            if isinstance(outcome, _Retryable):
+                result.transient.update(dict.fromkeys(chunk, outcome.reason))
+                continue
+            for video in outcome:
+                if video.id in chunk:
+                    result.found[video.id] = _metadata_from_api(video)
+            for video_id in chunk:
+                if video_id not in result.found:
+                    result.unavailable[video_id] = REASON_NOT_FOUND_API
+
+    async def _request_videos(self, chunk: Sequence[str], api_key: str) -> httpx.Response:
+        # No maxResults: the API documents it as unsupported together with `id`.
+        return await self._http.get(
+            self._videos_url,
+            params={"part": "snippet,contentDetails,statistics", "id": ",".join(chunk)},
+            headers={"X-Goog-Api-Key": api_key},
+        )
+
+    def _interpret_videos(self, response: httpx.Response) -> list[_Video] | _Retryable:
+        if response.status_code == 200:
+            try:
+                return msgspec.json.decode(response.content, type=_VideoListResponse).items
+            except msgspec.DecodeError:
+                return _Retryable("YouTube API sent an unreadable response")
+        status = response.status_code
+        error = self._decode_api_error(response)
+        reason = _error_reason(error)
+        if reason in _FATAL_MESSAGES:
+            raise YouTubeError(_FATAL_MESSAGES[reason], reason=reason, status=status)
+        if reason in _RATE_LIMIT_REASONS or _is_retryable_status(status):
+            label = f"{reason}, " if reason else ""
+            return _Retryable(f"YouTube API answered {label}HTTP {status}", _retry_after_seconds(response))
+        raise YouTubeError(self._unexpected_api_error(status, reason, error.message), reason=reason or "http")
+
+    @staticmethod
+    def _decode_api_error(response: httpx.Response) -> _ErrorBody:
+        try:
+            return msgspec.json.decode(response.content, type=_ErrorEnvelope).error
+        except msgspec.DecodeError:
+            return _ErrorBody()
+
+    def _unexpected_api_error(self, status: int, reason: str, message: str) -> str:
+        detail = f"{reason}: {message}" if reason and message else reason or message or "no details"
+        if self._api_key:
+            # Google's messages do not echo the key, but a proxy in between might.
+            detail = detail.replace(self._api_key, "***")
+        return f"YouTube API request failed with HTTP {status} ({detail[:200]})"
+
+    # ---- oEmbed mode ----
+
+    async def _fetch_from_oembed(self, ids: Sequence[str], result: FetchResult) -> None:
+        slots = asyncio.Semaphore(self._concurrency)
+
+        async def fetch_one(video_id: str) -> None:
+            async with slots:
+                outcome: _OEmbedOutcome = await self._with_retries(
+                    functools.partial(self._request_oembed, video_id),
+                    functools.partial(self._interpret_oembed, video_id),
+                )
+            if isinstance(outcome, VideoMetadata):
+                result.found[video_id] = outcome
+            elif isinstance(outcome, _Unavailable):
+                result.unavailable[video_id] = outcome.reason
+            else:
+                result.transient[video_id] = outcome.reason
+
+        async with asyncio.TaskGroup() as tasks:
+            for video_id in ids:
+                tasks.create_task(fetch_one(video_id))
+
+    async def _request_oembed(self, video_id: str) -> httpx.Response:
+        return await self._http.get(
+            self._oembed_url,
+            params={"url": f"https://www.youtube.com/watch?v={video_id}", "format": "json"},
+        )
+
+    @staticmethod
+    def _interpret_oembed(video_id: str, response: httpx.Response) -> _OEmbedOutcome:
+        status = response.status_code
+        if status == 200:
+            try:
+                return _metadata_from_oembed(video_id, msgspec.json.decode(response.content, type=_OEmbed))
+            except msgspec.DecodeError:
+                return _Retryable("YouTube oEmbed sent an unreadable response")
+        if status == 404:
+            return _Unavailable(REASON_NOT_FOUND)
+        if status in (401, 403):
+            return _Unavailable(REASON_PRIVATE)
+        if status == 400:
+            return _Unavailable(REASON_INVALID_ID)
+        # Anything else (429, 5xx, or a status oEmbed is not known to send) is not proof the video is
+        # gone, so it is retried and at worst reported as transient.
+        return _Retryable(f"YouTube oEmbed answered HTTP {status}", _retry_after_seconds(response))
+
+    # ---- shared retry loop ----
+
+    async def _with_retries(
+        self,
+        send: Callable[[], Awaitable[httpx.Response]],
+        interpret: Callable[[httpx.Response], _T | _Retryable],
+    ) -> _T | _Retryable:
+        """Send until `interpret` accepts the answer or attempts run out; the last failure is returned."""
+        for attempt in range(1, self._max_attempts + 1):
+            outcome = await self._attempt(send, interpret)
+            if not isinstance(outcome, _Retryable):
+                return outcome
+            if attempt == self._max_attempts:
+                return _Retryable(f"{outcome.reason} (gave up after {attempt} attempts)")
+            await self._sleep(self._backoff_delay(attempt, outcome.retry_after_s))
+        raise AssertionError("unreachable: the loop returns on its last attempt")
+
+    @staticmethod
+    async def _attempt(
+        send: Callable[[], Awaitable[httpx.Response]],
+        interpret: Callable[[httpx.Response], _T | _Retryable],
+    ) -> _T | _Retryable:
+        # Reasons are our own words: httpx's exception text can contain the request URL.
+        try:
+            response = await send()
+        except httpx.TimeoutException:
+            return _Retryable("request to YouTube timed out")
+        except httpx.RequestError as exc:  # transport failures, bad gzip, redirect loops
+            return _Retryable(f"could not reach YouTube ({type(exc).__name__})")
+        return interpret(response)
+
+    def _backoff_delay(self, attempt: int, retry_after_s: float | None) -> float:
+        """Full-jitter exponential backoff, unless the server said how long to wait (capped either way)."""
+        if retry_after_s is not None:
+            return min(retry_after_s, self._backoff_max_s)
+        ceiling = min(self._backoff_max_s, self._backoff_base_s * 2 ** (attempt - 1))
+        return self._rng.uniform(0.0, ceiling)
