@@ -30,6 +30,7 @@ from app.settings import Settings
 from db.config import alchemy_config
 from db.models import User
 from workers.queue import JobQueue, make_saq_queue
+from workers.worker import InProcessWorker, make_worker
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,19 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
         job_queue = JobQueue(make_saq_queue(self.settings.dsn))
         await job_queue.connect()
         app.state.job_queue = job_queue
+        worker_task = await self.start_in_process_worker() if self.settings.run_workers_in_web else None
         try:
             yield
         finally:
+            if worker_task is not None:
+                await worker_task.stop()
             await job_queue.disconnect()
             await self.alchemy.get_engine().dispose()
+
+    async def start_in_process_worker(self) -> InProcessWorker:
+        worker = InProcessWorker(make_worker(self.settings))
+        await worker.start()
+        return worker
 
 
 def create_app(settings: Settings) -> Litestar:

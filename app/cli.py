@@ -12,6 +12,7 @@ from uuid import UUID
 import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from app.launcher import database_for_cli, prepare_for_serving
 from app.services import users as user_service
 from app.settings import Settings
 
@@ -23,7 +24,10 @@ def run_cli() -> None:
     os.environ.setdefault("LITESTAR_APP", "app.asgi:create_app_from_env")
     from litestar.cli.main import litestar_group
 
-    sys.exit(litestar_group())
+    with database_for_cli(sys.argv):
+        if sys.argv[1:2] == ["run"]:
+            prepare_for_serving(Settings.from_env())
+        litestar_group()
 
 
 def in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -117,6 +121,25 @@ def list_tokens(email: str) -> None:
         click.echo(line)
 
 
+@click.group(name="workers", help="Run SAQ workers that fetch video metadata.")
+def workers_group() -> None: ...
+
+
+@workers_group.command(name="run", help="Run a worker process until SIGINT/SIGTERM.")
+@click.option("--concurrency", type=int, default=None, help="Jobs at once (default: WORKER_CONCURRENCY).")
+def run_workers(concurrency: int | None) -> None:
+    from dataclasses import replace
+
+    from workers.worker import run_worker
+
+    settings = Settings.from_env()
+    if concurrency is not None:
+        settings = replace(settings, worker_concurrency=concurrency)
+    click.echo(f"worker: {settings.worker_concurrency} jobs at once", err=True)
+    asyncio.run(run_worker(settings))
+
+
 def register_commands(cli: click.Group) -> None:
     cli.add_command(users_group)
     cli.add_command(tokens_group)
+    cli.add_command(workers_group)

@@ -22,7 +22,8 @@ JOB_TIMEOUT_S = 6 * 3600
 """Fits a 50,000-video job in oEmbed mode with room to spare; heartbeats catch dead workers sooner."""
 HEARTBEAT_S = 60
 """A batch takes seconds; a worker silent for a minute is gone (SIGKILL, lost host)."""
-JOB_RETRIES = 5
+JOB_RETRIES = 20
+"""Resuming is idempotent, so retries are cheap; each web restart under a running job uses one."""
 RETRY_DELAY_S = 2.0
 
 

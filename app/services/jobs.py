@@ -79,7 +79,7 @@ async def video_counts(session: AsyncSession, job_id: UUID) -> dict[str, int]:
     rows = await session.execute(
         select(Video.status, func.count()).where(Video.job_id == job_id).group_by(Video.status)
     )
-    return dict(rows.tuples())
+    return dict(rows.tuples().all())
 
 
 def apply_counts(job: Job, counts: dict[str, int]) -> None:

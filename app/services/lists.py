@@ -31,7 +31,7 @@ async def count_videos(session: AsyncSession, list_ids: list[UUID]) -> dict[UUID
     rows = await session.execute(
         select(Video.list_id, func.count()).where(Video.list_id.in_(list_ids)).group_by(Video.list_id)
     )
-    return dict(rows.tuples())
+    return dict(rows.tuples().all())
 
 
 async def page_lists(

@@ -37,10 +37,20 @@ def configure(**kwargs: Any) -> None:
     )
 
 
+MIGRATION_LOCK_KEY = 7_318_004_211
+"""Several processes may start at once (`bookmarks run` migrates on start): they take turns."""
+
+
 def do_run_migrations(connection: Connection) -> None:
-    configure(connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
+    connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+    connection.commit()
+    try:
+        configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+        connection.commit()
 
 
 async def run_migrations_online() -> None:

@@ -37,9 +37,7 @@ def upgrade() -> None:
         sa.Column("user_id", GUID(length=16), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column(
-            "created_at", DateTimeUTC(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("created_at", DateTimeUTC(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("last_used_at", DateTimeUTC(timezone=True), nullable=True),
         sa.Column("revoked_at", DateTimeUTC(timezone=True), nullable=True),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
@@ -71,9 +69,7 @@ def upgrade() -> None:
         sa.Column("user_id", GUID(length=16), nullable=False),
         sa.Column("job_id", GUID(length=16), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column(
-            "created_at", DateTimeUTC(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("created_at", DateTimeUTC(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column(
             "data",
             postgresql.JSONB(astext_type=sa.Text()),
@@ -112,9 +108,7 @@ def upgrade() -> None:
         sa.Column("eta_s", sa.Integer(), nullable=True),
         sa.Column("last_seq", sa.BigInteger(), nullable=True),
         sa.Column("cancel_requested", sa.Boolean(), server_default="false", nullable=False),
-        sa.Column(
-            "created_at", DateTimeUTC(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("created_at", DateTimeUTC(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("started_at", DateTimeUTC(timezone=True), nullable=True),
         sa.Column("finished_at", DateTimeUTC(timezone=True), nullable=True),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),

@@ -1,0 +1,95 @@
+"""What `bookmarks` does before the Litestar CLI runs: find (or start) the database.
+
+With `DATABASE_URL` unset, the app brings its own PostgreSQL: `pgserver` ships the server binaries in its
+wheel, so nothing but pip is needed. Its data lives under `BOOKMARKS_DATA_DIR` (an XDG data path by
+default) and is reused by the next run; the server stops when the command exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMMANDS_WITHOUT_DATABASE = {"--help", "-h", "version", "info", "routes", "schema"}
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """A private PostgreSQL for this process; yields its libpq URL (a unix socket in the data folder)."""
+    pgdata = data_dir / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, root shells); harmless here.
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server
+
+        server = get_server(pgdata, cleanup_mode="stop")
+    url = server.get_uri()
+    click.echo(f"Embedded PostgreSQL ready in {time.monotonic() - started:.1f} s (data: {pgdata})", err=True)
+    try:
+        yield url
+    finally:
+        server.cleanup()
+
+
+def needs_database(argv: list[str]) -> bool:
+    return len(argv) > 1 and argv[1] not in COMMANDS_WITHOUT_DATABASE and "--help" not in argv
+
+
+@contextlib.contextmanager
+def database_for_cli(argv: list[str]) -> Iterator[None]:
+    """Make sure `DATABASE_URL` names a running database for the command, starting the embedded one."""
+    if os.environ.get("DATABASE_URL") or not needs_database(argv):
+        yield
+        return
+    settings = Settings.from_env()
+    with embedded_postgres(settings.data_dir) as url:
+        os.environ["DATABASE_URL"] = url
+        yield
+
+
+def prepare_for_serving(settings: Settings) -> None:
+    """`bookmarks run` on a fresh database: migrate, and create a first user so the dashboard can be used."""
+    from db import migrate
+
+    migrate.upgrade(settings)
+    issued = asyncio.run(ensure_first_user(settings))
+    if issued is not None:
+        click.echo(
+            "\nCreated the first user, local@localhost. Sign in to the dashboard with this token "
+            f"(shown once):\n\n    {issued}\n",
+            err=True,
+        )
+
+
+async def ensure_first_user(settings: Settings) -> str | None:
+    from sqlalchemy import func, select
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from app.services import users as user_service
+    from db.models import User
+
+    engine = create_async_engine(settings.sqlalchemy_url)
+    try:
+        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+            if await session.scalar(select(func.count()).select_from(User)):
+                return None
+            user = await user_service.create_user(session, "local@localhost.localdomain")
+            issued = await user_service.issue_token(session, user, "first run")
+            await session.commit()
+            return issued.secret
+    finally:
+        await engine.dispose()

@@ -1,0 +1,245 @@
+"""Running one job: fetch its pending videos in batches and commit each batch with the job's state.
+
+Each batch is ONE transaction: the video rows, the job row (counts recomputed from `videos`) and, when
+due, one progress event. So the live stream, the history and the tables can never disagree, and a worker
+killed mid-batch loses only that uncommitted batch: the rerun picks up the videos still `pending`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+from uuid import UUID
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.services import jobs as job_service
+from db.models import ERROR_MAX, MESSAGE_MAX, Job, JobStatus, Video, VideoStatus
+from workers.youtube import FetchResult, VideoMetadata, YouTubeError
+
+log = logging.getLogger(__name__)
+VIDEOS = cast(Table, Video.__table__)
+
+
+class MetadataSource(Protocol):
+    @property
+    def batch_size(self) -> int: ...
+
+    async def fetch(self, ids: list[str]) -> FetchResult: ...
+
+
+@dataclass
+class Pace:
+    """Coalesces events and measures this run's own speed (a resumed run starts a fresh measurement)."""
+
+    interval_s: float
+    started: float = field(default_factory=time.monotonic)
+    start_processed: int = 0
+    last_event_at: float | None = None
+    last_event_counts: tuple[int, int, int] | None = None
+
+    def due(self, job: Job) -> bool:
+        if self.last_event_at is None:
+            return True
+        counts = (job.processed, job.failed, job.total)
+        return counts != self.last_event_counts and time.monotonic() - self.last_event_at >= self.interval_s
+
+    def sent(self, job: Job) -> None:
+        self.last_event_at = time.monotonic()
+        self.last_event_counts = (job.processed, job.failed, job.total)
+
+    def update_rate(self, job: Job) -> None:
+        elapsed = time.monotonic() - self.started
+        done = job.processed - self.start_processed
+        if elapsed <= 0 or done <= 0:
+            return
+        job.rate = round(done / elapsed, 2)
+        job.eta_s = round((job.total - job.processed) / job.rate)
+
+
+def metadata_values(meta: VideoMetadata) -> dict[str, Any]:
+    return {
+        "title": meta.title,
+        "channel_title": meta.channel_title,
+        "channel_id": meta.channel_id,
+        "duration_s": meta.duration_s,
+        "published_at": meta.published_at,
+        "thumbnail_url": meta.thumbnail_url,
+        "view_count": meta.view_count,
+    }
+
+
+async def apply_fetch_result(session: AsyncSession, job_id: UUID, result: FetchResult) -> None:
+    """Write a batch's outcome; a video no longer pending for this job (cancelled, moved) is left alone."""
+    now = datetime.now(UTC)
+    ready = [
+        {"b_youtube_id": yid, **metadata_values(meta), "status": VideoStatus.READY.value, "error": None}
+        for yid, meta in result.found.items()
+    ]
+    reasons = list(result.unavailable.items()) + [
+        (yid, f"temporarily unavailable, retry later: {reason}") for yid, reason in result.transient.items()
+    ]
+    failed = [
+        {"b_youtube_id": yid, "status": VideoStatus.FAILED.value, "error": job_service.bound(why, ERROR_MAX)}
+        for yid, why in reasons
+    ]
+    pending_of_job = (
+        Video.job_id == job_id,
+        Video.youtube_id == bindparam("b_youtube_id"),
+        Video.status == VideoStatus.PENDING.value,
+    )
+    connection = await session.connection()
+    if ready:
+        await connection.execute(
+            update(VIDEOS)
+            .where(*pending_of_job)
+            .values(**{k: bindparam(k) for k in ready[0] if k != "b_youtube_id"}, updated_at=now),
+            ready,
+        )
+    if failed:
+        await connection.execute(
+            update(VIDEOS)
+            .where(*pending_of_job)
+            .values(status=bindparam("status"), error=bindparam("error"), updated_at=now),
+            failed,
+        )
+
+
+async def lock_job(session: AsyncSession, job_id: UUID) -> Job | None:
+    job: Job | None = await session.scalar(
+        select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True)
+    )
+    return job
+
+
+async def pending_batch(session: AsyncSession, job_id: UUID, size: int) -> list[str]:
+    rows = await session.scalars(
+        select(Video.youtube_id)
+        .where(Video.job_id == job_id, Video.status == VideoStatus.PENDING.value)
+        .order_by(Video.id)
+        .limit(size)
+    )
+    return list(rows)
+
+
+def progress_message(job: Job) -> str:
+    text = f"Fetched {job.processed} of {job.total} videos"
+    if job.failed:
+        text += f" ({job.failed} failed)"
+    return text
+
+
+@dataclass
+class JobRunner:
+    """Runs one job to a terminal state (or until the process dies; then a rerun resumes)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    source: MetadataSource
+    progress_interval_s: float
+    heartbeat: Callable[[], Awaitable[None]] | None = None
+
+    async def run(self, job_id: UUID) -> str:
+        pace = Pace(interval_s=self.progress_interval_s)
+        if not await self.start(job_id, pace):
+            return "skipped"
+        while True:
+            async with self.sessions() as session:
+                job = await session.get(Job, job_id, populate_existing=True)
+                if job is None:
+                    return "deleted"
+                if job.cancel_requested:
+                    return await self.cancel(job_id)
+                batch = await pending_batch(session, job_id, self.source.batch_size)
+            if not batch:
+                return await self.finish(job_id)
+            try:
+                result = await self.source.fetch(batch)
+            except YouTubeError as exc:
+                return await self.fail(job_id, str(exc))
+            await self.commit_batch(job_id, result, pace)
+            if self.heartbeat is not None:
+                await self.heartbeat()
+
+    async def start(self, job_id: UUID, pace: Pace) -> bool:
+        async with self.sessions() as session, session.begin():
+            job = await lock_job(session, job_id)
+            if job is None or JobStatus(job.status).is_terminal:
+                log.info("job %s is %s; nothing to run", job_id, "gone" if job is None else job.status)
+                return False
+            job_service.apply_counts(job, await job_service.video_counts(session, job_id))
+            pace.start_processed = job.processed
+            resumed = job.status == JobStatus.RUNNING.value
+            job.status = JobStatus.RUNNING.value
+            job.started_at = job.started_at or datetime.now(UTC)
+            job.message = "Resuming" if resumed else f"Fetching metadata for {job.total} videos"
+            await job_service.write_event(session, job)
+            pace.sent(job)
+        log.info(
+            "job %s %s (%d of %d done)", job_id, "resumed" if resumed else "started", job.processed, job.total
+        )
+        return True
+
+    async def commit_batch(self, job_id: UUID, result: FetchResult, pace: Pace) -> None:
+        async with self.sessions() as session, session.begin():
+            job = await lock_job(session, job_id)
+            if job is None or job.status != JobStatus.RUNNING.value or job.list_id is None:
+                return  # cancelled, or its list deleted (the next round ends it as cancelled)
+            await apply_fetch_result(session, job_id, result)
+            job_service.apply_counts(job, await job_service.video_counts(session, job_id))
+            pace.update_rate(job)
+            job.message = progress_message(job)
+            errors = list(result.unavailable.items()) + list(result.transient.items())
+            if errors:
+                youtube_id, reason = errors[-1]
+                job.last_error = job_service.bound(f"{youtube_id}: {reason}", ERROR_MAX)
+            if pace.due(job):
+                await job_service.write_event(session, job, error=job.last_error if errors else None)
+                pace.sent(job)
+
+    async def finish(self, job_id: UUID) -> str:
+        async with self.sessions() as session, session.begin():
+            job = await lock_job(session, job_id)
+            if job is None or job.status != JobStatus.RUNNING.value:
+                return "gone"
+            job_service.apply_counts(job, await job_service.video_counts(session, job_id))
+            job.status = (JobStatus.COMPLETED_WITH_ERRORS if job.failed else JobStatus.COMPLETED).value
+            job.eta_s = 0
+            job.finished_at = datetime.now(UTC)
+            job.message = job_service.bound(
+                f"Done: {job.processed - job.failed} ready, {job.failed} failed of {job.total}", MESSAGE_MAX
+            )
+            await job_service.write_event(session, job, error=job.last_error if job.failed else None)
+            log.info("job %s %s: %s", job_id, job.status, job.message)
+            return job.status
+
+    async def fail(self, job_id: UUID, message: str) -> str:
+        """A job-stopping error (quota, bad key): the untouched videos stay pending for a later retry."""
+        async with self.sessions() as session, session.begin():
+            job = await lock_job(session, job_id)
+            if job is None or job.status != JobStatus.RUNNING.value:
+                return "gone"
+            job_service.apply_counts(job, await job_service.video_counts(session, job_id))
+            job.status = JobStatus.FAILED.value
+            job.eta_s = None
+            job.finished_at = datetime.now(UTC)
+            job.message = job_service.bound(message, MESSAGE_MAX)
+            job.last_error = job_service.bound(message, ERROR_MAX)
+            await job_service.write_event(session, job, error=job.last_error)
+            log.warning("job %s failed: %s", job_id, message)
+            return job.status
+
+    async def cancel(self, job_id: UUID) -> str:
+        async with self.sessions() as session, session.begin():
+            job = await lock_job(session, job_id)
+            if job is None or JobStatus(job.status).is_terminal:
+                return "gone"
+            await job_service.finish_cancelled(
+                session, job, f"Cancelled after {job.processed} of {job.total}"
+            )
+            log.info("job %s cancelled", job_id)
+            return job.status

@@ -1,0 +1,13 @@
+-- prune_progress_events --
+-- Deletes up to $2 progress events older than $1 (a timestamptz), oldest first; returns how many.
+WITH doomed AS (
+    SELECT id FROM progress_events WHERE created_at < $1 ORDER BY id LIMIT $2
+)
+DELETE FROM progress_events e USING doomed WHERE e.id = doomed.id
+
+-- stranded_jobs --
+-- Active jobs older than $1 seconds: candidates for re-enqueueing when SAQ no longer runs them.
+SELECT id FROM jobs
+WHERE status IN ('queued', 'running') AND created_at < now() - make_interval(secs => $1)
+ORDER BY created_at
+LIMIT 500

@@ -1,0 +1,174 @@
+"""The SAQ worker: task functions, cron jobs and the factory that wires them to the settings.
+
+Run it with `bookmarks workers run` (any number of processes, on any machine that reaches Postgres), or
+in-process under `bookmarks run` (single-machine mode, `RUN_WORKERS_IN_WEB`, on by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import cast
+from uuid import UUID
+
+import httpx
+from saq import CronJob, Worker
+from saq.queue.postgres import PostgresQueue
+from saq.types import Context as SaqContext
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.services.processing import JobRunner
+from app.settings import Settings
+from db.queries import queries
+from workers.queue import PROCESS_JOB, JobQueue, make_saq_queue
+from workers.youtube import YouTubeClient
+
+log = logging.getLogger(__name__)
+
+
+class Context(SaqContext, total=False):
+    """SAQ's context (`worker`, `job`) plus what `startup` puts there for the tasks."""
+
+    settings: Settings
+    engine: AsyncEngine
+    http: httpx.AsyncClient
+    sessions: async_sessionmaker[AsyncSession]
+    youtube: YouTubeClient
+
+
+PRUNE_BATCH = 10_000
+STRANDED_AFTER_S = 60
+HTTP_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+OEMBED_CONCURRENCY = 8
+
+
+async def process_job(ctx: Context, *, job_id: str) -> str:
+    saq_job = ctx["job"]
+
+    async def heartbeat() -> None:
+        await saq_job.update()  # touches the SAQ job, so its sweep knows this worker is alive
+
+    runner = JobRunner(
+        sessions=ctx["sessions"],
+        source=ctx["youtube"],
+        progress_interval_s=ctx["settings"].progress_interval_ms / 1000,
+        heartbeat=heartbeat,
+    )
+    return await runner.run(UUID(job_id))
+
+
+async def prune_progress_events(ctx: Context) -> int:
+    """Retention: events older than PROGRESS_RETENTION_DAYS go, in batches, oldest first."""
+    settings: Settings = ctx["settings"]
+    horizon = datetime.now(UTC) - timedelta(days=settings.progress_retention_days)
+    deleted = 0
+    while True:
+        async with ctx["sessions"]() as session, session.begin():
+            connection = await session.connection()
+            result = await connection.exec_driver_sql(
+                queries["prune_progress_events"], (horizon, PRUNE_BATCH)
+            )
+            deleted += result.rowcount
+        if result.rowcount < PRUNE_BATCH:
+            break
+    if deleted:
+        log.info("pruned %d progress events older than %s", deleted, horizon.isoformat())
+    return deleted
+
+
+async def requeue_stranded_jobs(ctx: Context) -> int:
+    """Jobs committed but never enqueued (a crash in between), or whose SAQ job gave up: enqueue again.
+
+    The SAQ key is the job id, so a job SAQ still runs is not enqueued twice.
+    """
+    job_queue = JobQueue(cast(PostgresQueue, ctx["worker"].queue))
+    async with ctx["sessions"]() as session:
+        connection = await session.connection()
+        rows = (await connection.exec_driver_sql(queries["stranded_jobs"], (STRANDED_AFTER_S,))).all()
+    requeued = 0
+    for (job_id,) in rows:
+        if not await job_queue.is_known(job_id) and await job_queue.enqueue(job_id):
+            requeued += 1
+    if requeued:
+        log.warning("re-enqueued %d stranded jobs", requeued)
+    return requeued
+
+
+def make_worker(settings: Settings) -> Worker[Context]:
+    async def startup(ctx: Context) -> None:
+        engine = create_async_engine(settings.sqlalchemy_url, pool_size=settings.worker_concurrency + 2)
+        http = httpx.AsyncClient(
+            timeout=HTTP_TIMEOUT,
+            limits=httpx.Limits(max_connections=OEMBED_CONCURRENCY * settings.worker_concurrency + 4),
+        )
+        ctx["settings"] = settings
+        ctx["engine"] = engine
+        ctx["http"] = http
+        ctx["sessions"] = async_sessionmaker(engine, expire_on_commit=False)
+        ctx["youtube"] = YouTubeClient(
+            http,
+            api_key=settings.youtube_api_key,
+            api_url=settings.youtube_api_url,
+            oembed_url=settings.youtube_oembed_url,
+            concurrency=OEMBED_CONCURRENCY,
+        )
+
+    async def shutdown(ctx: Context) -> None:
+        http: httpx.AsyncClient | None = ctx.get("http")
+        if http is not None:
+            await http.aclose()
+        engine = ctx.get("engine")
+        if engine is not None:
+            await engine.dispose()
+
+    return Worker(
+        make_saq_queue(settings.dsn, max_connections=settings.worker_concurrency + 4),
+        functions=[(PROCESS_JOB, process_job)],
+        concurrency=settings.worker_concurrency,
+        cron_jobs=[
+            CronJob(requeue_stranded_jobs, cron="* * * * *", timeout=60),
+            CronJob(prune_progress_events, cron="17 * * * *", timeout=600),
+        ],
+        startup=startup,
+        shutdown=shutdown,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """A worker process's main: until SIGINT/SIGTERM (SAQ handles the signals)."""
+    worker = make_worker(settings)
+    await worker.queue.connect()
+    try:
+        await worker.start()
+    finally:
+        await worker.queue.disconnect()
+
+
+class InProcessWorker:
+    """A SAQ worker running as a task of the web process (single-machine mode)."""
+
+    def __init__(self, worker: Worker[Context]) -> None:
+        # SAQ installs SIGINT/SIGTERM handlers on start; inside uvicorn they would replace the server's own.
+        worker.SIGNALS = []
+        self.worker = worker
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.worker.queue.connect()
+        self.task = asyncio.create_task(self.worker.start(), name="saq-worker")
+        self.task.add_done_callback(self._report_crash)
+
+    async def stop(self) -> None:
+        if self.task is None:
+            return
+        await self.worker.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.worker.queue.disconnect()
+
+    @staticmethod
+    def _report_crash(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the in-process worker stopped", exc_info=task.exception())
