@@ -22,9 +22,11 @@ from app.api.errors import domain_error_handler
 from app.api.imports import MULTIPART_OVERHEAD, ImportController
 from app.api.jobs import JobController
 from app.api.lists import ListController
+from app.api.live import HistoryController, progress_socket, start_live, stop_live
 from app.api.system import SystemController
 from app.api.videos import VideoController
 from app.auth import PUBLIC_PATHS, TokenAuthMiddleware
+from app.live.store import EventStore
 from app.services.errors import DomainError
 from app.settings import Settings
 from db.config import alchemy_config
@@ -42,6 +44,11 @@ def provide_user(request: Request[User, Any, Any]) -> User:
 def provide_job_queue(state: State) -> JobQueue:
     queue: JobQueue = state.job_queue
     return queue
+
+
+def provide_event_store(state: State) -> EventStore:
+    store: EventStore = state.event_store
+    return store
 
 
 class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
@@ -67,12 +74,14 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
         job_queue = JobQueue(make_saq_queue(self.settings.dsn))
         await job_queue.connect()
         app.state.job_queue = job_queue
+        await start_live(self.settings, app.state)
         worker_task = await self.start_in_process_worker() if self.settings.run_workers_in_web else None
         try:
             yield
         finally:
             if worker_task is not None:
                 await worker_task.stop()
+            await stop_live(app.state)
             await job_queue.disconnect()
             await self.alchemy.get_engine().dispose()
 
@@ -85,12 +94,21 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
 def create_app(settings: Settings) -> Litestar:
     alchemy = alchemy_config(settings)
     return Litestar(
-        route_handlers=[SystemController, ListController, VideoController, ImportController, JobController],
+        route_handlers=[
+            SystemController,
+            ListController,
+            VideoController,
+            ImportController,
+            JobController,
+            HistoryController,
+            progress_socket,
+        ],
         plugins=[SQLAlchemyPlugin(config=alchemy), BookmarksPlugin(settings, alchemy)],
         dependencies={
             "user": Provide(provide_user, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
             "job_queue": Provide(provide_job_queue, sync_to_thread=False),
+            "event_store": Provide(provide_event_store, sync_to_thread=False),
         },
         middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=PUBLIC_PATHS)],
         exception_handlers={DomainError: domain_error_handler},

@@ -41,5 +41,3 @@ class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
             log.info("rejected an unknown or revoked token for %s", connection.url.path)
             raise NotAuthorizedException("invalid or revoked token")
         return AuthenticationResult(user=user, auth=None)
-
-

@@ -69,7 +69,7 @@ def prepare_for_serving(settings: Settings) -> None:
     issued = asyncio.run(ensure_first_user(settings))
     if issued is not None:
         click.echo(
-            "\nCreated the first user, local@localhost. Sign in to the dashboard with this token "
+            "\nCreated the first user, local@localhost.localdomain. Sign in to the dashboard with this token "
             f"(shown once):\n\n    {issued}\n",
             err=True,
         )

@@ -7,6 +7,7 @@ from typing import TypeAlias
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.live.store import EventStore
 from app.settings import Settings
 from db.models import User
 from workers.queue import JobQueue
@@ -15,3 +16,4 @@ CurrentUser: TypeAlias = NamedDependency[User]
 DbSession: TypeAlias = NamedDependency[AsyncSession]
 AppSettings: TypeAlias = NamedDependency[Settings]
 Queue: TypeAlias = NamedDependency[JobQueue]
+Events: TypeAlias = NamedDependency[EventStore]

@@ -1,0 +1,105 @@
+"""Live progress: the WebSocket (`/api/ws/progress`) and the history it can be replayed from over HTTP.
+
+The protocol itself lives in `app.live.session` (framework-free); this module only adapts Litestar to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Response, WebSocket, get, websocket
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath, QueryParameter
+
+from app.api.deps import CurrentUser, DbSession, Events
+from app.live.hub import Hub
+from app.live.session import SocketRegistry, run_progress_session
+from app.live.store import EventStore, SeqText
+from app.services import jobs as job_service
+from app.services.users import authenticate
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+AfterSeq = Annotated[int, QueryParameter(ge=0)]
+HistoryLimit = Annotated[int, QueryParameter(ge=1, le=1000)]
+
+
+def history_body(events: list[SeqText], limit: int) -> bytes:
+    """`{"events": [...], "next_after_seq": N|null}` spliced from the stored JSON: no re-encoding."""
+    next_after = events[-1][0] if len(events) == limit else None
+    joined = ",".join(text for _, text in events)
+    return f'{{"events":[{joined}],"next_after_seq":{"null" if next_after is None else next_after}}}'.encode()
+
+
+class HistoryController(Controller):
+    tags = ["progress"]
+
+    @get("/api/jobs/{job_id:uuid}/progress-history", operation_id="jobProgressHistory")
+    async def job_history(
+        self,
+        db_session: DbSession,
+        user: CurrentUser,
+        event_store: Events,
+        job_id: FromPath[UUID],
+        after_seq: AfterSeq = 0,
+        limit: HistoryLimit = 1000,
+    ) -> Response[bytes]:
+        """One job's events in seq order (keyset paging on seq)."""
+        await job_service.get_owned_job(db_session, user.id, job_id)
+        events = await event_store.job_history(user.id, job_id, after_seq, limit)
+        return Response(history_body(events, limit), media_type="application/json")
+
+    @get("/api/progress", operation_id="progressHistory")
+    async def user_history(
+        self,
+        user: CurrentUser,
+        event_store: Events,
+        after_seq: AfterSeq = 0,
+        limit: HistoryLimit = 1000,
+    ) -> Response[bytes]:
+        """The caller's whole event stream: what the WebSocket replays, over HTTP."""
+        events = await event_store.user_history(user.id, after_seq, limit)
+        return Response(history_body(events, limit), media_type="application/json")
+
+
+@websocket("/api/ws/progress", operation_id="progressSocket")
+async def progress_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    state = socket.app.state
+    settings: Settings = state.settings
+    sessions = state.session_maker
+
+    async def user_for_token(token: str) -> UUID | None:
+        async with sessions() as session:
+            user = await authenticate(session, token)
+        return None if user is None else user.id
+
+    # Accept first: a refusal before accept reaches browsers as 1006, not our close code.
+    await socket.accept()
+    await run_progress_session(
+        socket,
+        hub=state.hub,
+        store=state.event_store,
+        authenticate=user_for_token,
+        sockets=state.sockets,
+        replay_max=settings.replay_max,
+        disconnect_errors=(WebSocketDisconnect,),
+    )
+
+
+async def start_live(settings: Settings, state: Any) -> None:
+    state.event_store = await EventStore.open(settings.dsn)
+    state.hub = Hub(settings.dsn, state.event_store)
+    await state.hub.start()
+    state.sockets = SocketRegistry(settings.max_sockets_per_user)
+
+
+async def stop_live(state: Any) -> None:
+    hub: Hub | None = getattr(state, "hub", None)
+    if hub is not None:
+        await hub.stop()
+    store: EventStore | None = getattr(state, "event_store", None)
+    if store is not None:
+        await store.close()

@@ -1,0 +1,571 @@
+"""The live hub: one supervised LISTEN connection per web process, fanned out to per-socket subscriptions.
+
+How "every event exactly once, in seq order" holds (DESIGN.md sections 3 and 6):
+- The listener callback only decodes a notification's seq once and appends it to each subscriber's bounded
+  queue (O(1) per subscriber, never awaits), so a slow socket or a slow query cannot stall the others.
+- Everything that needs the database happens in the consumer's task, when it takes the next frame:
+  duplicates (seq <= position) are dropped, a gap (seq > position + 1) is filled from the table first,
+  a truncated payload is completed from the table.
+- A queue that overflows is replaced by ONE snapshot marker; taking it sends a snapshot with its S and
+  moves the position to S, so the next event is S + 1.
+- When the connection dies, the hub reconnects with backoff, re-LISTENs, and puts a catch-up marker into
+  every subscription: taking it delivers `seq > position` from the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from app.live.store import CONNECTION_ERRORS, EventStore, SeqText, is_contiguous
+from db.queries import queries
+
+logger = logging.getLogger("app.live.hub")
+
+CHANNEL_PREFIX: Final = "progress_user_"
+APPLICATION_NAME: Final = "bookmarks-hub"
+SNAPSHOT_FRAME_PREFIX: Final = '{"type":"snapshot"'
+
+T = TypeVar("T")
+
+
+class HubClosed(Exception):
+    """The subscription has ended: the hub stopped (or the subscription was unsubscribed)."""
+
+
+class HubStatus(msgspec.Struct, frozen=True, kw_only=True):
+    connected: bool
+    channels: int
+    """Channels LISTENed (users with at least one subscriber in this process)."""
+    subscribers: int
+    reconnects: int
+    events_caught_up: int
+    """Events delivered from the table because their notification was missed (outage, gap)."""
+    notifications: int
+
+
+def channel_name(user_id: UUID) -> str:
+    """The trigger's channel: `'progress_user_' || user_id::text` (lowercase, hyphenated, 50 bytes)."""
+    return f"{CHANNEL_PREFIX}{user_id}"
+
+
+def event_frame(payload: str) -> str:
+    """`{"type":"event", ...the event...}` by splicing the payload text: no JSON re-encoding per event."""
+    return '{"type":"event",' + payload[1:]
+
+
+def snapshot_frame(seq: int, jobs: str) -> str:
+    return f'{SNAPSHOT_FRAME_PREFIX},"seq":{seq},"jobs":{jobs}}}'
+
+
+class _NoticeHead(msgspec.Struct):
+    """The two payload fields the hub needs; the rest of the event passes through as text."""
+
+    seq: int
+    truncated: bool = False
+
+
+class _Notice(msgspec.Struct, frozen=True):
+    """One notification, shared by every subscriber of its user."""
+
+    seq: int
+    payload: str | None
+    """None when the trigger sent a truncated marker: the event is read from the table."""
+
+
+class _Marker(msgspec.Struct, frozen=True):
+    name: str
+
+
+_SNAPSHOT: Final = _Marker("snapshot")
+_CATCH_UP: Final = _Marker("catch_up")
+
+_QueueItem = _Notice | _Marker
+
+
+class _Batch(msgspec.Struct):
+    """What taking one queue item produced: frames in seq order, and how many came from the table."""
+
+    frames: list[tuple[int, str]]
+    caught_up: int = 0
+    ends_recovery: bool = False
+    is_snapshot: bool = False
+
+
+_notice_decoder: Final = msgspec.json.Decoder(_NoticeHead)
+
+if TYPE_CHECKING:
+    # asyncpg's classes are generic only in its stubs: keep these subscripts away from the runtime.
+    _AnyConnection: TypeAlias = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
+    """What asyncpg hands its listener callbacks."""
+
+
+def _decode_notice(payload: str) -> _Notice | None:
+    try:
+        head = _notice_decoder.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    return _Notice(head.seq, None if head.truncated else payload)
+
+
+class _Recovery:
+    """Counts what one reconnect's catch-up delivered, and logs one line when every subscriber is done."""
+
+    def __init__(self, *, outage_s: float, attempts: int, channels: int, pending: int) -> None:
+        self._outage_s = outage_s
+        self._attempts = attempts
+        self._channels = channels
+        self._pending = pending
+        self.caught_up = 0
+        self.resynced = 0
+        if pending == 0:
+            self._log()
+
+    def finish_one(self) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self._log()
+
+    def _log(self) -> None:
+        logger.info(
+            "progress hub recovered after %.2fs (%d connect attempts): %d channels re-listened, "
+            "%d events caught up from the table, %d subscribers resynced by snapshot",
+            self._outage_s,
+            self._attempts,
+            self._channels,
+            self.caught_up,
+            self.resynced,
+        )
+
+
+class Subscription:
+    """One socket's view of its user's stream. Not shared between tasks: one consumer calls next_frame."""
+
+    def __init__(
+        self,
+        user_id: UUID,
+        *,
+        store: EventStore,
+        queue_size: int,
+        on_caught_up: Callable[[int], None],
+        retry_initial_s: float,
+        retry_max_s: float,
+    ) -> None:
+        self.user_id = user_id
+        self.channel = channel_name(user_id)
+        self._store = store
+        self._queue_size = queue_size
+        self._on_caught_up = on_caught_up
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._items: collections.deque[_QueueItem] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._ready: collections.deque[tuple[int, str]] = collections.deque()
+        self._position: int | None = None
+        self._ended = False
+        self._recovery: _Recovery | None = None
+
+    @property
+    def position(self) -> int | None:
+        """The seq of the last event (or snapshot S) handed out by `next_frame`."""
+        return self._position
+
+    def start_at(self, seq: int) -> None:
+        """The socket has sent everything up to `seq` (replay or snapshot S): later frames have seq > S."""
+        self._position = seq
+
+    async def next_frame(self) -> str:
+        """The next text frame to send; raises HubClosed once the subscription has ended."""
+        while True:
+            if self._ended:
+                raise HubClosed
+            if self._ready:
+                seq, frame = self._ready.popleft()
+                self._position = seq
+                return frame
+            item = await self._take()
+            # A batch is applied only once complete, so a read retried after an outage repeats nothing.
+            self._apply(await self._with_retry(functools.partial(self._prepare, item)))
+
+    # -- called by the hub (synchronously, from the listener callback or under the hub's lock) --
+
+    def _offer(self, item: _QueueItem) -> None:
+        if self._ended:
+            return
+        if len(self._items) >= self._queue_size:
+            # The socket fell behind: its backlog is worth less than one fresh snapshot (DESIGN.md section 6).
+            self._items.clear()
+            self._items.append(_SNAPSHOT)
+        else:
+            self._items.append(item)
+        self._wakeup.set()
+
+    def _catch_up(self, recovery: _Recovery) -> None:
+        self._finish_recovery()
+        self._recovery = recovery
+        self._offer(_CATCH_UP)
+
+    def _end(self) -> None:
+        self._ended = True
+        self._items.clear()
+        self._ready.clear()
+        self._finish_recovery()
+        self._wakeup.set()
+
+    # -- the consumer side: everything that reads the database happens here, never in the callback --
+
+    async def _take(self) -> _QueueItem:
+        while not self._items:
+            if self._ended:
+                raise HubClosed
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self._items.popleft()
+
+    def _apply(self, batch: _Batch) -> None:
+        self._ready.extend(batch.frames)
+        if batch.caught_up:
+            self._on_caught_up(batch.caught_up)
+            if self._recovery is not None:
+                self._recovery.caught_up += batch.caught_up
+        if batch.is_snapshot and self._recovery is not None:
+            self._recovery.resynced += 1
+        if batch.ends_recovery:
+            self._finish_recovery()
+
+    async def _prepare(self, item: _QueueItem) -> _Batch:
+        if isinstance(item, _Notice):
+            return await self._prepare_event(item)
+        if item is _SNAPSHOT:
+            return await self._prepare_snapshot()
+        return await self._prepare_catch_up()
+
+    async def _prepare_event(self, notice: _Notice) -> _Batch:
+        position = self._position
+        if position is not None and notice.seq <= position:
+            return _Batch([])  # already delivered (replay, snapshot, catch-up or a repeated notification)
+        missing: list[SeqText] = []
+        if position is not None and notice.seq > position + 1:
+            loaded = await self._load_contiguous(position, notice.seq - position - 1)
+            if loaded is None:
+                return await self._prepare_snapshot()
+            missing = loaded
+        payload = notice.payload or await self._store.event(self.user_id, notice.seq)
+        if payload is None:
+            # Pruned between NOTIFY and now: only a snapshot can keep the stream honest.
+            return await self._prepare_snapshot()
+        frames = [(seq, event_frame(text)) for seq, text in missing]
+        frames.append((notice.seq, event_frame(payload)))
+        return _Batch(frames, caught_up=len(missing))
+
+    async def _prepare_snapshot(self) -> _Batch:
+        seq, jobs = await self._store.snapshot(self.user_id)
+        # A snapshot supersedes any pending catch-up: the client now has every job's state as of S.
+        return _Batch([(seq, snapshot_frame(seq, jobs))], ends_recovery=True, is_snapshot=True)
+
+    async def _prepare_catch_up(self) -> _Batch:
+        position = self._position
+        if position is None:
+            return _Batch([], ends_recovery=True)
+        events = await self._store.events_after(self.user_id, position, self._queue_size + 1)
+        if len(events) > self._queue_size or not is_contiguous(position, events):
+            return await self._prepare_snapshot()
+        frames = [(seq, event_frame(text)) for seq, text in events]
+        return _Batch(frames, caught_up=len(events), ends_recovery=True)
+
+    async def _load_contiguous(self, after: int, count: int) -> list[SeqText] | None:
+        """Events after+1 .. after+count from the table, or None when too many or no longer all there."""
+        if count > self._queue_size:
+            return None
+        events = await self._store.events_after(self.user_id, after, count)
+        if len(events) != count or not is_contiguous(after, events):
+            return None
+        return events
+
+    def _finish_recovery(self) -> None:
+        if self._recovery is not None:
+            self._recovery.finish_one()
+            self._recovery = None
+
+    async def _with_retry(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Runs store reads until the database answers: the socket stays open through an outage."""
+        delay = self._retry_initial_s
+        while True:
+            try:
+                return await operation()
+            except CONNECTION_ERRORS as exc:
+                if self._ended:
+                    raise HubClosed from exc
+                logger.warning("progress store unreachable for user %s, retrying: %r", self.user_id, exc)
+                await asyncio.sleep(_jittered(delay))
+                delay = min(delay * 2, self._retry_max_s)
+
+
+def _jittered(delay: float) -> float:
+    """Half to full delay, so many processes reconnecting after a failover do not all arrive at once."""
+    return delay * random.uniform(0.5, 1.0)
+
+
+class Hub:
+    """One LISTEN connection for this process; see the module docstring for the delivery rules."""
+
+    def __init__(
+        self,
+        dsn: str,
+        store: EventStore,
+        *,
+        queue_size: int = 1000,
+        probe_interval_s: float = 5.0,
+        backoff_initial_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+    ) -> None:
+        self._dsn = dsn
+        self._store = store
+        self._queue_size = queue_size
+        self._probe_interval_s = probe_interval_s
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._subs: dict[str, set[Subscription]] = {}
+        self._lock = asyncio.Lock()
+        """Serialises every use of the connection: LISTEN, UNLISTEN, the probe, the re-LISTEN."""
+        self._conn: asyncpg.Connection[asyncpg.Record] | None = None
+        self._lost = asyncio.Event()
+        self._lost_reason = ""
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closed = False
+        self._reconnects = 0
+        self._events_caught_up = 0
+        self._notifications = 0
+
+    async def start(self) -> None:
+        """Connects (raising if that fails) and starts supervising the connection."""
+        self._conn = await self._connect()
+        self._supervisor = asyncio.create_task(self._supervise(), name="progress-hub-supervisor")
+
+    async def stop(self) -> None:
+        """Closes the connection; every subscription's next_frame raises HubClosed."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.wait([self._supervisor])
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await self._close_quietly(conn)
+            for subs in self._subs.values():
+                for sub in subs:
+                    sub._end()
+            self._subs.clear()
+
+    async def subscribe(self, user_id: UUID) -> Subscription:
+        if self._supervisor is None:
+            raise RuntimeError("Hub.start() must succeed before subscribe()")
+        sub = Subscription(
+            user_id,
+            store=self._store,
+            queue_size=self._queue_size,
+            on_caught_up=self._count_caught_up,
+            retry_initial_s=self._backoff_initial_s,
+            retry_max_s=self._backoff_max_s,
+        )
+        async with self._lock:
+            self._raise_if_closed()
+            subs = self._subs.setdefault(sub.channel, set())
+            subs.add(sub)
+            if len(subs) == 1:
+                try:
+                    await self._listen(sub.channel)
+                except BaseException:
+                    del self._subs[sub.channel]
+                    raise
+        return sub
+
+    async def unsubscribe(self, sub: Subscription) -> None:
+        sub._end()
+        async with self._lock:
+            subs = self._subs.get(sub.channel)
+            if subs is None or sub not in subs:
+                return
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.channel]
+                await self._unlisten(sub.channel)
+
+    def status(self) -> HubStatus:
+        return HubStatus(
+            connected=self.connected,
+            channels=len(self._subs),
+            subscribers=sum(len(subs) for subs in self._subs.values()),
+            reconnects=self._reconnects,
+            events_caught_up=self._events_caught_up,
+            notifications=self._notifications,
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._lost.is_set()
+
+    async def listening_channels(self) -> list[str]:
+        """What Postgres says this hub's session LISTENs on (diagnostics; tests of the ref-counting)."""
+        async with self._lock:
+            if self._conn is None or not self.connected:
+                return []
+            channels: list[str] = await self._conn.fetchval(queries["hub_listening_channels"])
+            return channels
+
+    # -- the connection --
+
+    async def _connect(self) -> asyncpg.Connection[asyncpg.Record]:
+        conn = await asyncpg.connect(
+            self._dsn,
+            # Long enough for a cold server, short enough that a failover is retried promptly.
+            timeout=max(2 * self._probe_interval_s, 1.0),
+            server_settings={"application_name": APPLICATION_NAME},
+        )
+        conn.add_termination_listener(self._on_termination)
+        return conn
+
+    def _on_termination(self, conn: _AnyConnection) -> None:
+        # A late callback from a connection already replaced must not condemn the new one.
+        if conn is self._conn and not self._closed:
+            self._mark_lost("connection closed by the server")
+
+    def _mark_lost(self, reason: str) -> None:
+        if not self._lost.is_set():
+            self._lost_reason = reason
+            self._lost.set()
+
+    def _on_notification(self, conn: _AnyConnection, pid: int, channel: str, payload: object) -> None:
+        self._notifications += 1
+        subs = self._subs.get(channel)
+        if not subs:
+            return
+        notice = _decode_notice(payload) if isinstance(payload, str) else None
+        if notice is None:
+            # Not written by our trigger; the seq stream itself is intact, so gap repair covers real events.
+            logger.warning("ignored a malformed notification on %s: %.200r", channel, payload)
+            return
+        for sub in subs:
+            sub._offer(notice)
+
+    async def _listen(self, channel: str) -> None:
+        await self._on_connection("LISTEN", lambda conn: conn.add_listener(channel, self._on_notification))
+
+    async def _unlisten(self, channel: str) -> None:
+        await self._on_connection(
+            "UNLISTEN", lambda conn: conn.remove_listener(channel, self._on_notification)
+        )
+
+    async def _on_connection(
+        self, what: str, command: Callable[[asyncpg.Connection[asyncpg.Record]], Awaitable[object]]
+    ) -> None:
+        """Runs one command on the live connection (caller holds the lock); a dead connection is not an
+        error here: the supervisor reconnects and re-LISTENs every channel that has subscribers."""
+        if self._conn is None or not self.connected:
+            return
+        try:
+            async with asyncio.timeout(self._probe_interval_s):
+                await command(self._conn)
+        except CONNECTION_ERRORS as exc:
+            self._mark_lost(f"{what} failed: {exc!r}")
+
+    async def _close_quietly(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+        conn.remove_termination_listener(self._on_termination)
+        try:
+            async with asyncio.timeout(self._probe_interval_s):
+                await conn.close()
+        except CONNECTION_ERRORS:
+            conn.terminate()  # the server is gone or stuck: drop our end without a goodbye
+
+    # -- supervision --
+
+    async def _supervise(self) -> None:
+        while True:
+            reason = await self._wait_for_loss()
+            lost_at = time.monotonic()
+            logger.warning("progress hub lost its LISTEN connection (%s); reconnecting", reason)
+            async with self._lock:
+                conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.remove_termination_listener(self._on_termination)
+                conn.terminate()
+            await self._reconnect(lost_at)
+
+    async def _wait_for_loss(self) -> str:
+        while not self._lost.is_set():
+            try:
+                await asyncio.wait_for(self._lost.wait(), self._probe_interval_s)
+            except TimeoutError:
+                await self._probe()
+        return self._lost_reason
+
+    async def _probe(self) -> None:
+        """A half-open TCP connection never reports its death; a query with a deadline does."""
+        async with self._lock:
+            try:
+                await self._on_connection("liveness probe", lambda conn: conn.fetchval(queries["hub_probe"]))
+            except Exception as exc:
+                # Unexpected, but a fresh connection is the cure for whatever state this one is in.
+                logger.exception("progress hub liveness probe failed unexpectedly")
+                self._mark_lost(f"probe error {exc!r}")
+
+    async def _reconnect(self, lost_at: float) -> None:
+        delay = self._backoff_initial_s
+        attempts = 0
+        while True:
+            await asyncio.sleep(_jittered(delay))
+            attempts += 1
+            try:
+                conn = await self._connect()
+                await self._resume_on(conn, time.monotonic() - lost_at, attempts)
+                return
+            except CONNECTION_ERRORS as exc:
+                logger.debug("progress hub reconnect attempt %d failed: %r", attempts, exc)
+            except Exception:
+                # e.g. a changed password during a failover: keep trying, loudly; never stop supervising.
+                logger.exception("progress hub reconnect attempt %d failed", attempts)
+            delay = min(delay * 2, self._backoff_max_s)
+
+    async def _resume_on(
+        self, conn: asyncpg.Connection[asyncpg.Record], outage_s: float, attempts: int
+    ) -> None:
+        """Re-LISTENs every channel on a fresh connection, then asks every subscription to catch up."""
+        async with self._lock:
+            try:
+                async with asyncio.timeout(self._probe_interval_s):
+                    for channel in self._subs:
+                        await conn.add_listener(channel, self._on_notification)
+            except BaseException:
+                conn.terminate()  # failed, or cancelled by stop(): do not leak the new connection
+                raise
+            self._conn = conn
+            self._lost.clear()
+            self._reconnects += 1
+            if conn.is_closed():
+                # Died before it became ours, so its termination callback was ignored: go round again.
+                self._mark_lost("connection closed while re-listening")
+            subs = [sub for channel_subs in self._subs.values() for sub in channel_subs]
+            recovery = _Recovery(
+                outage_s=outage_s, attempts=attempts, channels=len(self._subs), pending=len(subs)
+            )
+            for sub in subs:
+                sub._catch_up(recovery)
+
+    def _count_caught_up(self, count: int) -> None:
+        self._events_caught_up += count
+
+    def _raise_if_closed(self) -> None:
+        if self._closed:
+            raise HubClosed

@@ -1,0 +1,428 @@
+"""The progress WebSocket protocol (DESIGN.md section 6), independent of Litestar.
+
+The route accepts the socket and hands it to `run_progress_session`; everything the protocol promises
+(hello, auth, per-user limit, replay or snapshot, live frames, pings, close codes) lives here, so it is
+tested with a fake socket, hub and store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final, Generic, Literal, Protocol, TypeVar
+from uuid import UUID
+
+import msgspec
+
+from app.live.hub import SNAPSHOT_FRAME_PREFIX, HubClosed, event_frame, snapshot_frame
+from app.live.store import SeqText, is_contiguous
+
+logger = logging.getLogger("app.live.session")
+
+CLOSE_UNAUTHENTICATED: Final = 4401
+CLOSE_TOO_MANY_SOCKETS: Final = 4429
+CLOSE_BAD_MESSAGE: Final = 1008
+CLOSE_INTERNAL_ERROR: Final = 1011
+CLOSE_SERVER_RESTARTING: Final = 1012
+CLOSE_TOO_SLOW: Final = 1013
+CLOSE_TIMEOUT_S: Final = 5.0
+"""A socket too slow for data frames may be too slow for the close frame: give up on it after this."""
+
+
+class SocketLike(Protocol):
+    """What the session needs from an accepted WebSocket (Litestar's `WebSocket` fits)."""
+
+    async def receive_text(self) -> str: ...
+
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int, reason: str = "") -> None: ...
+
+
+class SubscriptionLike(Protocol):
+    def start_at(self, seq: int) -> None: ...
+
+    async def next_frame(self) -> str: ...
+
+
+SubT = TypeVar("SubT", bound=SubscriptionLike)
+
+
+class HubLike(Protocol[SubT]):
+    """The part of `app.live.hub.Hub` a session uses."""
+
+    async def subscribe(self, user_id: UUID) -> SubT: ...
+
+    async def unsubscribe(self, sub: SubT) -> None: ...
+
+
+class StoreLike(Protocol):
+    """The part of `app.live.store.EventStore` a session uses."""
+
+    async def can_replay(self, user_id: UUID, after: int, replay_max: int) -> bool: ...
+
+    async def events_after(self, user_id: UUID, after: int, limit: int) -> list[SeqText]: ...
+
+    async def snapshot(self, user_id: UUID) -> tuple[int, str]: ...
+
+
+class SocketDisconnected(Exception):
+    """Raised by a socket adapter when the peer has gone; pass the framework's own type instead via
+    `disconnect_errors` (e.g. Litestar's `WebSocketDisconnect`)."""
+
+
+class SocketRegistry:
+    """Open sockets per user in this process, to enforce MAX_SOCKETS_PER_USER."""
+
+    def __init__(self, limit_per_user: int) -> None:
+        self._limit = limit_per_user
+        self._open: collections.Counter[UUID] = collections.Counter()
+
+    def try_acquire(self, user_id: UUID) -> bool:
+        if self._open[user_id] >= self._limit:
+            return False
+        self._open[user_id] += 1
+        return True
+
+    def release(self, user_id: UUID) -> None:
+        self._open[user_id] -= 1
+        if self._open[user_id] <= 0:
+            del self._open[user_id]
+
+    def count(self, user_id: UUID) -> int:
+        return self._open[user_id]
+
+
+class SessionResult(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: UUID | None
+    close_code: int | None
+    """None when the client went away first (nothing left to close)."""
+    reason: str
+    duration_s: float
+    events_sent: int
+    snapshots_sent: int
+    resumed: bool | None
+    """True: replayed from `after`; False: started from a snapshot; None: never got that far."""
+
+
+# -- wire messages --
+
+
+# Client messages spell out `type` as a required field: msgspec treats a lone tagged struct's tag as optional.
+class Hello(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["hello"]
+    token: str | None = None
+    after: int | None = None
+
+
+class Ping(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["ping"]
+
+
+class Pong(msgspec.Struct, tag="pong", tag_field="type"):
+    pass
+
+
+class Ready(msgspec.Struct, tag="ready", tag_field="type"):
+    seq: int
+    resumed: bool
+
+
+_PONG_FRAME: Final = msgspec.json.encode(Pong()).decode()
+_ping_decoder: Final = msgspec.json.Decoder(Ping)
+
+
+def ready_frame(seq: int, *, resumed: bool) -> str:
+    return msgspec.json.encode(Ready(seq=seq, resumed=resumed)).decode()
+
+
+class _Outcome(msgspec.Struct, frozen=True):
+    code: int | None
+    reason: str
+
+
+_CLIENT_GONE: Final = _Outcome(None, "client disconnected")
+
+
+_UNAUTHENTICATED: Final = _Outcome(CLOSE_UNAUTHENTICATED, "unauthenticated")
+_NO_HELLO: Final = _Outcome(CLOSE_UNAUTHENTICATED, "no hello")
+_NOT_A_HELLO: Final = _Outcome(CLOSE_UNAUTHENTICATED, "expected hello")
+_BAD_MESSAGE: Final = _Outcome(CLOSE_BAD_MESSAGE, "bad message")
+_TOO_MANY_SOCKETS: Final = _Outcome(CLOSE_TOO_MANY_SOCKETS, "too many sockets")
+_SERVER_RESTARTING: Final = _Outcome(CLOSE_SERVER_RESTARTING, "server restarting")
+_TOO_SLOW: Final = _Outcome(CLOSE_TOO_SLOW, "too slow")
+_INTERNAL_ERROR: Final = _Outcome(CLOSE_INTERNAL_ERROR, "internal error")
+_CANCELLED: Final = _Outcome(None, "cancelled")
+
+
+class _Ended(Exception):
+    """Control flow: the session is over, with this outcome."""
+
+    def __init__(self, outcome: _Outcome) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
+
+
+async def run_progress_session(
+    conn: SocketLike,
+    *,
+    hub: HubLike[SubT],
+    store: StoreLike,
+    authenticate: Callable[[str], Awaitable[UUID | None]],
+    sockets: SocketRegistry,
+    replay_max: int,
+    hello_timeout_s: float = 5.0,
+    send_timeout_s: float = 30.0,
+    may_open: Callable[[UUID], bool] | None = None,
+    preauthenticated_user: UUID | None = None,
+    disconnect_errors: tuple[type[BaseException], ...] = (SocketDisconnected,),
+) -> SessionResult:
+    """Serve one accepted socket until either side ends it; always closes, unsubscribes and logs once.
+
+    `authenticate(token)` returns the token's user or None. `preauthenticated_user` (the dashboard's
+    session cookie) skips the token check. `may_open(user)` is an extra admission check (False → 4429).
+    """
+    session = _ProgressSession(
+        conn,
+        hub=hub,
+        store=store,
+        authenticate=authenticate,
+        sockets=sockets,
+        replay_max=replay_max,
+        hello_timeout_s=hello_timeout_s,
+        send_timeout_s=send_timeout_s,
+        may_open=may_open,
+        preauthenticated_user=preauthenticated_user,
+        disconnect_errors=disconnect_errors,
+    )
+    return await session.run()
+
+
+class _ProgressSession(Generic[SubT]):
+    def __init__(
+        self,
+        conn: SocketLike,
+        *,
+        hub: HubLike[SubT],
+        store: StoreLike,
+        authenticate: Callable[[str], Awaitable[UUID | None]],
+        sockets: SocketRegistry,
+        replay_max: int,
+        hello_timeout_s: float,
+        send_timeout_s: float,
+        may_open: Callable[[UUID], bool] | None,
+        preauthenticated_user: UUID | None,
+        disconnect_errors: tuple[type[BaseException], ...],
+    ) -> None:
+        self._conn = conn
+        self._hub = hub
+        self._store = store
+        self._authenticate = authenticate
+        self._sockets = sockets
+        self._replay_max = replay_max
+        self._hello_timeout_s = hello_timeout_s
+        self._send_timeout_s = send_timeout_s
+        self._may_open = may_open
+        self._preauthenticated_user = preauthenticated_user
+        self._disconnect_errors = disconnect_errors
+        self._send_lock = asyncio.Lock()
+        """Pongs (reader task) and frames (pump task) must not interleave on the socket."""
+        self._user_id: UUID | None = None
+        self._resumed: bool | None = None
+        self._events_sent = 0
+        self._snapshots_sent = 0
+
+    async def run(self) -> SessionResult:
+        started = time.monotonic()
+        outcome = _CANCELLED  # unless something below finishes: the server is cancelling this handler
+        try:
+            outcome = await self._outcome()
+            if outcome.code is not None:
+                await self._close(outcome)
+        finally:
+            result = SessionResult(
+                user_id=self._user_id,
+                close_code=outcome.code,
+                reason=outcome.reason,
+                duration_s=time.monotonic() - started,
+                events_sent=self._events_sent,
+                snapshots_sent=self._snapshots_sent,
+                resumed=self._resumed,
+            )
+            _log_session(result)
+        return result
+
+    async def _outcome(self) -> _Outcome:
+        try:
+            return await self._serve()
+        except _Ended as ended:
+            return ended.outcome
+        except Exception:
+            # Logged with its traceback, and the client gets a close code it reconnects on.
+            logger.exception("progress socket failed: user=%s", self._user_id)
+            return _INTERNAL_ERROR
+
+    async def _serve(self) -> _Outcome:
+        hello = await self._receive_hello()
+        user_id = await self._identify(hello)
+        self._user_id = user_id
+        self._admit(user_id)
+        try:
+            return await self._serve_user(user_id, hello.after)
+        finally:
+            self._sockets.release(user_id)
+
+    async def _serve_user(self, user_id: UUID, after: int | None) -> _Outcome:
+        try:
+            sub = await self._hub.subscribe(user_id)
+        except HubClosed:
+            raise _Ended(_SERVER_RESTARTING) from None
+        try:
+            # Subscribed first, read second: whatever commits in between is queued and then deduplicated.
+            sub.start_at(await self._send_initial_state(user_id, after))
+            return await self._stream(sub)
+        finally:
+            await self._hub.unsubscribe(sub)
+
+    # -- hello --
+
+    async def _receive_hello(self) -> Hello:
+        try:
+            async with asyncio.timeout(self._hello_timeout_s):
+                text = await self._receive()
+        except TimeoutError:
+            raise _Ended(_NO_HELLO) from None
+        try:
+            message = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            raise _Ended(_BAD_MESSAGE) from None
+        try:
+            return msgspec.convert(message, Hello)
+        except msgspec.ValidationError:
+            raise _Ended(_NOT_A_HELLO) from None
+
+    async def _identify(self, hello: Hello) -> UUID:
+        if self._preauthenticated_user is not None:
+            return self._preauthenticated_user
+        user_id = None if hello.token is None else await self._authenticate(hello.token)
+        if user_id is None:
+            raise _Ended(_UNAUTHENTICATED)
+        return user_id
+
+    def _admit(self, user_id: UUID) -> None:
+        if self._may_open is not None and not self._may_open(user_id):
+            raise _Ended(_TOO_MANY_SOCKETS)
+        if not self._sockets.try_acquire(user_id):
+            raise _Ended(_TOO_MANY_SOCKETS)
+
+    # -- initial state --
+
+    async def _send_initial_state(self, user_id: UUID, after: int | None) -> int:
+        """Replays from `after` when possible, else sends a snapshot; returns the S sent in `ready`."""
+        if after is not None and await self._store.can_replay(user_id, after, self._replay_max):
+            events = await self._store.events_after(user_id, after, self._replay_max)
+            # Retention may prune between the check and the read; then only a snapshot is honest.
+            if is_contiguous(after, events):
+                for _seq, text in events:
+                    await self._send_event(event_frame(text))
+                seq = events[-1][0] if events else after
+                self._resumed = True
+                await self._send(ready_frame(seq, resumed=True))
+                return seq
+        seq, jobs = await self._store.snapshot(user_id)
+        self._resumed = False
+        await self._send_event(snapshot_frame(seq, jobs))
+        await self._send(ready_frame(seq, resumed=False))
+        return seq
+
+    # -- live --
+
+    async def _stream(self, sub: SubT) -> _Outcome:
+        """Live frames out and client frames in, concurrently, until either side ends the session."""
+        pump = asyncio.create_task(_outcome_of(self._pump(sub)), name="progress-socket-pump")
+        reader = asyncio.create_task(_outcome_of(self._read_client()), name="progress-socket-reader")
+        tasks = (reader, pump)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+        finished = next(task for task in tasks if task.done() and not task.cancelled())
+        return finished.result()
+
+    async def _pump(self, sub: SubT) -> None:
+        while True:
+            try:
+                frame = await sub.next_frame()
+            except HubClosed:
+                raise _Ended(_SERVER_RESTARTING) from None
+            await self._send_event(frame)
+
+    async def _read_client(self) -> None:
+        while True:
+            text = await self._receive()
+            try:
+                _ping_decoder.decode(text)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                raise _Ended(_BAD_MESSAGE) from None
+            await self._send(_PONG_FRAME)
+
+    # -- the socket --
+
+    async def _receive(self) -> str:
+        try:
+            return await self._conn.receive_text()
+        except self._disconnect_errors:
+            raise _Ended(_CLIENT_GONE) from None
+
+    async def _send_event(self, frame: str) -> None:
+        """Sends an event or snapshot frame and counts it."""
+        await self._send(frame)
+        if frame.startswith(SNAPSHOT_FRAME_PREFIX):
+            self._snapshots_sent += 1
+        else:
+            self._events_sent += 1
+
+    async def _send(self, frame: str) -> None:
+        async with self._send_lock:
+            try:
+                async with asyncio.timeout(self._send_timeout_s):
+                    await self._conn.send_text(frame)
+            except TimeoutError:
+                raise _Ended(_TOO_SLOW) from None
+            except self._disconnect_errors:
+                raise _Ended(_CLIENT_GONE) from None
+
+    async def _close(self, outcome: _Outcome) -> None:
+        assert outcome.code is not None
+        undeliverable: tuple[type[BaseException], ...] = (TimeoutError, *self._disconnect_errors)
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self._conn.close(outcome.code, outcome.reason)
+        except undeliverable as exc:
+            logger.debug("progress socket close(%s) not delivered: %r", outcome.code, exc)
+
+
+def _log_session(result: SessionResult) -> None:
+    logger.info(
+        "progress socket ended: user=%s code=%s reason=%r duration=%.1fs events=%d snapshots=%d",
+        result.user_id,
+        result.close_code,
+        result.reason,
+        result.duration_s,
+        result.events_sent,
+        result.snapshots_sent,
+    )
+
+
+async def _outcome_of(loop: Awaitable[None]) -> _Outcome:
+    """Runs a session loop until it ends the session (its only way out besides a bug)."""
+    try:
+        await loop
+    except _Ended as ended:
+        return ended.outcome
+    raise AssertionError("a session loop returned without ending the session")

@@ -1,0 +1,105 @@
+"""Reads of the progress stream for the hub, the WebSocket session and the history API.
+
+Every method hands back the event JSON exactly as Postgres renders `data::text` (the same text the NOTIFY
+trigger sends), so nothing is decoded and re-encoded per event on the way to a socket.
+"""
+
+from __future__ import annotations
+
+from typing import Final, cast
+from uuid import UUID
+
+import asyncpg
+
+from db.queries import queries
+
+CONNECTION_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    # admin_shutdown, crash_shutdown, cannot_connect_now: Postgres is restarting or failing over.
+    asyncpg.exceptions.OperatorInterventionError,
+    # "connection is closed": a pooled or dedicated connection the server already dropped.
+    asyncpg.InterfaceError,
+)
+"""Errors that mean "the database is unreachable right now"; anything else is a bug worth raising."""
+
+RECENT_JOBS_S: Final = 600.0
+"""A snapshot lists finished jobs for 10 minutes (DESIGN.md section 6), the dashboard keeps them as long."""
+
+SeqText = tuple[int, str]
+"""One event: its seq and its JSON text."""
+
+
+class EventStore:
+    """The `progress_events` / `progress_streams` / `jobs` reads, over a small asyncpg pool of its own."""
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> EventStore:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            server_settings={"application_name": "bookmarks-events"},
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def events_after(self, user_id: UUID, after: int, limit: int) -> list[SeqText]:
+        rows = await self._pool.fetch(queries["progress_events_after"], user_id, after, limit)
+        return _seq_texts(rows)
+
+    async def event(self, user_id: UUID, seq: int) -> str | None:
+        return cast(str | None, await self._pool.fetchval(queries["progress_event_by_seq"], user_id, seq))
+
+    async def head(self, user_id: UUID) -> int:
+        # The query also answers "is seq 1 retained"; that lookup is one index probe, not worth a 2nd query.
+        row = await self._fetch_one("progress_stream_head", user_id, 0)
+        return cast(int, row["last_seq"])
+
+    async def can_replay(self, user_id: UUID, after: int, replay_max: int) -> bool:
+        """True when every event after `after` still exists and there are at most `replay_max` of them.
+
+        Retention prunes the oldest rows first, so "seq after+1 is retained" implies all later ones are.
+        """
+        if after < 0:
+            return False
+        row = await self._fetch_one("progress_stream_head", user_id, after)
+        head = cast(int, row["last_seq"])
+        if after > head or head - after > replay_max:
+            return False
+        return after == head or cast(bool, row["next_retained"])
+
+    async def snapshot(self, user_id: UUID, *, recent_s: float = RECENT_JOBS_S) -> tuple[int, str]:
+        """S and a JSON array text of job states, both read in one statement (one MVCC snapshot)."""
+        row = await self._fetch_one("progress_snapshot", user_id, recent_s)
+        return cast(int, row["last_seq"]), cast(str, row["jobs"])
+
+    async def job_history(self, user_id: UUID, job_id: UUID, after: int, limit: int) -> list[SeqText]:
+        """A page of one job's events; empty when the job is not `user_id`'s (callers answer 404)."""
+        rows = await self._pool.fetch(queries["progress_job_history"], job_id, user_id, after, limit)
+        return _seq_texts(rows)
+
+    async def user_history(self, user_id: UUID, after: int, limit: int) -> list[SeqText]:
+        """A page of the user's whole stream: the WebSocket replay, over HTTP."""
+        return await self.events_after(user_id, after, limit)
+
+    async def _fetch_one(self, query: str, *args: object) -> asyncpg.Record:
+        """For the queries that always return exactly one row (aggregates over subqueries)."""
+        row = await self._pool.fetchrow(queries[query], *args)
+        assert row is not None, f"{query} returns one row by construction"
+        return row
+
+
+def _seq_texts(rows: list[asyncpg.Record]) -> list[SeqText]:
+    return [(cast(int, row["seq"]), cast(str, row["data"])) for row in rows]
+
+
+def is_contiguous(after: int, events: list[SeqText]) -> bool:
+    """True when the events are exactly seqs after+1, after+2, ... (nothing pruned or skipped)."""
+    return all(seq == after + offset for offset, (seq, _text) in enumerate(events, start=1))
