@@ -115,6 +115,20 @@ class Ledger:
     close_codes: list[int | None] = field(default_factory=list)
     last_seq: int | None = None
     foreign_events: int = 0
+    stream: list[tuple[str, int]] = field(default_factory=list)
+    """("event", seq) and ("snapshot", S) in arrival order."""
+
+    def gaps(self, start: int = 0) -> list[tuple[int, int]]:
+        """(expected, got) for every silent gap: events must run S+1, S+2... after a snapshot with S."""
+        expected, found = start + 1, []
+        for kind, seq in self.stream:
+            if kind == "snapshot":
+                expected = seq + 1
+                continue
+            if seq != expected:
+                found.append((expected, seq))
+            expected = seq + 1
+        return found
 
 
 @dataclass
@@ -154,10 +168,12 @@ class LiveClient:
         elif kind == "snapshot":
             self.ledger.snapshots += 1
             self.ledger.last_seq = frame["seq"]
+            self.ledger.stream.append(("snapshot", frame["seq"]))
         elif kind == "event":
             seq = frame["seq"]
             assert self.ledger.last_seq is None or seq > self.ledger.last_seq, (seq, self.ledger.last_seq)
             self.ledger.seqs.append(seq)
+            self.ledger.stream.append(("event", seq))
             self.ledger.events.append(frame)
             self.ledger.last_seq = seq
             if self.job_ids is not None and frame["job_id"] not in self.job_ids:
@@ -201,6 +217,8 @@ class EventWriter:
     job_id: uuid.UUID = field(default_factory=uuid.uuid4)
     total: int = 1000
     processed: int = 0
+    message_pad: int = 0
+    """Extra characters in each event's message, to make events heavier."""
 
     async def create_job(self, conn: asyncpg.Connection) -> None:
         await conn.execute(
@@ -215,7 +233,8 @@ class EventWriter:
         data = {
             "list_id": None, "status": status, "progress": round(100 * self.processed / self.total, 1),
             "processed": self.processed, "failed": 0, "total": self.total, "rate": 10.0, "eta_s": 1,
-            "message": f"Fetched {self.processed} of {self.total} videos", "error": None,
+            "message": f"Fetched {self.processed} of {self.total} videos" + "." * self.message_pad,
+            "error": None,
         }  # fmt: skip
         async with conn.transaction():
             await conn.execute(
