@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -42,7 +42,7 @@ def private_cluster() -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-async def cluster_database(private_cluster: tuple[str, str]) -> AsyncIterator[str]:
+async def cluster_database(private_cluster: tuple[str, str]) -> str:
     admin_url, _ = private_cluster
     conn = await asyncpg.connect(admin_url)
     try:
@@ -51,7 +51,7 @@ async def cluster_database(private_cluster: tuple[str, str]) -> AsyncIterator[st
         await conn.close()
     url = replace_database(admin_url, "bookmarks")
     await asyncio.to_thread(migrate.upgrade, Settings(database_url=url))
-    yield url
+    return url
 
 
 async def write_through_outages(dsn: str, writer: EventWriter, count: int) -> None:
