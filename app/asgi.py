@@ -125,7 +125,7 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=LoggingConfig(
             root={"level": "INFO", "handlers": ["queue_listener"]},
             log_exceptions="always",
-            disable_stack_trace={404, 401, 409, 413, 422},
+            disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429},
         ),
         debug=settings.debug,
     )

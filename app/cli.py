@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
 from uuid import UUID
 
 import click
@@ -139,7 +140,58 @@ def run_workers(concurrency: int | None) -> None:
     asyncio.run(run_worker(settings))
 
 
+server_option = click.option(
+    "--server",
+    envvar="BOOKMARKS_SERVER",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The app's base URL (env BOOKMARKS_SERVER).",
+)
+token_option = click.option(
+    "--token", envvar="BOOKMARKS_TOKEN", required=True, help="An API token (env BOOKMARKS_TOKEN)."
+)
+
+
+def run_client(work: Coroutine[Any, Any, int]) -> None:
+    import logging
+
+    from app.terminal import ClientError
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would tear the bars
+
+    code: int
+    try:
+        code = asyncio.run(work)
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+@click.command(name="import", help="Import a CSV, Takeout export or list of links, with live progress bars.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--list", "list_name", required=True, help="The list to import into (created if missing).")
+@server_option
+@token_option
+def import_command(file: Path, list_name: str, server: str, token: str) -> None:
+    from app.terminal import import_file
+
+    run_client(import_file(server.rstrip("/"), token, file, list_name))
+
+
+@click.command(name="watch", help="Show every running job live (Ctrl-C to stop).")
+@server_option
+@token_option
+def watch_command(server: str, token: str) -> None:
+    from app.terminal import watch
+
+    run_client(watch(server.rstrip("/"), token))
+
+
 def register_commands(cli: click.Group) -> None:
+    cli.add_command(import_command)
+    cli.add_command(watch_command)
     cli.add_command(users_group)
     cli.add_command(tokens_group)
     cli.add_command(workers_group)

@@ -22,7 +22,10 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-COMMANDS_WITHOUT_DATABASE = {"--help", "-h", "version", "info", "routes", "schema"}
+COMMANDS_WITHOUT_DATABASE = {"--help", "-h", "version", "info", "routes", "schema", "import", "watch"}
+UNCONFIGURED_DATABASE_URL = "postgresql://unconfigured.invalid/bookmarks"
+"""The Litestar CLI builds the app for every command (to find plugin commands); commands that never
+touch the database get this URL, which cannot resolve, instead of an embedded server they don't need."""
 
 
 @contextlib.contextmanager
@@ -52,7 +55,11 @@ def needs_database(argv: list[str]) -> bool:
 @contextlib.contextmanager
 def database_for_cli(argv: list[str]) -> Iterator[None]:
     """Make sure `DATABASE_URL` names a running database for the command, starting the embedded one."""
-    if os.environ.get("DATABASE_URL") or not needs_database(argv):
+    if os.environ.get("DATABASE_URL"):
+        yield
+        return
+    if not needs_database(argv):
+        os.environ["DATABASE_URL"] = UNCONFIGURED_DATABASE_URL
         yield
         return
     settings = Settings.from_env()

@@ -8,13 +8,14 @@ from collections.abc import Iterator
 from uuid import UUID
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
 
 from app.services import jobs as job_service
 from app.services.errors import Conflict, NotFound
 from app.services.lists import get_owned_list
 from db.models import Video, VideoStatus
+from db.queries import queries
 
 EXPORT_COLUMNS = (
     "youtube_id", "url", "status", "title", "channel_title", "channel_id", "duration_s", "published_at",
@@ -56,23 +57,17 @@ async def page_videos(
 async def insert_pending_videos(
     session: AsyncSession, user_id: UUID, list_id: UUID, youtube_ids: list[str], job_id: UUID | None
 ) -> int:
-    """Insert the ids not yet in the list as pending; returns how many were new."""
-    inserted = 0
-    chunk = 5000  # keeps each statement well under Postgres's 65535 bind parameters
-    for start in range(0, len(youtube_ids), chunk):
-        rows = [
-            {"list_id": list_id, "user_id": user_id, "youtube_id": yid, "job_id": job_id,
-             "status": VideoStatus.PENDING.value}
-            for yid in youtube_ids[start : start + chunk]
-        ]  # fmt: skip
-        statement = (
-            insert(Video)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["list_id", "youtube_id"])
-            .returning(Video.id)
-        )
-        inserted += len((await session.execute(statement)).all())
-    return inserted
+    """Insert the ids not yet in the list as pending; returns how many were new.
+
+    One statement over two arrays, whatever the count: a VALUES list would hit Postgres's limit of
+    32,767 bind parameters at a few thousand rows.
+    """
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(
+        queries["insert_pending_videos"],
+        (list_id, user_id, job_id, [uuid7() for _ in youtube_ids], youtube_ids),
+    )
+    return int(result.rowcount)
 
 
 async def add_video(session: AsyncSession, user_id: UUID, list_id: UUID, youtube_id: str) -> Video:

@@ -26,3 +26,19 @@ async def test_import_creates_pending_videos_and_a_queued_job(
     assert (result["accepted"], result["duplicates"], len(result["invalid"])) == (2, 1, 1)
     assert result["job"]["status"] == "queued"
     assert result["job"]["total"] == 2
+
+
+async def test_an_import_of_many_thousand_rows_is_one_statement(
+    client: AsyncTestClient[Litestar], alice: Account
+) -> None:
+    """6,000 new videos go in at once (a VALUES list would exceed Postgres's 32,767 bind parameters)."""
+    created = await client.post("/api/lists", json={"name": "Big"}, headers=alice.headers)
+    list_id = created.json()["id"]
+    body = "\n".join(f"https://youtu.be/{index:011d}" for index in range(6000))
+    response = await client.post(
+        f"/api/lists/{list_id}/imports", content=body, headers={**alice.headers, "Content-Type": "text/plain"}
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 6000
+    listed = await client.get(f"/api/lists/{list_id}", headers=alice.headers)
+    assert listed.json()["video_count"] == 6000

@@ -1,0 +1,32 @@
+// Tiny DOM helpers. Text always goes in as text nodes, never as HTML: titles come from YouTube.
+
+/**
+ * h("a", { href, class: "x", onclick: fn }, "text", child) → an element.
+ * null/false attributes and children are skipped; `true` sets a boolean attribute.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value == null || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name === "class") el.className = value;
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  el.append(...children.flat().filter((child) => child != null && child !== false));
+  return el;
+}
+
+export function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`the page has no #${id}`);
+  return el;
+}
+
+/** Calls `fn` once the calls have paused for `ms` (search as you type). */
+export function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}

@@ -1,0 +1,162 @@
+// The live panel: one card per job, updated in place (so a focused Cancel button keeps its focus while
+// events stream in). The cards' data comes from LiveClient.visibleJobs(); this module only draws them.
+
+import { h } from "./dom.js";
+import {
+  JOB_STATUS_LABELS,
+  formatEta,
+  formatPercent,
+  formatRate,
+  plural,
+} from "./format.js";
+import { isActive } from "./live.js";
+
+const STATUS_CLASSES = Object.keys(JOB_STATUS_LABELS).map((status) => `job--${status}`);
+
+/**
+ * root: the <ul> of cards; empty: the "nothing running" note; announcer: a polite live region for
+ * status changes (announcing every percent would drown a screen reader).
+ * listName(listId) → the list's name or null; onCancel(job) and onRetry(job) → promises.
+ */
+export function createLivePanel({ root, empty, announcer, listName, onCancel, onRetry }) {
+  const cards = new Map(); // job_id → card
+  const lastStatus = new Map(); // job_id → status we last drew, to announce only changes
+
+  function render(jobs) {
+    // Newest first: a new import (or a retry) appears at the top, where the eye already is.
+    const ordered = [...jobs].reverse();
+    const wanted = new Set(ordered.map((job) => job.job_id));
+    for (const [id, card] of cards) {
+      if (!wanted.has(id)) {
+        card.el.remove();
+        cards.delete(id);
+        lastStatus.delete(id);
+      }
+    }
+    ordered.forEach((job, index) => {
+      let card = cards.get(job.job_id);
+      if (!card) {
+        card = createCard(job, { onCancel, onRetry });
+        cards.set(job.job_id, card);
+      }
+      updateCard(card, job, listName(job.list_id));
+      // Move only what is out of place: moving a node would take the focus away from its buttons.
+      if (root.children[index] !== card.el) root.insertBefore(card.el, root.children[index] ?? null);
+      announceChange(job, listName(job.list_id));
+    });
+    empty.hidden = ordered.length > 0;
+  }
+
+  function announceChange(job, name) {
+    const before = lastStatus.get(job.job_id);
+    lastStatus.set(job.job_id, job.status);
+    if (before === undefined || before === job.status || isActive(job)) return;
+    announcer.textContent = `${importTitle(name)}: ${JOB_STATUS_LABELS[job.status] ?? job.status}. ${
+      job.message ?? ""
+    }`;
+  }
+
+  return { render };
+}
+
+function importTitle(name) {
+  return name ? `Import into ${name}` : "Import into a deleted list";
+}
+
+function createCard(job, { onCancel, onRetry }) {
+  const parts = {
+    title: h("h3", { class: "job__title" }),
+    status: h("span", { class: "job__status" }),
+    bar: h("div", { class: "progress__bar" }),
+    percent: h("span", { class: "job__percent" }),
+    counts: h("span", { class: "job__counts" }),
+    rate: h("span", { class: "job__rate" }),
+    eta: h("span", { class: "job__eta" }),
+    message: h("p", { class: "job__message" }),
+    error: h("p", { class: "job__error" }),
+    cancel: h("button", { type: "button", class: "button button--small" }, "Cancel"),
+    retry: h("button", { type: "button", class: "button button--small button--primary" }, "Retry"),
+  };
+  parts.progress = h(
+    "div",
+    { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100 },
+    parts.bar,
+  );
+  const el = h(
+    "li",
+    { class: "job", "data-job-id": job.job_id },
+    h("div", { class: "job__head" }, parts.title, parts.status),
+    parts.progress,
+    h("p", { class: "job__stats" }, parts.percent, parts.counts, parts.rate, parts.eta),
+    parts.message,
+    parts.error,
+    h("div", { class: "job__actions" }, parts.cancel, parts.retry),
+  );
+  const card = { el, parts, job, busy: null, retried: false };
+  parts.cancel.addEventListener("click", () => act(card, "cancel", onCancel));
+  parts.retry.addEventListener("click", () => act(card, "retry", onRetry));
+  return card;
+}
+
+async function act(card, action, handler) {
+  card.busy = action;
+  updateButtons(card);
+  let done = false;
+  try {
+    await handler(card.job);
+    done = true;
+  } catch {
+    // The caller has shown the error; the button becomes usable again.
+  }
+  if (done && action === "retry") card.retried = true; // its failed videos now belong to the new job
+  // A running job stops between batches: keep "Cancelling…" until its terminal event arrives.
+  card.busy = done && action === "cancel" && isActive(card.job) ? "cancel-sent" : null;
+  updateButtons(card);
+}
+
+function updateCard(card, job, listName) {
+  const { parts } = card;
+  card.job = job;
+  if (!isActive(job) && card.busy === "cancel-sent") card.busy = null;
+  const title = importTitle(listName);
+  const percent = formatPercent(job.progress);
+  const finished = !isActive(job);
+
+  card.el.classList.remove(...STATUS_CLASSES);
+  card.el.classList.add(`job--${job.status}`);
+  parts.title.textContent = title;
+  parts.status.textContent = JOB_STATUS_LABELS[job.status] ?? job.status;
+
+  parts.progress.setAttribute("aria-label", `Progress of the ${title.replace(/^Import/, "import")}`);
+  parts.progress.setAttribute("aria-valuenow", String(job.progress ?? 0));
+  parts.progress.setAttribute(
+    "aria-valuetext",
+    `${percent}: ${job.processed} of ${job.total} videos processed, ${job.failed} failed`,
+  );
+  // CSSOM writes are allowed by the CSP (style-src 'self'); inline style attributes would not be.
+  parts.bar.style.width = `${Math.min(100, Math.max(0, job.progress ?? 0))}%`;
+
+  parts.percent.textContent = percent;
+  parts.counts.textContent = `${job.processed} of ${plural(job.total, "video")} processed, ${job.failed} failed`;
+  parts.rate.textContent = formatRate(job.rate);
+  parts.rate.hidden = job.rate == null;
+  parts.eta.textContent = `ETA ${formatEta(job.eta_s)}`;
+  parts.eta.hidden = finished || job.status === "queued";
+  parts.message.textContent = job.message ?? "";
+  parts.message.hidden = !job.message;
+  parts.error.textContent = job.error ? `Last error: ${job.error}` : "";
+  parts.error.hidden = !job.error;
+  updateButtons(card);
+}
+
+function updateButtons(card) {
+  const { job, parts, busy } = card;
+  const active = isActive(job);
+  const retryable = !active && (job.failed > 0 || job.status === "cancelled" || job.status === "failed");
+  parts.cancel.hidden = !active;
+  parts.cancel.disabled = busy === "cancel" || busy === "cancel-sent";
+  parts.cancel.textContent = parts.cancel.disabled ? "Cancelling…" : "Cancel";
+  parts.retry.hidden = !retryable || card.retried;
+  parts.retry.disabled = busy === "retry";
+  parts.retry.textContent = busy === "retry" ? "Retrying…" : "Retry";
+}

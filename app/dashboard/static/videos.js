@@ -1,0 +1,205 @@
+// The video table of the selected list: status filter, search, paging, and refreshes driven by live
+// events (at most one a second, however fast the events come).
+
+import { ApiError } from "./api.js";
+import { byId, debounce, h } from "./dom.js";
+import { VIDEO_STATUS_LABELS, formatDate, formatDuration } from "./format.js";
+
+export const PAGE_SIZE = 50;
+const REFRESH_EVERY_MS = 1000;
+const SEARCH_PAUSE_MS = 300;
+
+/** notify(message) shows an error to the user; onChanged() after a video was removed. */
+export function createVideoTable({ api, notify, onChanged }) {
+  const statusFilter = byId("status-filter");
+  const search = byId("search");
+  const rows = byId("video-rows");
+  const summary = byId("videos-summary");
+  const emptyNote = byId("videos-empty");
+  const prev = byId("prev-page");
+  const next = byId("next-page");
+
+  let listId = null;
+  let offset = 0;
+  let total = 0;
+  let generation = 0; // answers to older requests (an earlier filter, another list) are dropped
+  let lastLoadAt = 0;
+  let refreshTimer = null;
+
+  async function load() {
+    if (!listId) return;
+    const mine = ++generation;
+    lastLoadAt = Date.now();
+    const params = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(offset) });
+    if (statusFilter.value) params.set("status", statusFilter.value);
+    const q = search.value.trim();
+    if (q) params.set("q", q);
+    let page;
+    try {
+      page = await api.get(`/api/lists/${listId}/videos?${params}`);
+    } catch (error) {
+      if (mine === generation && !(error instanceof ApiError && error.status === 401)) notify(error.message);
+      return;
+    }
+    if (mine !== generation) return;
+    if (page.items.length === 0 && page.total > 0 && offset > 0) {
+      // The page emptied under us (videos deleted): step back to the last page that has rows.
+      offset = Math.max(0, Math.floor((page.total - 1) / PAGE_SIZE) * PAGE_SIZE);
+      load();
+      return;
+    }
+    total = page.total;
+    draw(page.items);
+  }
+
+  function draw(videos) {
+    const keep = new Map([...rows.children].map((tr) => [tr.dataset.key, tr]));
+    const wanted = videos.map((video) => keep.get(rowKey(video)) ?? videoRow(video, remove));
+    // Reuse unchanged rows so a focused link or button keeps its focus across refreshes.
+    wanted.forEach((tr, index) => {
+      if (rows.children[index] !== tr) rows.insertBefore(tr, rows.children[index] ?? null);
+    });
+    while (rows.children.length > wanted.length) rows.lastElementChild.remove();
+
+    const first = videos.length ? offset + 1 : 0;
+    const filtered = statusFilter.value || search.value.trim();
+    summary.textContent = videos.length
+      ? `Showing ${first}–${offset + videos.length} of ${total} ${filtered ? "matching " : ""}videos`
+      : "";
+    emptyNote.hidden = videos.length > 0;
+    emptyNote.textContent = filtered ? "No videos match." : "No videos yet: add one or import a file.";
+    prev.disabled = offset === 0;
+    next.disabled = offset + PAGE_SIZE >= total;
+    byId("pager").hidden = total <= PAGE_SIZE;
+  }
+
+  async function remove(video) {
+    const name = video.title ?? video.youtube_id;
+    if (!window.confirm(`Remove “${name}” from this list?`)) return;
+    try {
+      await api.delete(`/api/videos/${video.id}`);
+    } catch (error) {
+      notify(error.message);
+      return;
+    }
+    onChanged?.();
+    load();
+  }
+
+  /** Live events for this list: reload, but never more than once per REFRESH_EVERY_MS. */
+  function refreshSoon() {
+    if (!listId || refreshTimer) return; // the one already scheduled will read the latest state
+    const wait = Math.max(0, lastLoadAt + REFRESH_EVERY_MS - Date.now());
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      load();
+    }, wait);
+  }
+
+  function show(id) {
+    listId = id;
+    offset = 0;
+    statusFilter.value = "";
+    search.value = "";
+    rows.replaceChildren();
+    summary.textContent = "";
+    emptyNote.hidden = true;
+    load();
+  }
+
+  function hide() {
+    listId = null;
+    generation += 1;
+    clearTimeout(refreshTimer);
+    refreshTimer = null;
+    rows.replaceChildren();
+  }
+
+  const reloadFromStart = () => {
+    offset = 0;
+    load();
+  };
+  statusFilter.addEventListener("change", reloadFromStart);
+  search.addEventListener("input", debounce(reloadFromStart, SEARCH_PAUSE_MS));
+  // Enter in the search box should search now, not submit anything.
+  search.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      reloadFromStart();
+    }
+  });
+  prev.addEventListener("click", () => {
+    offset = Math.max(0, offset - PAGE_SIZE);
+    load();
+  });
+  next.addEventListener("click", () => {
+    offset += PAGE_SIZE;
+    load();
+  });
+
+  return {
+    show,
+    hide,
+    load,
+    refreshSoon,
+    get listId() {
+      return listId;
+    },
+  };
+}
+
+// A row is rebuilt only when its video changed.
+const rowKey = (video) => `${video.id}@${video.updated_at}`;
+
+function videoRow(video, onRemove) {
+  const title = video.title ?? video.youtube_id;
+  const thumbnail = video.thumbnail_url
+    ? h("img", {
+        src: video.thumbnail_url,
+        alt: "",
+        loading: "lazy",
+        decoding: "async",
+        width: 120,
+        height: 68,
+      })
+    : h("span", { class: "thumb-placeholder", "aria-hidden": "true" });
+  return h(
+    "tr",
+    { "data-key": rowKey(video), "data-video-id": video.id, "data-status": video.status },
+    h("td", { class: "cell-thumb" }, thumbnail),
+    h(
+      "td",
+      { class: "cell-title", "data-label": "Title" },
+      h("a", { href: video.url, target: "_blank", rel: "noopener noreferrer" }, title),
+      video.error && video.status !== "ready" ? h("span", { class: "video-error" }, video.error) : null,
+    ),
+    h("td", { class: "cell-channel", "data-label": "Channel" }, video.channel_title ?? "—"),
+    h("td", { class: "cell-duration", "data-label": "Duration" }, formatDuration(video.duration_s)),
+    h(
+      "td",
+      { class: "cell-status", "data-label": "Status" },
+      h("span", { class: `badge badge--${video.status}` }, VIDEO_STATUS_LABELS[video.status] ?? video.status),
+    ),
+    h(
+      "td",
+      { class: "cell-published", "data-label": "Published" },
+      video.published_at
+        ? h("time", { datetime: video.published_at }, formatDate(video.published_at))
+        : "—",
+    ),
+    h(
+      "td",
+      { class: "cell-actions" },
+      h(
+        "button",
+        {
+          type: "button",
+          class: "button button--small button--quiet",
+          "aria-label": `Remove ${title}`,
+          onclick: () => onRemove(video),
+        },
+        "Remove",
+      ),
+    ),
+  );
+}

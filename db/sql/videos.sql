@@ -1,0 +1,6 @@
+-- insert_pending_videos --
+-- Adds ids ($5, with new row ids $4) to list $1 of user $2 as pending videos of job $3; skips ids already there.
+INSERT INTO videos (id, list_id, user_id, youtube_id, status, job_id, created_at, updated_at)
+SELECT new.id, $1, $2, new.youtube_id, 'pending', $3, now(), now()
+FROM unnest($4::uuid[], $5::text[]) AS new(id, youtube_id)
+ON CONFLICT (list_id, youtube_id) DO NOTHING
