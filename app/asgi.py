@@ -23,6 +23,7 @@ from app.api.imports import MULTIPART_OVERHEAD, ImportController
 from app.api.jobs import JobController
 from app.api.lists import ListController
 from app.api.live import HistoryController, progress_socket, start_live, stop_live
+from app.api.metrics import metrics
 from app.api.system import SystemController
 from app.api.videos import VideoController
 from app.auth import PUBLIC_PATHS, TokenAuthMiddleware
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> Litestar:
             JobController,
             HistoryController,
             progress_socket,
+            metrics,
         ],
         plugins=[SQLAlchemyPlugin(config=alchemy), BookmarksPlugin(settings, alchemy)],
         dependencies={

@@ -40,6 +40,10 @@ class Settings:
     run_workers_in_web: bool = True
     """Single-machine mode: `bookmarks run` also runs the SAQ workers in-process."""
     db_pool_size: int = 10
+    metrics_token: str | None = None
+    """Enables `/metrics` for scrapers that send this bearer token."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins (besides the app's own) whose pages may open the progress WebSocket."""
     debug: bool = False
 
     @classmethod
@@ -66,6 +70,10 @@ class Settings:
             worker_concurrency=reader.int("WORKER_CONCURRENCY", defaults.worker_concurrency, minimum=1),
             run_workers_in_web=reader.bool("RUN_WORKERS_IN_WEB", defaults.run_workers_in_web),
             db_pool_size=reader.int("DB_POOL_SIZE", defaults.db_pool_size, minimum=1),
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            allowed_origins=tuple(
+                o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()
+            ),
             debug=reader.bool("DEBUG", defaults.debug),
         )
 
@@ -110,6 +118,10 @@ class _EnvReader:
         if lowered in {"0", "false", "no", "off"}:
             return False
         raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def origins(text: str) -> tuple[str, ...]:
+    return tuple(origin.strip().rstrip("/") for origin in text.split(",") if origin.strip())
 
 
 def normalise_database_url(url: str) -> str:

@@ -14,6 +14,7 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath, QueryParameter
 
 from app.api.deps import CurrentUser, DbSession, Events
+from app.api.metrics import LiveCounters
 from app.live.hub import Hub
 from app.live.session import SocketRegistry, run_progress_session
 from app.live.store import EventStore, SeqText
@@ -22,6 +23,8 @@ from app.services.users import authenticate
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+CLOSE_FORBIDDEN_ORIGIN = 4403
 
 AfterSeq = Annotated[int, QueryParameter(ge=0)]
 HistoryLimit = Annotated[int, QueryParameter(ge=1, le=1000)]
@@ -78,15 +81,38 @@ async def progress_socket(socket: WebSocket[Any, Any, Any]) -> None:
 
     # Accept first: a refusal before accept reaches browsers as 1006, not our close code.
     await socket.accept()
-    await run_progress_session(
-        socket,
-        hub=state.hub,
-        store=state.event_store,
-        authenticate=user_for_token,
-        sockets=state.sockets,
-        replay_max=settings.replay_max,
-        disconnect_errors=(WebSocketDisconnect,),
-    )
+    if not origin_allowed(socket, settings):
+        # A page on another site must not ride on a user's token to read their progress.
+        log.warning("refused a progress socket from origin %s", socket.headers.get("origin"))
+        await socket.close(CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
+        return
+    counters: LiveCounters = state.live_counters
+    counters.sockets_open += 1
+    counters.sockets_total += 1
+    try:
+        result = await run_progress_session(
+            socket,
+            hub=state.hub,
+            store=state.event_store,
+            authenticate=user_for_token,
+            sockets=state.sockets,
+            replay_max=settings.replay_max,
+            disconnect_errors=(WebSocketDisconnect,),
+        )
+    finally:
+        counters.sockets_open -= 1
+    counters.events_sent += result.events_sent
+    counters.snapshots_sent += result.snapshots_sent
+
+
+def origin_allowed(socket: WebSocket[Any, Any, Any], settings: Settings) -> bool:
+    """Same origin by default. Clients that are not browsers send no Origin header and are let through."""
+    origin = socket.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.rstrip("/")
+    own = f"{socket.url.scheme.replace('ws', 'http', 1)}://{socket.headers.get('host', '')}"
+    return origin == own or origin in settings.allowed_origins
 
 
 async def start_live(settings: Settings, state: Any) -> None:
@@ -94,6 +120,7 @@ async def start_live(settings: Settings, state: Any) -> None:
     state.hub = Hub(settings.dsn, state.event_store)
     await state.hub.start()
     state.sockets = SocketRegistry(settings.max_sockets_per_user)
+    state.live_counters = LiveCounters()
 
 
 async def stop_live(state: Any) -> None:

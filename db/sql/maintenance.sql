@@ -11,3 +11,11 @@ SELECT id FROM jobs
 WHERE status IN ('queued', 'running') AND created_at < now() - make_interval(secs => $1)
 ORDER BY created_at
 LIMIT 500
+
+-- metrics_counts --
+-- Jobs and videos by status, and how full Postgres's NOTIFY queue is (0..1), for /metrics.
+SELECT 'jobs' AS kind, status, count(*)::float8 AS value FROM jobs GROUP BY status
+UNION ALL
+SELECT 'videos', status, count(*)::float8 FROM videos GROUP BY status
+UNION ALL
+SELECT 'notify_queue', 'usage', pg_notification_queue_usage()
