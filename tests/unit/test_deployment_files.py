@@ -1,0 +1,53 @@
+"""docker-compose.yml and the Dockerfile stay consistent with the code (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import yaml
+
+from app import settings as settings_module
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_every_compose_variable_is_a_setting_the_app_reads() -> None:
+    """A variable in compose that Settings.from_env never reads would be silently ignored."""
+    source = inspect.getsource(settings_module)
+    for name, service in COMPOSE["services"].items():
+        for variable in service.get("environment", {}):
+            if name == "postgres":
+                continue
+            assert f'"{variable}"' in source, f"{name}: {variable} is not read by Settings.from_env"
+
+
+def test_compose_commands_are_bookmarks_commands() -> None:
+    """Every app service runs a `bookmarks` subcommand that exists."""
+    from litestar.cli.main import litestar_group
+
+    from app.cli import register_commands
+
+    register_commands(litestar_group)
+    for name, service in COMPOSE["services"].items():
+        if "command" not in service:
+            continue
+        program, subcommand = service["command"][:2]
+        assert program == "bookmarks", name
+        assert subcommand in litestar_group.commands or subcommand in {"run", "database"}, (name, subcommand)
+
+
+def test_web_waits_for_migrations_and_binds_to_loopback() -> None:
+    """Migrations run once before web starts; the published port is on 127.0.0.1 only."""
+    web = COMPOSE["services"]["web"]
+    assert web["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert all(port.startswith("127.0.0.1:") for port in web["ports"])
+    assert "pg_isready" in " ".join(COMPOSE["services"]["postgres"]["healthcheck"]["test"])
+
+
+def test_the_image_installs_every_package() -> None:
+    """The Dockerfile copies each top-level package the project ships."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in ("app", "db", "workers"):
+        assert f"COPY {package} ./{package}" in dockerfile
