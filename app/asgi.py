@@ -28,6 +28,7 @@ from app.api.system import SystemController
 from app.api.videos import VideoController
 from app.auth import PUBLIC_PATHS, TokenAuthMiddleware
 from app.live.store import EventStore
+from app.ratelimit import Limits, RateLimiter
 from app.services.errors import DomainError
 from app.settings import Settings
 from db.config import alchemy_config
@@ -67,6 +68,10 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.lifespan.append(self.lifespan)
         app_config.state["settings"] = self.settings
+        app_config.state["limits"] = Limits(
+            auth_failures=RateLimiter(self.settings.auth_failures_per_minute),
+            imports=RateLimiter(self.settings.imports_per_minute),
+        )
         return app_config
 
     @asynccontextmanager

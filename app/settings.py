@@ -40,6 +40,9 @@ class Settings:
     run_workers_in_web: bool = True
     """Single-machine mode: `bookmarks run` also runs the SAQ workers in-process."""
     db_pool_size: int = 10
+    auth_failures_per_minute: int = 30
+    """Failed token checks allowed per client address per minute; past it, 429 without a database query."""
+    imports_per_minute: int = 30
     metrics_token: str | None = None
     """Enables `/metrics` for scrapers that send this bearer token."""
     allowed_origins: tuple[str, ...] = ()
@@ -70,6 +73,10 @@ class Settings:
             worker_concurrency=reader.int("WORKER_CONCURRENCY", defaults.worker_concurrency, minimum=1),
             run_workers_in_web=reader.bool("RUN_WORKERS_IN_WEB", defaults.run_workers_in_web),
             db_pool_size=reader.int("DB_POOL_SIZE", defaults.db_pool_size, minimum=1),
+            auth_failures_per_minute=reader.int(
+                "AUTH_FAILURES_PER_MINUTE", defaults.auth_failures_per_minute, minimum=1
+            ),
+            imports_per_minute=reader.int("IMPORTS_PER_MINUTE", defaults.imports_per_minute, minimum=1),
             metrics_token=env.get("METRICS_TOKEN") or None,
             allowed_origins=tuple(
                 o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()

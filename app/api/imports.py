@@ -8,11 +8,13 @@ from uuid import UUID
 
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import UploadFile
+from litestar.exceptions import TooManyRequestsException
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from app.api.deps import AppSettings, CurrentUser, DbSession, Queue
 from app.api.schemas import ImportResult, InvalidLineOut, JobOut
+from app.ratelimit import Limits
 from app.services import imports as import_service
 from app.services.errors import InvalidInput, TooLarge
 
@@ -53,6 +55,12 @@ class ImportController(Controller):
         job_queue: Queue,
         list_id: FromPath[UUID],
     ) -> Response[ImportResult]:
+        limits: Limits = request.app.state.limits
+        if not limits.imports.allow(str(user.id)):
+            raise TooManyRequestsException(
+                f"at most {settings.imports_per_minute} imports a minute; try again shortly",
+                headers={"Retry-After": str(limits.imports.retry_after_s(str(user.id)))},
+            )
         declared = request.headers.get("content-length")
         if (
             declared is not None

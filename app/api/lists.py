@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
@@ -49,7 +50,11 @@ class ListController(Controller):
         self, db_session: DbSession, user: CurrentUser, list_id: FromPath[UUID], data: JSONBody[ListUpdate]
     ) -> ListOut:
         row = await list_service.update_list(
-            db_session, user.id, list_id, name=data.name, description=data.description
+            db_session,
+            user.id,
+            list_id,
+            name=data.name if isinstance(data.name, msgspec.UnsetType) else data.name.strip(),
+            description=data.description,
         )
         counts = await list_service.count_videos(db_session, [row.id])
         return ListOut.of(row, counts.get(row.id, 0))

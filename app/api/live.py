@@ -10,16 +10,16 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Response, WebSocket, get, websocket
-from litestar.exceptions import WebSocketDisconnect
+from litestar.exceptions import TooManyRequestsException, WebSocketDisconnect
 from litestar.params import FromPath, QueryParameter
 
 from app.api.deps import CurrentUser, DbSession, Events
 from app.api.metrics import LiveCounters
+from app.auth import authenticate_limited, client_key
 from app.live.hub import Hub
 from app.live.session import SocketRegistry, run_progress_session
 from app.live.store import EventStore, SeqText
 from app.services import jobs as job_service
-from app.services.users import authenticate
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,10 @@ async def progress_socket(socket: WebSocket[Any, Any, Any]) -> None:
     sessions = state.session_maker
 
     async def user_for_token(token: str) -> UUID | None:
-        async with sessions() as session:
-            user = await authenticate(session, token)
+        try:
+            user = await authenticate_limited(sessions, state.limits.auth_failures, client_key(socket), token)
+        except TooManyRequestsException:
+            return None
         return None if user is None else user.id
 
     # Accept first: a refusal before accept reaches browsers as 1006, not our close code.

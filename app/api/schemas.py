@@ -13,7 +13,8 @@ from db.models import BookmarkList, Job, Video
 
 T = TypeVar("T")
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+"""At least one visible character (stored stripped)."""
 Description = Annotated[str, msgspec.Meta(max_length=5000)]
 
 

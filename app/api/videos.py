@@ -67,6 +67,6 @@ class VideoController(Controller):
         body = await video_service.export_csv(db_session, user.id, list_id)
         return Response(
             body,
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="list-{list_id}.csv"'},
         )

@@ -61,7 +61,9 @@ async def create_import(
     if accepted == 0:
         await session.delete(job)
         await session.flush()
-        return ImportOutcome(job=None, accepted=0, duplicates=duplicates, invalid=parsed.invalid)
+        return ImportOutcome(
+            job=None, accepted=0, duplicates=duplicates, invalid=parsed.invalid[:INVALID_SHOWN_MAX]
+        )
     job.total = accepted
     job.message = f"Queued {accepted} videos"
     await session.flush()

@@ -116,6 +116,7 @@ async def write_event(session: AsyncSession, job: Job, *, error: str | None = No
     await session.flush()
     session.add(ProgressEvent(user_id=job.user_id, job_id=job.id, data=event_data(job, error=error)))
     await session.flush()
+    await session.refresh(job, ["last_seq"])  # set by the seq trigger, not by us
 
 
 async def finish_cancelled(session: AsyncSession, job: Job, message: str) -> None:

@@ -71,7 +71,8 @@ async def insert_pending_videos(
 
 
 async def add_video(session: AsyncSession, user_id: UUID, list_id: UUID, youtube_id: str) -> Video:
-    await get_owned_list(session, user_id, list_id)
+    # The list lock serialises adds and imports into one list, so a race answers 409, not a 500.
+    await get_owned_list(session, user_id, list_id, lock=True)
     existing = await session.scalar(
         select(Video.id).where(Video.list_id == list_id, Video.youtube_id == youtube_id)
     )

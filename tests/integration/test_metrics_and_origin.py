@@ -18,7 +18,9 @@ async def test_metrics_are_off_without_a_token(settings: Settings) -> None:
         assert (await client.get("/metrics")).status_code == 404
 
 
-async def test_metrics_need_their_token_and_report_jobs_and_the_hub(settings: Settings, alice: Account) -> None:
+async def test_metrics_need_their_token_and_report_jobs_and_the_hub(
+    settings: Settings, alice: Account
+) -> None:
     """/metrics answers 401 without the token and Prometheus text with it: hub state, jobs by status."""
     app = create_app(dataclasses.replace(settings, metrics_token="scrape-me"))
     async with AsyncTestClient(app=app) as client:

@@ -1,0 +1,367 @@
+"""Jobs run by a SAQ worker in the test's event loop, against the fake YouTube over real HTTP.
+
+The app (in the test client) creates the videos and the queued job and enqueues it; the worker fetches,
+commits batch by batch and writes coalesced progress events (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import pytest
+
+from app.settings import Settings
+from tests.conftest import Account
+from tests.fakes.youtube import FakeYouTube, oembed_body
+from tests.integration.workers.conftest import (
+    METADATA_FIELDS,
+    TERMINAL,
+    WAIT_S,
+    Client,
+    Sessions,
+    StartWorker,
+    assert_counts_match_videos,
+    assert_progress_stream,
+    create_list,
+    import_ids,
+    is_unavailable,
+    job_events,
+    job_row,
+    job_videos,
+    mixed_ids,
+    poll_until,
+    post_job_action,
+    user_seqs,
+    video_ids,
+    wait_for_terminal,
+    worker_settings,
+)
+from workers.youtube import REASON_NOT_FOUND, REASON_NOT_FOUND_API, REASON_PRIVATE
+
+
+async def test_data_api_import_of_500_videos_maps_every_field_and_coalesces_events(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """A 500-video Data API import ends completed_with_errors with exact metadata, counts from `videos`,
+    and a short, gapless, monotonic event stream that ends in the terminal event."""
+    youtube.latency_ms = 50  # ten batches take long enough for the 250 ms coalescing to matter
+    ids = mixed_ids(500, private=15, deleted=15, live=5, hidden=5)
+    await start_worker(worker_settings(settings, youtube, progress_interval_ms=250))
+    list_id = await create_list(client, alice, "Music")
+
+    job_id = await import_ids(client, alice, list_id, ids)
+    job = await wait_for_terminal(session_maker, job_id)
+
+    assert job["status"] == "completed_with_errors"
+    videos = await job_videos(session_maker, job_id)
+    assert set(videos) == set(ids)
+    for youtube_id, video in videos.items():
+        if is_unavailable(youtube_id):
+            assert (video["status"], video["error"]) == ("failed", REASON_NOT_FOUND_API), video
+            assert video["title"] is None
+        else:
+            expected = FakeYouTube.expected(youtube_id)
+            assert video["status"] == "ready"
+            assert video["error"] is None
+            assert {name: video[name] for name in METADATA_FIELDS} == {
+                name: expected[name] for name in METADATA_FIELDS
+            }
+            assert video["channel_id"] == expected["channel_id"]
+    counts = await assert_counts_match_videos(session_maker, job)
+    assert counts == {"ready": 470, "failed": 30}
+    events = await job_events(session_maker, job_id)
+    assert len(events) < 40
+    assert_progress_stream(events, job, interval_s=0.25)
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert await user_seqs(session_maker, alice.user_id) == list(range(1, len(events) + 1))
+    assert youtube.stats()["api_requests"] == 10
+
+
+async def test_oembed_import_without_a_key_maps_what_oembed_knows(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """Without an API key every video goes through oEmbed: title, channel and thumbnail are mapped, the
+    rest stays empty, private and deleted videos fail with their own reasons."""
+    ids = mixed_ids(60, private=4, deleted=4)
+    await start_worker(worker_settings(settings, youtube, api=False))
+    list_id = await create_list(client, alice, "Talks")
+
+    job_id = await import_ids(client, alice, list_id, ids)
+    job = await wait_for_terminal(session_maker, job_id)
+
+    assert job["status"] == "completed_with_errors"
+    videos = await job_videos(session_maker, job_id)
+    for youtube_id, video in videos.items():
+        if youtube_id.startswith("prv"):
+            assert (video["status"], video["error"]) == ("failed", REASON_PRIVATE)
+        elif youtube_id.startswith("del"):
+            assert (video["status"], video["error"]) == ("failed", REASON_NOT_FOUND)
+        else:
+            body = oembed_body(youtube_id)
+            assert video["status"] == "ready"
+            assert (video["title"], video["channel_title"], video["thumbnail_url"]) == (
+                body["title"],
+                body["author_name"],
+                body["thumbnail_url"],
+            )
+            assert video["title"] == FakeYouTube.expected(youtube_id)["title"]
+            assert (video["duration_s"], video["published_at"], video["view_count"]) == (None, None, None)
+    counts = await assert_counts_match_videos(session_maker, job)
+    assert counts == {"ready": 52, "failed": 8}
+    events = await job_events(session_maker, job_id)
+    assert len(events) < 40
+    assert_progress_stream(events, job)
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert youtube.stats()["api_requests"] == 0
+    assert youtube.stats()["oembed_requests"] == 60
+
+
+async def test_concurrent_jobs_of_one_user_share_one_gapless_seq_stream(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """Four jobs of one user running at once number their events 1..N with no gap or duplicate."""
+    youtube.latency_ms = 30
+    # Every batch writes an event, so the four jobs' transactions contend for the user's stream row.
+    await start_worker(worker_settings(settings, youtube, progress_interval_ms=0))
+    list_ids = [await create_list(client, alice, f"List {n}") for n in range(4)]
+
+    job_ids = [
+        await import_ids(client, alice, list_id, video_ids(300, start=1000 * n))
+        for n, list_id in enumerate(list_ids)
+    ]
+    jobs = [await wait_for_terminal(session_maker, job_id) for job_id in job_ids]
+
+    assert [job["status"] for job in jobs] == ["completed"] * 4
+    assert max(job["started_at"] for job in jobs) < min(job["finished_at"] for job in jobs), (
+        "the jobs did not overlap, so this test proved nothing about concurrency"
+    )
+    seqs = await user_seqs(session_maker, alice.user_id)
+    assert seqs == list(range(1, len(seqs) + 1))
+    per_job = [await job_events(session_maker, job_id) for job_id in job_ids]
+    assert sum(len(events) for events in per_job) == len(seqs)
+    for job, events in zip(jobs, per_job, strict=True):
+        await assert_counts_match_videos(session_maker, job)
+        assert_progress_stream(events, job)
+    first_seqs = sorted(events[0]["seq"] for events in per_job)
+    last_seqs = sorted(events[-1]["seq"] for events in per_job)
+    assert first_seqs[-1] < last_seqs[0], "the streams of the four jobs should interleave"
+
+
+async def test_quota_exhaustion_fails_the_job_and_a_retry_finishes_the_rest(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """quotaExceeded stops the job as failed with a quota message and leaves unfetched videos pending;
+    a retry after the quota resets fetches exactly those and the failed ones."""
+    ids = mixed_ids(500, private=10, deleted=10)
+    youtube.quota_after(3)
+    await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Quota")
+
+    job_id = await import_ids(client, alice, list_id, ids)
+    job = await wait_for_terminal(session_maker, job_id)
+
+    assert job["status"] == "failed"
+    assert "quota" in job["message"].lower()
+    assert "quota" in job["last_error"].lower()
+    videos = await job_videos(session_maker, job_id)
+    served = set(youtube.requests_per_id)
+    pending = {yid for yid, video in videos.items() if video["status"] == "pending"}
+    assert len(pending) == 500 - 3 * 50
+    assert not pending & served
+    assert {yid for yid in ids if not is_unavailable(yid)} - pending == served
+    counts = await assert_counts_match_videos(session_maker, job)
+    assert counts["pending"] == 350
+    events = await job_events(session_maker, job_id)
+    assert_progress_stream(events, job)
+    assert events[-1]["error"] is not None
+    assert "quota" in events[-1]["error"].lower()
+    failed_before = {yid for yid, video in videos.items() if video["status"] == "failed"}
+
+    youtube.reset()
+    retry = await post_job_action(client, alice, job_id, "retry")
+    retry_id = UUID(retry["id"])
+    assert retry["total"] == len(pending | failed_before)
+    retried = await wait_for_terminal(session_maker, retry_id)
+
+    assert retried["status"] == "completed_with_errors"
+    retried_videos = await job_videos(session_maker, retry_id)
+    assert set(retried_videos) == pending | failed_before
+    for youtube_id, video in retried_videos.items():
+        assert video["status"] == ("failed" if is_unavailable(youtube_id) else "ready")
+    assert set(youtube.requests_per_id) == {yid for yid in pending if not is_unavailable(yid)}
+    await assert_counts_match_videos(session_maker, retried)
+    assert_progress_stream(await job_events(session_maker, retry_id), retried)
+    assert await user_seqs(session_maker, alice.user_id) == list(range(1, retried["last_seq"] + 1))
+
+
+@pytest.mark.parametrize(("failures", "status"), [(3, 429), (2, 500)])
+async def test_rate_limits_and_server_errors_are_retried(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+    failures: int,
+    status: int,
+) -> None:
+    """A burst of 429s or 500s is retried with backoff and the job completes with no failed video."""
+    ids = video_ids(100)
+    youtube.fail_next(failures, status=status)
+    await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Flaky")
+
+    job_id = await import_ids(client, alice, list_id, ids)
+    job = await wait_for_terminal(session_maker, job_id)
+
+    assert job["status"] == "completed"
+    assert (job["processed"], job["failed"]) == (100, 0)
+    await assert_counts_match_videos(session_maker, job)
+    assert youtube.requests == 2 + failures
+    assert set(youtube.requests_per_id.values()) == {1}
+
+
+async def test_persistent_server_errors_fail_videos_as_retryable(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """A batch still failing after every attempt fails its videos with a retry-later reason, and a retry
+    of the job fetches them."""
+    ids = video_ids(100)
+    youtube.fail_next(5, status=503, retry_after=0)  # Retry-After: 0 keeps the five attempts quick
+    await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Down")
+
+    job_id = await import_ids(client, alice, list_id, ids)
+    job = await wait_for_terminal(session_maker, job_id)
+
+    assert job["status"] == "completed_with_errors"
+    assert (job["processed"], job["failed"]) == (100, 50)
+    videos = await job_videos(session_maker, job_id)
+    failed = {yid for yid, video in videos.items() if video["status"] == "failed"}
+    assert failed == set(ids[:50])
+    assert all(videos[yid]["error"].startswith("temporarily unavailable, retry later") for yid in failed)
+    events = await job_events(session_maker, job_id)
+    assert_progress_stream(events, job)
+    assert events[-1]["error"] is not None
+
+    retry_id = UUID((await post_job_action(client, alice, job_id, "retry"))["id"])
+    retried = await wait_for_terminal(session_maker, retry_id)
+
+    assert (retried["status"], retried["total"], retried["failed"]) == ("completed", 50, 0)
+    assert set(await job_videos(session_maker, retry_id)) == failed
+
+
+async def test_cancel_mid_job_stops_between_batches_and_a_retry_finishes_the_rest(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """Cancelling a running job ends it `cancelled` with its untouched videos cancelled and a terminal
+    `cancelled` event; a retry runs exactly the cancelled and failed videos to completion."""
+    ids = mixed_ids(500, private=10, deleted=10)
+    youtube.latency_ms = 200
+    await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Long")
+    job_id = await import_ids(client, alice, list_id, ids)
+    await poll_until(
+        lambda: job_events(session_maker, job_id),
+        lambda events: any(event["processed"] > 0 for event in events),
+        what="a progress event with processed > 0",
+    )
+
+    cancelled = await post_job_action(client, alice, job_id, "cancel")
+    assert cancelled["cancel_requested"] is True
+    job = await wait_for_terminal(session_maker, job_id)
+
+    assert job["status"] == "cancelled"
+    assert 0 < job["processed"] < 500
+    videos = await job_videos(session_maker, job_id)
+    counts = await assert_counts_match_videos(session_maker, job)
+    assert counts.get("pending", 0) == 0
+    assert counts["cancelled"] == 500 - job["processed"]
+    assert all(v["error"] == "cancelled" for v in videos.values() if v["status"] == "cancelled")
+    events = await job_events(session_maker, job_id)
+    assert_progress_stream(events, job)
+    assert events[-1]["status"] == "cancelled"
+    # Nothing was fetched for the cancelled videos after the job stopped.
+    cancelled_ids = {yid for yid, video in videos.items() if video["status"] == "cancelled"}
+    assert not cancelled_ids & set(youtube.requests_per_id)
+    to_retry = cancelled_ids | {yid for yid, video in videos.items() if video["status"] == "failed"}
+
+    retry = await post_job_action(client, alice, job_id, "retry")
+    retry_id = UUID(retry["id"])
+    retried = await wait_for_terminal(session_maker, retry_id)
+
+    assert set(await job_videos(session_maker, retry_id)) == to_retry
+    assert retried["total"] == len(to_retry)
+    assert retried["status"] in {"completed", "completed_with_errors"}
+    assert retried["status"] == ("completed_with_errors" if retried["failed"] else "completed")
+    await assert_counts_match_videos(session_maker, retried)
+    assert await job_row(session_maker, job_id) == job, "the cancelled job's row must not change"
+
+
+async def test_notifications_carry_the_same_json_as_the_event_rows(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """Every event of a job reaches a LISTENer on the user's channel, in seq order, as exactly the JSON
+    of its row's `data`."""
+    youtube.latency_ms = 20
+    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    listener = await asyncpg.connect(settings.dsn)
+    try:
+        await listener.add_listener(
+            f"progress_user_{alice.user_id}",
+            lambda _conn, _pid, _channel, payload: received.put_nowait(json.loads(payload)),
+        )
+        await start_worker(worker_settings(settings, youtube, progress_interval_ms=0))
+        list_id = await create_list(client, alice, "Live")
+        job_id = await import_ids(client, alice, list_id, mixed_ids(300, private=3, deleted=3))
+
+        notified: list[dict[str, Any]] = []
+        async with asyncio.timeout(WAIT_S):
+            while not notified or notified[-1]["status"] not in TERMINAL:
+                notified.append(await received.get())
+    finally:
+        await listener.close()
+
+    rows = await job_events(session_maker, job_id)
+    assert len(rows) >= 3
+    assert notified == rows
+    assert [event["seq"] for event in notified] == list(range(1, len(rows) + 1))
