@@ -66,3 +66,37 @@ async def test_the_socket_checks_the_origin(
             except WebSocketDisconnect as closed:
                 first = f"closed {closed.code}"
     assert first == expected_first
+
+
+async def test_repeated_bad_tokens_are_slowed_down(settings: Settings, alice: Account) -> None:
+    """After AUTH_FAILURES_PER_MINUTE bad tokens from one address, requests get 429 with Retry-After."""
+    app = create_app(dataclasses.replace(settings, auth_failures_per_minute=3))
+    async with AsyncTestClient(app=app) as client:
+        bad = {"Authorization": "Bearer sytb_wrong"}
+        codes = [(await client.get("/api/me", headers=bad)).status_code for _ in range(4)]
+        refused = await client.get("/api/me", headers=alice.headers)
+    assert codes == [401, 401, 401, 429]
+    assert refused.status_code == 429, "a blocked address is refused before any token lookup"
+    assert int(refused.headers["retry-after"]) >= 1
+
+
+async def test_imports_per_user_are_rate_limited(settings: Settings, alice: Account, bob: Account) -> None:
+    """Past IMPORTS_PER_MINUTE a user's imports get 429 and write nothing; other users are unaffected."""
+    app = create_app(dataclasses.replace(settings, imports_per_minute=2))
+    async with AsyncTestClient(app=app) as client:
+
+        async def import_one(account: Account, video_id: str) -> int:
+            created = await client.post("/api/lists", json={"name": "L"}, headers=account.headers)
+            response = await client.post(
+                f"/api/lists/{created.json()['id']}/imports",
+                content=video_id,
+                headers={**account.headers, "Content-Type": "text/plain"},
+            )
+            return response.status_code
+
+        alice_codes = [await import_one(alice, f"aaaaaaaaaa{i}") for i in range(3)]
+        bob_code = await import_one(bob, "bbbbbbbbbbb")
+        jobs = await client.get("/api/jobs", headers=alice.headers)
+    assert alice_codes == [202, 202, 429]
+    assert bob_code == 202
+    assert jobs.json()["total"] == 2
