@@ -27,7 +27,7 @@ def run_cli() -> None:
 
     with database_for_cli(sys.argv):
         if sys.argv[1:2] == ["run"]:
-            prepare_for_serving(Settings.from_env())
+            prepare_for_serving(Settings.from_env(), sys.argv)
         litestar_group()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -68,18 +69,31 @@ def database_for_cli(argv: list[str]) -> Iterator[None]:
         yield
 
 
-def prepare_for_serving(settings: Settings) -> None:
+def prepare_for_serving(settings: Settings, argv: list[str]) -> None:
     """`bookmarks run` on a fresh database: migrate, and create a first user so the dashboard can be used."""
     from db import migrate
 
     migrate.upgrade(settings)
     issued = asyncio.run(ensure_first_user(settings))
     if issued is not None:
+        link = sign_in_link(argv, issued)
         click.echo(
-            "\nCreated the first user, local@localhost.localdomain. Sign in to the dashboard with this token "
-            f"(shown once):\n\n    {issued}\n",
+            "\nCreated the first user, local@localhost.localdomain. Open this sign-in link (its token is shown"
+            f" only once; the part after # never reaches a server log):\n\n    {link}\n",
             err=True,
         )
+
+
+def sign_in_link(argv: list[str], token: str) -> str:
+    host, port = "127.0.0.1", "8000"
+    for flag, value in itertools.pairwise(argv):
+        if flag in {"--host", "-H"}:
+            host = value
+        elif flag in {"--port", "-p"}:
+            port = value
+    if host in {"0.0.0.0", "::"}:  # noqa: S104  (describing the bind address, not binding)
+        host = "127.0.0.1"
+    return f"http://{host}:{port}/#token={token}"
 
 
 async def ensure_first_user(settings: Settings) -> str | None:

@@ -51,6 +51,7 @@ const ui = {
   renameButton: byId("rename-list"),
   renameForm: byId("rename-form"),
   renameInput: byId("rename-input"),
+  addVideos: byId("add-videos"),
 };
 
 function notify(message) {
@@ -262,6 +263,8 @@ function selectList(listId) {
   ui.noList.hidden = true;
   ui.listView.hidden = false;
   importer.clear();
+  // An empty list needs videos first; a full one needs its table in view more than the forms.
+  ui.addVideos.open = (currentList()?.video_count ?? 0) === 0;
   drawLists();
   videos.show(session.listId);
 }
