@@ -78,8 +78,8 @@ def prepare_for_serving(settings: Settings, argv: list[str]) -> None:
     if issued is not None:
         link = sign_in_link(argv, issued)
         click.echo(
-            "\nCreated the first user, local@localhost.localdomain. Open this sign-in link (its token is shown"
-            f" only once; the part after # never reaches a server log):\n\n    {link}\n",
+            "\nCreated the first user, local@localhost.localdomain. Open this sign-in link (its token is"
+            f" shown only once; the part after # never reaches a server log):\n\n    {link}\n",
             err=True,
         )
 
