@@ -97,7 +97,8 @@ class Video(UUIDv7AuditBase):
     __table_args__ = (
         UniqueConstraint("list_id", "youtube_id", name="uq_videos_list_youtube_id"),
         CheckConstraint(_check_in("status", VideoStatus), name="status"),
-        Index("ix_videos_job_status", "job_id", "status"),
+        # Serves "the next pending videos of a job, in order" as an index range scan.
+        Index("ix_videos_job_status", "job_id", "status", "id"),
         Index("ix_videos_list_created", "list_id", "created_at"),
     )
 

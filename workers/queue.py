@@ -1,8 +1,8 @@
 """The SAQ queue on Postgres, and how our jobs are put on it.
 
 SAQ's defaults (10 s timeout, no retry) would kill any real import, so the job settings are explicit:
-the task heartbeats after every batch (`job.update()`), so a dead worker is noticed within `HEARTBEAT_S`
-by SAQ's sweep and the job is retried; the rerun resumes where the last committed batch ended.
+a task beside each running job heartbeats (`job.update()`), so a dead worker is noticed within
+`HEARTBEAT_S` by SAQ's sweep and the job is retried; the rerun resumes where the last committed batch ended.
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ QUEUE_NAME = "bookmarks"
 PROCESS_JOB = "process_job"
 JOB_TIMEOUT_S = 6 * 3600
 """Fits a 50,000-video job in oEmbed mode with room to spare; heartbeats catch dead workers sooner."""
-HEARTBEAT_S = 60
-"""A batch takes seconds; a worker silent for a minute is gone (SIGKILL, lost host)."""
+HEARTBEAT_S = 15
+"""A running job touches its SAQ row every HEARTBEAT_S / 3 from a task beside it (so a slow batch with
+retries never looks dead); silent for this long, its worker is gone (SIGKILL, lost host) and SAQ's sweep
+retries the job elsewhere."""
+SWEEP_INTERVAL_S = 5
+"""How often a worker's SAQ sweep looks for such jobs (SAQ's default of 60 s leaves a job dead a minute)."""
 JOB_RETRIES = 20
 """Resuming is idempotent, so retries are cheap; each web restart under a running job uses one."""
 RETRY_DELAY_S = 2.0

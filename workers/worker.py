@@ -15,14 +15,16 @@ from uuid import UUID
 
 import httpx
 from saq import CronJob, Worker
+from saq import Job as SaqJob
 from saq.queue.postgres import PostgresQueue
 from saq.types import Context as SaqContext
+from saq.types import PartialTimersDict
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.services.processing import JobRunner
 from app.settings import Settings
 from db.queries import queries
-from workers.queue import PROCESS_JOB, JobQueue, make_saq_queue
+from workers.queue import HEARTBEAT_S, PROCESS_JOB, SWEEP_INTERVAL_S, JobQueue, make_saq_queue
 from workers.youtube import YouTubeClient
 
 log = logging.getLogger(__name__)
@@ -45,18 +47,25 @@ OEMBED_CONCURRENCY = 8
 
 
 async def process_job(ctx: Context, *, job_id: str) -> str:
-    saq_job = ctx["job"]
-
-    async def heartbeat() -> None:
-        await saq_job.update()  # touches the SAQ job, so its sweep knows this worker is alive
-
     runner = JobRunner(
         sessions=ctx["sessions"],
         source=ctx["youtube"],
         progress_interval_s=ctx["settings"].progress_interval_ms / 1000,
-        heartbeat=heartbeat,
     )
-    return await runner.run(UUID(job_id))
+    beating = asyncio.create_task(heartbeat(ctx["job"]), name=f"heartbeat-{job_id}")
+    try:
+        return await runner.run(UUID(job_id))
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+
+
+async def heartbeat(saq_job: SaqJob) -> None:
+    """Touch the SAQ job while it runs, so SAQ's sweep can tell a slow job from a dead worker."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_S / 3)
+        await saq_job.update()
 
 
 async def prune_progress_events(ctx: Context) -> int:
@@ -133,6 +142,8 @@ def make_worker(settings: Settings) -> Worker[Context]:
         ],
         startup=startup,
         shutdown=shutdown,
+        # SAQ declares every timer key required although it fills in defaults for the missing ones.
+        timers=cast(PartialTimersDict, {"sweep": SWEEP_INTERVAL_S}),
     )
 
 

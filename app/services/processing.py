@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -74,23 +73,26 @@ def metadata_values(meta: VideoMetadata) -> dict[str, Any]:
     }
 
 
-async def apply_fetch_result(session: AsyncSession, job_id: UUID, result: FetchResult) -> None:
-    """Write a batch's outcome; a video no longer pending for this job (cancelled, moved) is left alone."""
+async def apply_fetch_result(
+    session: AsyncSession, job_id: UUID, batch: dict[str, UUID], result: FetchResult
+) -> None:
+    """Write a batch's outcome by primary key (`batch` maps youtube id → video row id); a video no longer
+    pending for this job (cancelled, moved to a retry) is left alone."""
     now = datetime.now(UTC)
     ready = [
-        {"b_youtube_id": yid, **metadata_values(meta), "status": VideoStatus.READY.value, "error": None}
+        {"b_id": batch[yid], **metadata_values(meta), "status": VideoStatus.READY.value, "error": None}
         for yid, meta in result.found.items()
     ]
     reasons = list(result.unavailable.items()) + [
         (yid, f"temporarily unavailable, retry later: {reason}") for yid, reason in result.transient.items()
     ]
     failed = [
-        {"b_youtube_id": yid, "status": VideoStatus.FAILED.value, "error": job_service.bound(why, ERROR_MAX)}
+        {"b_id": batch[yid], "status": VideoStatus.FAILED.value, "error": job_service.bound(why, ERROR_MAX)}
         for yid, why in reasons
     ]
     pending_of_job = (
         Video.job_id == job_id,
-        Video.youtube_id == bindparam("b_youtube_id"),
+        Video.id == bindparam("b_id"),
         Video.status == VideoStatus.PENDING.value,
     )
     connection = await session.connection()
@@ -98,7 +100,7 @@ async def apply_fetch_result(session: AsyncSession, job_id: UUID, result: FetchR
         await connection.execute(
             update(VIDEOS)
             .where(*pending_of_job)
-            .values(**{k: bindparam(k) for k in ready[0] if k != "b_youtube_id"}, updated_at=now),
+            .values(**{k: bindparam(k) for k in ready[0] if k != "b_id"}, updated_at=now),
             ready,
         )
     if failed:
@@ -117,14 +119,15 @@ async def lock_job(session: AsyncSession, job_id: UUID) -> Job | None:
     return job
 
 
-async def pending_batch(session: AsyncSession, job_id: UUID, size: int) -> list[str]:
-    rows = await session.scalars(
-        select(Video.youtube_id)
+async def pending_batch(session: AsyncSession, job_id: UUID, size: int) -> dict[str, UUID]:
+    """The next pending videos of the job: youtube id → row id (ids are unique within a list)."""
+    rows = await session.execute(
+        select(Video.youtube_id, Video.id)
         .where(Video.job_id == job_id, Video.status == VideoStatus.PENDING.value)
         .order_by(Video.id)
         .limit(size)
     )
-    return list(rows)
+    return dict(rows.tuples().all())
 
 
 def progress_message(job: Job) -> str:
@@ -141,7 +144,6 @@ class JobRunner:
     sessions: async_sessionmaker[AsyncSession]
     source: MetadataSource
     progress_interval_s: float
-    heartbeat: Callable[[], Awaitable[None]] | None = None
 
     async def run(self, job_id: UUID) -> str:
         pace = Pace(interval_s=self.progress_interval_s)
@@ -158,12 +160,10 @@ class JobRunner:
             if not batch:
                 return await self.finish(job_id)
             try:
-                result = await self.source.fetch(batch)
+                result = await self.source.fetch(list(batch))
             except YouTubeError as exc:
                 return await self.fail(job_id, str(exc))
-            await self.commit_batch(job_id, result, pace)
-            if self.heartbeat is not None:
-                await self.heartbeat()
+            await self.commit_batch(job_id, batch, result, pace)
 
     async def start(self, job_id: UUID, pace: Pace) -> bool:
         async with self.sessions() as session, session.begin():
@@ -184,12 +184,14 @@ class JobRunner:
         )
         return True
 
-    async def commit_batch(self, job_id: UUID, result: FetchResult, pace: Pace) -> None:
+    async def commit_batch(
+        self, job_id: UUID, batch: dict[str, UUID], result: FetchResult, pace: Pace
+    ) -> None:
         async with self.sessions() as session, session.begin():
             job = await lock_job(session, job_id)
             if job is None or job.status != JobStatus.RUNNING.value or job.list_id is None:
                 return  # cancelled, or its list deleted (the next round ends it as cancelled)
-            await apply_fetch_result(session, job_id, result)
+            await apply_fetch_result(session, job_id, batch, result)
             job_service.apply_counts(job, await job_service.video_counts(session, job_id))
             pace.update_rate(job)
             job.message = progress_message(job)

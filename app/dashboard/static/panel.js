@@ -87,10 +87,14 @@ function createCard(job, { onCancel, onRetry }) {
     { class: "job", "data-job-id": job.job_id },
     h("div", { class: "job__head" }, parts.title, parts.status),
     parts.progress,
-    h("p", { class: "job__stats" }, parts.percent, parts.counts, parts.rate, parts.eta),
+    h(
+      "div",
+      { class: "job__foot" },
+      h("p", { class: "job__stats" }, parts.percent, parts.counts, parts.rate, parts.eta),
+      h("div", { class: "job__actions" }, parts.cancel, parts.retry),
+    ),
     parts.message,
     parts.error,
-    h("div", { class: "job__actions" }, parts.cancel, parts.retry),
   );
   const card = { el, parts, job, busy: null, retried: false };
   parts.cancel.addEventListener("click", () => act(card, "cancel", onCancel));

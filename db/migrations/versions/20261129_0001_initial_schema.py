@@ -170,7 +170,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_videos")),
         sa.UniqueConstraint("list_id", "youtube_id", name="uq_videos_list_youtube_id"),
     )
-    op.create_index("ix_videos_job_status", "videos", ["job_id", "status"], unique=False)
+    op.create_index("ix_videos_job_status", "videos", ["job_id", "status", "id"], unique=False)
     op.create_index("ix_videos_list_created", "videos", ["list_id", "created_at"], unique=False)
     op.create_index(op.f("ix_videos_user_id"), "videos", ["user_id"], unique=False)
     # Autogenerate never sees functions or triggers: the commit-ordered seq and the NOTIFY (DESIGN.md 3).
