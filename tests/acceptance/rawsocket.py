@@ -12,6 +12,8 @@ import struct
 
 OP_TEXT = 0x1
 OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
 
 
 class RawWebSocket:
@@ -47,15 +49,26 @@ class RawWebSocket:
         return data
 
     def send_text(self, text: str) -> None:
-        payload = text.encode()
+        self.send_frame(OP_TEXT, text.encode())
+
+    def send_frame(self, opcode: int, payload: bytes) -> None:
         mask = os.urandom(4)
-        header = bytes([0x80 | OP_TEXT])
+        header = bytes([0x80 | opcode])
         if len(payload) < 126:
             header += bytes([0x80 | len(payload)])
         else:
             header += bytes([0x80 | 126]) + struct.pack("!H", len(payload))
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         self.sock.sendall(header + mask + masked)
+
+    def recv_message(self) -> tuple[int, bytes]:
+        """The next text or close frame; pings are answered on the way (the server's keepalive)."""
+        while True:
+            opcode, payload = self.recv_frame()
+            if opcode == OP_PING:
+                self.send_frame(OP_PONG, payload)
+            elif opcode != OP_PONG:
+                return opcode, payload
 
     def recv_frame(self) -> tuple[int, bytes]:
         first, second = self._take(2)
