@@ -25,7 +25,7 @@ from db import migrate
 ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-async def _admin(sql: str) -> None:
+async def admin_execute(sql: str) -> None:
     conn = await asyncpg.connect(ADMIN_DSN)
     try:
         await conn.execute(sql)
@@ -34,7 +34,7 @@ async def _admin(sql: str) -> None:
 
 
 def _run(sql: str) -> None:
-    asyncio.run(_admin(sql))
+    asyncio.run(admin_execute(sql))
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +52,11 @@ def template_database() -> Iterator[str]:
 @pytest.fixture
 async def database_url(template_database: str) -> AsyncIterator[str]:
     name = f"bm_test_{uuid.uuid4().hex[:12]}"
-    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    await admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     try:
         yield replace_database(ADMIN_DSN, name)
     finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
 """Real-Postgres fixtures for the live hub and store tests.
 
-A template database is built once per session by the migrations; each test module gets its own clone
-(CREATE DATABASE ... TEMPLATE is a file copy, much faster than migrating again). Tests stay independent
-inside a module by using fresh users.
+Each test module gets its own clone of the session's migrated template (tests/conftest.py); tests stay
+independent inside a module by using fresh users.
 """
 
 from __future__ import annotations
@@ -19,55 +18,21 @@ import pytest
 
 from app.live.hub import Hub
 from app.live.store import EventStore
-from app.settings import Settings, replace_database
-from db.migrate import upgrade
+from app.settings import replace_database
+from tests.conftest import ADMIN_DSN, admin_execute
 
-SERVER_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 WAIT_S = 10.0
 
 
-async def _admin() -> asyncpg.Connection:
-    return await asyncpg.connect(SERVER_DSN)
-
-
-async def _drop_database(name: str) -> None:
-    admin = await _admin()
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-@pytest.fixture(scope="session")
-async def live_template_db() -> AsyncIterator[str]:
-    """A database with the migrated schema, only ever used as a template."""
-    name = f"live_tpl_{secrets.token_hex(4)}"
-    admin = await _admin()
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        # Alembic's env runs its own event loop: keep it off this one.
-        await asyncio.to_thread(upgrade, Settings(database_url=replace_database(SERVER_DSN, name)))
-        yield name
-    finally:
-        await _drop_database(name)
-
-
 @pytest.fixture(scope="module")
-async def live_dsn(live_template_db: str) -> AsyncIterator[str]:
-    """A private clone of the template for one test module."""
+async def live_dsn(template_database: str) -> AsyncIterator[str]:
+    """A private clone of the session's migrated template for one test module."""
     name = f"live_{secrets.token_hex(4)}"
-    admin = await _admin()
+    await admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{live_template_db}"')
+        yield replace_database(ADMIN_DSN, name)
     finally:
-        await admin.close()
-    try:
-        yield replace_database(SERVER_DSN, name)
-    finally:
-        await _drop_database(name)
+        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
