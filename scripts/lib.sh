@@ -10,9 +10,14 @@ ensure_venv() {
         step "creating virtualenv $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
+    # Reinstall only when pyproject.toml (or the extra asked for) changed since the last install.
+    local stamp="$VENV/.installed-${extra:-base}" want
+    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
     step "installing the project${extra:+ with [$extra]}"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".${extra:+[$extra]}"
+    echo "$want" > "$stamp"
 }
 
 # Start the machine's Postgres cluster when the URL points at this machine and nothing answers there.
