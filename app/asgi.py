@@ -27,6 +27,7 @@ from app.api.metrics import metrics
 from app.api.system import SystemController
 from app.api.videos import VideoController
 from app.auth import PUBLIC_PATHS, TokenAuthMiddleware
+from app.dashboard import dashboard_handlers
 from app.live.store import EventStore
 from app.ratelimit import Limits, RateLimiter
 from app.services.errors import DomainError
@@ -109,6 +110,7 @@ def create_app(settings: Settings) -> Litestar:
             HistoryController,
             progress_socket,
             metrics,
+            *dashboard_handlers(),
         ],
         plugins=[SQLAlchemyPlugin(config=alchemy), BookmarksPlugin(settings, alchemy)],
         dependencies={

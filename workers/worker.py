@@ -57,15 +57,21 @@ async def process_job(ctx: Context, *, job_id: str) -> str:
         return await runner.run(UUID(job_id))
     finally:
         beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beating
+        await asyncio.gather(beating, return_exceptions=True)
 
 
 async def heartbeat(saq_job: SaqJob) -> None:
-    """Touch the SAQ job while it runs, so SAQ's sweep can tell a slow job from a dead worker."""
+    """Touch the SAQ job while it runs, so SAQ's sweep can tell a slow job from a dead worker.
+
+    A failed touch (the database restarting) must not end the heartbeat: the job would then look dead
+    and be swept while this worker is still running it.
+    """
     while True:
         await asyncio.sleep(HEARTBEAT_S / 3)
-        await saq_job.update()
+        try:
+            await saq_job.update()
+        except Exception as exc:
+            log.warning("heartbeat for job %s failed (will retry): %s", saq_job.key, exc)
 
 
 async def prune_progress_events(ctx: Context) -> int:

@@ -55,6 +55,8 @@ const ui = {
 };
 
 function notify(message) {
+  // A request that failed because the token was revoked has already signed us out and said why.
+  if (message && !session.signedIn) return;
   ui.noticeText.textContent = message;
   ui.notice.hidden = !message;
 }

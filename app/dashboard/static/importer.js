@@ -5,6 +5,8 @@ import { ApiError } from "./api.js";
 import { byId, h } from "./dom.js";
 import { plural } from "./format.js";
 
+const INVALID_COLUMNS = ["Line", "Value", "Reason"];
+
 /** getListId() → the selected list; onJob(job) for the job an import started; onAdded() after any add. */
 export function createImporter({ api, notify, getListId, onJob, onAdded }) {
   const addForm = byId("add-video-form");
@@ -89,7 +91,8 @@ function summaryOf({ accepted, duplicates, invalid }) {
     `${plural(duplicates, "duplicate")} skipped`,
     `${plural(invalid.length, "invalid line")}`,
   ];
-  return [h("p", { class: "import-summary" }, `${parts.join(" · ")}.`), invalid.length ? invalidTable(invalid) : null];
+  const summary = h("p", { class: "import-summary" }, `${parts.join(" · ")}.`);
+  return [summary, invalid.length ? invalidTable(invalid) : null];
 }
 
 function invalidTable(invalid) {
@@ -100,11 +103,7 @@ function invalidTable(invalid) {
       "table",
       { class: "invalid-lines" },
       h("caption", {}, "Lines that were not imported"),
-      h(
-        "thead",
-        {},
-        h("tr", {}, h("th", { scope: "col" }, "Line"), h("th", { scope: "col" }, "Value"), h("th", { scope: "col" }, "Reason")),
-      ),
+      h("thead", {}, h("tr", {}, INVALID_COLUMNS.map((name) => h("th", { scope: "col" }, name)))),
       h(
         "tbody",
         {},

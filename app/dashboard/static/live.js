@@ -73,7 +73,8 @@ export class LiveClient {
 
   /**
    * handlers: onChange(listIds: Set) after job state changed (listIds: the lists it touched),
-   * onStatus("connecting" | "online" | "reconnecting"), onUnauthorized() when the server says 4401.
+   * onStatus("connecting" | "online" | "reconnecting" | "idle"), onUnauthorized() when the server
+   * says 4401 (the client has stopped by then).
    */
   constructor({ token, url = progressUrl(), ...handlers }) {
     this.#token = token;
@@ -126,6 +127,7 @@ export class LiveClient {
     const ws = new WebSocket(this.#url);
     this.#ws = ws;
     ws.addEventListener("open", () => {
+      if (ws !== this.#ws) return;
       // The token goes in the first frame, never in the URL (URLs end up in logs).
       ws.send(JSON.stringify({ type: "hello", token: this.#token, after: this.#lastSeq }));
       this.#armWatchdog(READY_WITHIN_MS);

@@ -2,13 +2,7 @@
 // events stream in). The cards' data comes from LiveClient.visibleJobs(); this module only draws them.
 
 import { h } from "./dom.js";
-import {
-  JOB_STATUS_LABELS,
-  formatEta,
-  formatPercent,
-  formatRate,
-  plural,
-} from "./format.js";
+import { JOB_STATUS_LABELS, formatEta, formatPercent, formatRate, plural } from "./format.js";
 import { isActive } from "./live.js";
 
 const STATUS_CLASSES = Object.keys(JOB_STATUS_LABELS).map((status) => `job--${status}`);
@@ -141,7 +135,8 @@ function updateCard(card, job, listName) {
   parts.bar.style.width = `${Math.min(100, Math.max(0, job.progress ?? 0))}%`;
 
   parts.percent.textContent = percent;
-  parts.counts.textContent = `${job.processed} of ${plural(job.total, "video")} processed, ${job.failed} failed`;
+  parts.counts.textContent =
+    `${job.processed} of ${plural(job.total, "video")} processed, ${job.failed} failed`;
   parts.rate.textContent = formatRate(job.rate);
   parts.rate.hidden = job.rate == null;
   parts.eta.textContent = `ETA ${formatEta(job.eta_s)}`;

@@ -103,7 +103,15 @@ async def start_worker() -> AsyncIterator[StartWorker]:
         worker = make_worker(worker_config)
         worker.SIGNALS = []  # SAQ would otherwise take SIGINT/SIGTERM from pytest
         await worker.queue.connect()
-        running.append((worker, asyncio.create_task(worker.start(), name="test-saq-worker")))
+        task = asyncio.create_task(worker.start(), name="test-saq-worker")
+        running.append((worker, task))
+
+        async def started() -> bool:
+            if task.done():
+                task.result()  # the startup failed: raise its error here
+            return "sessions" in worker.context
+
+        await poll_until(started, bool, what="the worker's startup")
         return worker
 
     try:
@@ -151,8 +159,12 @@ class WorkerProcesses:
         self.started.append((process, log_path))
         return process
 
-    def logs(self) -> str:
-        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')}" for _, path in self.started)
+    def logs(self, tail: int = 40) -> str:
+        """The last lines of every worker's output."""
+        return "\n".join(
+            f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-tail:])
+            for _, path in self.started
+        )
 
     def stop_all(self) -> None:
         for process, _ in self.started:
@@ -168,11 +180,13 @@ class WorkerProcesses:
 
 @pytest.fixture
 def worker_processes(tmp_path: Path) -> Iterator[WorkerProcesses]:
+    """`bookmarks workers run` processes, all stopped at the end; their output shows when a test fails."""
     processes = WorkerProcesses(tmp_path)
     try:
         yield processes
     finally:
         processes.stop_all()
+        print(processes.logs())  # captured: pytest shows it only for a failed test
 
 
 # ---- the API ----
@@ -213,6 +227,12 @@ async def fetch_all(sessions: Sessions, sql: str, **params: Any) -> list[dict[st
     async with sessions() as session:
         result = await session.execute(text(sql), params)
         return [dict(row) for row in result.mappings()]
+
+
+async def execute(sessions: Sessions, sql: str, **params: Any) -> None:
+    """One statement in its own committed transaction."""
+    async with sessions() as session, session.begin():
+        await session.execute(text(sql), params)
 
 
 async def job_row(sessions: Sessions, job_id: UUID) -> dict[str, Any]:

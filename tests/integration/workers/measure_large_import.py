@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from app.asgi import create_app
 from app.settings import Settings, replace_database
 from db import migrate
-from tests.conftest import ADMIN_DSN, _admin, create_account
+from tests.conftest import ADMIN_DSN, admin_execute, create_account
 from tests.fakes.youtube import FakeYouTube
 from tests.integration.workers.conftest import (
     WorkerProcesses,
@@ -49,7 +49,7 @@ async def wait_for_a_worker(settings: Settings) -> None:
 
 async def measure(videos: int, latency_ms: float, progress_interval_ms: int) -> None:
     name = f"bm_measure_{uuid.uuid4().hex[:8]}"
-    await _admin(f'CREATE DATABASE "{name}"')
+    await admin_execute(f'CREATE DATABASE "{name}"')
     settings = Settings(database_url=replace_database(ADMIN_DSN, name), run_workers_in_web=False)
     engine = create_async_engine(settings.sqlalchemy_url)
     processes = WorkerProcesses(Path(tempfile.mkdtemp(prefix="measure-")))
@@ -83,7 +83,7 @@ async def measure(videos: int, latency_ms: float, progress_interval_ms: int) -> 
     finally:
         processes.stop_all()
         await engine.dispose()
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:

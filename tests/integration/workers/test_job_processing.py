@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import psycopg
 import pytest
+from saq import Job as SaqJob
+from saq import Worker
+from saq.job import Status
+from saq.utils import now as saq_now
 
+from app.services import imports as import_service
 from app.settings import Settings
+from db.models import BookmarkList
 from tests.conftest import Account
 from tests.fakes.youtube import FakeYouTube, oembed_body
 from tests.integration.workers.conftest import (
@@ -27,6 +35,8 @@ from tests.integration.workers.conftest import (
     assert_counts_match_videos,
     assert_progress_stream,
     create_list,
+    execute,
+    fetch_all,
     import_ids,
     is_unavailable,
     job_events,
@@ -40,6 +50,9 @@ from tests.integration.workers.conftest import (
     wait_for_terminal,
     worker_settings,
 )
+from workers import queue as job_queue_module
+from workers import worker as worker_module
+from workers.worker import Context, requeue_stranded_jobs
 from workers.youtube import REASON_NOT_FOUND, REASON_NOT_FOUND_API, REASON_PRIVATE
 
 
@@ -140,14 +153,15 @@ async def test_concurrent_jobs_of_one_user_share_one_gapless_seq_stream(
 ) -> None:
     """Four jobs of one user running at once number their events 1..N with no gap or duplicate."""
     youtube.latency_ms = 30
-    # Every batch writes an event, so the four jobs' transactions contend for the user's stream row.
-    await start_worker(worker_settings(settings, youtube, progress_interval_ms=0))
     list_ids = [await create_list(client, alice, f"List {n}") for n in range(4)]
-
     job_ids = [
         await import_ids(client, alice, list_id, video_ids(300, start=1000 * n))
         for n, list_id in enumerate(list_ids)
     ]
+
+    # Queued first, so the worker (4 jobs at once) takes them together. Every batch writes an event, so
+    # the four jobs' transactions contend for the user's stream row.
+    await start_worker(worker_settings(settings, youtube, progress_interval_ms=0))
     jobs = [await wait_for_terminal(session_maker, job_id) for job_id in job_ids]
 
     assert [job["status"] for job in jobs] == ["completed"] * 4
@@ -320,6 +334,7 @@ async def test_cancel_mid_job_stops_between_batches_and_a_retry_finishes_the_res
     assert not cancelled_ids & set(youtube.requests_per_id)
     to_retry = cancelled_ids | {yid for yid, video in videos.items() if video["status"] == "failed"}
 
+    youtube.latency_ms = 0
     retry = await post_job_action(client, alice, job_id, "retry")
     retry_id = UUID(retry["id"])
     retried = await wait_for_terminal(session_maker, retry_id)
@@ -365,3 +380,245 @@ async def test_notifications_carry_the_same_json_as_the_event_rows(
     assert len(rows) >= 3
     assert notified == rows
     assert [event["seq"] for event in notified] == list(range(1, len(rows) + 1))
+
+
+async def test_a_job_cancelled_while_queued_is_never_fetched(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """A job cancelled before any worker took it ends at once; a worker that dequeues it later skips it."""
+    list_id = await create_list(client, alice, "Never")
+    job_id = await import_ids(client, alice, list_id, video_ids(100))
+
+    cancelled = await post_job_action(client, alice, job_id, "cancel")
+
+    assert cancelled["status"] == "cancelled"
+    worker = await start_worker(worker_settings(settings, youtube))
+    await poll_until(
+        lambda: saq_status(worker, job_id), lambda status: status == "complete", what="SAQ to run the job"
+    )
+    job = await job_row(session_maker, job_id)
+    assert (job["status"], job["processed"], job["total"]) == ("cancelled", 0, 100)
+    assert youtube.requests == 0
+    events = await job_events(session_maker, job_id)
+    assert [event["status"] for event in events] == ["cancelled"]
+    counts = await assert_counts_match_videos(session_maker, job)
+    assert counts == {"cancelled": 100}
+
+
+async def saq_status(worker: Worker[Context], job_id: UUID) -> str | None:
+    saq_job = await worker.queue.job(str(job_id))
+    return None if saq_job is None else str(saq_job.status.value)
+
+
+async def test_deleting_the_list_mid_job_cancels_the_job_which_outlives_the_list(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """Deleting a list under a running job ends the job `cancelled` (terminal event included); the job
+    and its events stay, with `list_id` null."""
+    youtube.latency_ms = 100
+    await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Doomed")
+    job_id = await import_ids(client, alice, list_id, video_ids(500))
+    await poll_until(
+        lambda: job_row(session_maker, job_id),
+        lambda job: job["processed"] > 0,
+        what="the job to commit its first batch",
+    )
+
+    response = await client.delete(f"/api/lists/{list_id}", headers=alice.headers)
+    assert response.status_code == 204, response.text
+    job = await wait_for_terminal(session_maker, job_id)
+
+    assert job["status"] == "cancelled"
+    assert job["list_id"] is None
+    assert 0 < job["processed"] < 500
+    assert await job_videos(session_maker, job_id) == {}
+    events = await job_events(session_maker, job_id)
+    assert_progress_stream(events, job)
+    assert events[-1]["list_id"] is None
+    assert await user_seqs(session_maker, alice.user_id) == list(range(1, len(events) + 1))
+
+
+async def test_the_stranded_jobs_cron_enqueues_a_job_that_was_committed_but_never_enqueued(
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """A queued job SAQ never heard of (a crash between commit and enqueue) is enqueued by the cron once
+    it is a minute old, then runs; a job SAQ knows is left alone."""
+    async with session_maker() as session:
+        bookmark_list = BookmarkList(user_id=alice.user_id, name="Stranded")
+        session.add(bookmark_list)
+        await session.flush()
+        parsed = import_service.parse_or_reject(
+            "\n".join(video_ids(60)).encode(), max_bytes=10**6, max_rows=1000
+        )
+        outcome = await import_service.create_import(session, alice.user_id, bookmark_list.id, parsed)
+        await session.commit()
+    assert outcome.job is not None
+    job_id = outcome.job.id
+    worker = await start_worker(worker_settings(settings, youtube))
+
+    assert await requeue_stranded_jobs(worker.context) == 0, "a job under a minute old is not stranded yet"
+    await execute(
+        session_maker, "UPDATE jobs SET created_at = now() - interval '2 minutes' WHERE id = :id", id=job_id
+    )
+    assert await requeue_stranded_jobs(worker.context) == 1
+    assert await requeue_stranded_jobs(worker.context) == 0, "SAQ knows the job now"
+    job = await wait_for_terminal(session_maker, job_id)
+
+    assert (job["status"], job["processed"]) == ("completed", 60)
+
+
+async def test_processing_reads_a_bounded_number_of_rows_per_video(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """Committing a batch costs about the same early and late in a big job: the rows the worker reads per
+    video stay far below the job's size (it once scanned the job's pending rows for every video: O(N^2))."""
+    videos = 1500
+    worker = await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Big")
+    job_id = await import_ids(client, alice, list_id, video_ids(videos))
+    job = await wait_for_terminal(session_maker, job_id)
+    assert job["status"] == "completed"
+    await worker.stop()  # its connections close, so their statistics reach pg_stat
+
+    await fetch_all(session_maker, "SELECT pg_stat_clear_snapshot()")
+    read = await fetch_all(
+        session_maker,
+        """
+        SELECT coalesce(t.seq_tup_read, 0) + coalesce(sum(i.idx_tup_read), 0) AS n
+        FROM pg_stat_user_tables AS t JOIN pg_stat_user_indexes AS i USING (relid)
+        WHERE t.relname = 'videos' GROUP BY t.seq_tup_read
+        """,
+    )
+    rows_per_video = read[0]["n"] / videos
+    # Recounting the job each batch (by design) reads N/50 rows per video; a per-video scan reads ~N/2.
+    assert rows_per_video < videos / 10, f"{rows_per_video:.0f} rows read per video of a {videos}-video job"
+
+
+async def test_a_live_worker_in_a_long_batch_is_not_swept(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch that outlasts the job's heartbeat (a 429 with Retry-After 3 s against a 1 s heartbeat,
+    scaled down from 15 s) keeps its SAQ job alive: a sweep leaves it to its worker."""
+    patch_heartbeat(monkeypatch, 1)
+
+    outcome = await run_a_long_batch_then_sweep(client, alice, settings, session_maker, youtube, start_worker)
+
+    assert outcome.swept == [], "SAQ swept (aborted and retried) a job whose worker was alive"
+    assert (outcome.job["status"], outcome.attempts, outcome.resumed) == ("completed", 1, False)
+
+
+async def test_a_failed_heartbeat_write_does_not_stop_the_heartbeat(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One heartbeat write that fails (the database briefly unreachable) is followed by more, so a long
+    batch after it is not mistaken for a dead worker."""
+    patch_heartbeat(monkeypatch, 1)
+    original_update = SaqJob.update
+    failures = [psycopg.OperationalError("injected: the server closed the connection")]
+
+    async def update_failing_once(self: SaqJob, **kwargs: Any) -> None:
+        if not kwargs and failures:  # a heartbeat (SAQ's own updates pass a status)
+            raise failures.pop()
+        await original_update(self, **kwargs)
+
+    monkeypatch.setattr(SaqJob, "update", update_failing_once)
+
+    outcome = await run_a_long_batch_then_sweep(client, alice, settings, session_maker, youtube, start_worker)
+
+    assert not failures, "the injected heartbeat failure happened"
+    # Whoever sweeps (this test or the worker's own 5 s sweep), a swept job runs a second attempt.
+    assert (outcome.job["status"], outcome.attempts, outcome.resumed) == ("completed", 1, False)
+
+
+@dataclass
+class SweepOutcome:
+    swept: list[str]
+    job: dict[str, Any]
+    attempts: int
+    resumed: bool
+
+
+async def run_a_long_batch_then_sweep(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    sessions: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> SweepOutcome:
+    """One 50-video batch held up by a 429 with Retry-After 3 s; a sweep once it has run for twice the
+    (patched) heartbeat; then the job's end, its SAQ attempts and whether a rerun resumed it."""
+    youtube.fail_next(1, status=429, retry_after=3)
+    worker = await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Throttled")
+    job_id = await import_ids(client, alice, list_id, video_ids(50))
+    heartbeat_s = job_queue_module.HEARTBEAT_S
+    await poll_until(
+        lambda: saq_job_running_for(worker, job_id),
+        lambda running_s: running_s > 2 * heartbeat_s,
+        timeout_s=10,
+        what="the batch to outlast the heartbeat twice over",
+    )
+    assert (await job_row(sessions, job_id))["processed"] == 0, "the batch is still in flight"
+
+    swept = await worker.queue.sweep()  # what every worker does every SWEEP_INTERVAL_S
+    job = await wait_for_terminal(sessions, job_id)
+    saq_job = await poll_until(
+        lambda: worker.queue.job(str(job_id)),
+        lambda saq_job: saq_job is not None and saq_job.status == Status.COMPLETE,
+        what="SAQ to record the job complete",
+    )
+    assert saq_job is not None
+    events = await job_events(sessions, job_id)
+    return SweepOutcome(
+        swept=swept,
+        job=job,
+        attempts=saq_job.attempts,
+        resumed="Resuming" in [event["message"] for event in events],
+    )
+
+
+def patch_heartbeat(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The job's heartbeat (set at enqueue, in this process) and the worker's beat interval, together."""
+    monkeypatch.setattr(job_queue_module, "HEARTBEAT_S", seconds)
+    monkeypatch.setattr(worker_module, "HEARTBEAT_S", seconds)
+
+
+async def saq_job_running_for(worker: Worker[Context], job_id: UUID) -> float:
+    """Seconds since SAQ started the job's current attempt (0 while it is not active)."""
+    saq_job = await worker.queue.job(str(job_id))
+    if saq_job is None or saq_job.status != Status.ACTIVE:
+        return 0.0
+    return (saq_now() - saq_job.started) / 1000
