@@ -1,0 +1,107 @@
+"""`bookmarks import` against a real server: live bars, exit codes, and a server restart mid-import."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.terminal import TERMINAL, LiveFollower, websocket_url
+from tests.acceptance.harness import ROOT, ServerProcess, app_env
+from tests.conftest import Account
+from tests.fakes.youtube import FakeYouTube
+
+
+@pytest.fixture
+def youtube() -> Iterator[FakeYouTube]:
+    with FakeYouTube(latency_ms=0) as fake:
+        yield fake
+
+
+def links(count: int, prefix: str = "t") -> str:
+    return "\n".join(f"https://youtu.be/{prefix}{index:010d}" for index in range(count)) + "\n"
+
+
+async def test_import_follows_the_job_through_a_server_restart(
+    database_url: str, alice: Account, youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    """The CLI uploads, follows the job live across a web restart (in-process worker), and exits 0."""
+    youtube.latency_ms = 150
+    env = app_env(
+        database_url,
+        RUN_WORKERS_IN_WEB="true",
+        YOUTUBE_API_KEY=youtube.api_key,
+        YOUTUBE_API_URL=youtube.api_url,
+        YOUTUBE_OEMBED_URL=youtube.oembed_url,
+        PROGRESS_INTERVAL_MS="100",
+    )
+    server = ServerProcess(env=env, log_path=tmp_path / "server.log")
+    await server.start()
+    file = tmp_path / "links.txt"
+    file.write_text(links(1500))
+    cli_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
+        "BOOKMARKS_SERVER": server.base_url, "BOOKMARKS_TOKEN": alice.token,
+    }  # fmt: skip
+    cli = subprocess.Popen(
+        [sys.executable, "-c", "from app.cli import run_cli; run_cli()", "import", str(file), "--list", "CLI"],
+        cwd=ROOT, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        follower = LiveFollower(
+            websocket_url(server.base_url), alice.token, on_change=lambda _: None, done=started
+        )
+        await asyncio.wait_for(follower.run(), 30)
+        await server.restart()
+        output, _ = await asyncio.to_thread(cli.communicate, timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        await server.stop()
+    text = output.decode(errors="replace")
+    assert cli.returncode == 0, text
+    assert "accepted 1500, duplicates 0, invalid 0" in text
+    assert "completed: Done: 1500 ready, 0 failed of 1500" in text
+
+
+def started(states: dict[str, dict[str, object]]) -> bool:
+    return any(isinstance(s["processed"], int) and s["processed"] > 0 for s in states.values())
+
+
+async def test_the_follower_never_applies_an_event_twice_across_reconnects(
+    server: ServerProcess, database_url: str, alice: Account
+) -> None:
+    """Events seen before a reconnect are not applied again after it (dedupe by seq), and none are skipped."""
+    from tests.acceptance.harness import EventWriter
+    from tests.acceptance.test_live_delivery import write_events
+
+    applied: list[int] = []
+
+    class Recording(LiveFollower):
+        def handle(self, frame: dict[str, object]) -> bool:
+            before = self.last_seq
+            done = super().handle(frame)
+            if frame.get("type") == "event" and self.last_seq != before:
+                applied.append(int(frame["seq"]))  # type: ignore[call-overload]
+            return done
+
+    writer = EventWriter(database_url, alice.user_id, total=200)
+    follower = Recording(
+        websocket_url(server.base_url),
+        alice.token,
+        on_change=lambda _: None,
+        done=lambda states: any(s["status"] in TERMINAL for s in states.values()),
+    )
+    following = asyncio.create_task(follower.run())
+    producing = asyncio.create_task(write_events(database_url, writer, 200, pause_s=0.01))
+    await asyncio.sleep(0.5)
+    await server.restart()
+    await producing
+    states = await asyncio.wait_for(following, 60)
+    assert states[str(writer.job_id)]["status"] == "completed"
+    assert applied == sorted(set(applied)), "an event was applied twice or out of order"
+    assert follower.reconnects >= 1
