@@ -62,9 +62,8 @@ CONNECT_ERRORS: Final[tuple[type[BaseException], ...]] = (
 @dataclass(frozen=True)
 class ChaosScale:
     """One size of the run. Faults land at seeded random moments within `fault_window_s` after every job
-    has started; the fake YouTube answers each 50-id request after `latency_ms` until the last fault,
-    so the jobs (`videos_per_user / 50` requests each) outlast the window even without the stall a worker
-    kill causes; then `drain_latency_ms` lets them finish."""
+    has started; the fake YouTube answers each 50-id request after `latency_ms` (slower near a job's end,
+    see HOLDS) until the last fault, then after `drain_latency_ms` so the jobs finish."""
 
     name: str
     users: int
@@ -107,12 +106,12 @@ SCALES: Final = {
     "ci": ChaosScale(
         name="ci", users=3, sockets_per_user=3, videos_per_user=2000, unavailable_per_user=20,
         reconnects=40, listener_kills=5, web_restarts=2, postgres_restarts=1, worker_kills=1,
-        fault_window_s=40.0, latency_ms=1200.0, drain_latency_ms=50.0, deadline_s=420.0,
+        fault_window_s=40.0, latency_ms=1000.0, drain_latency_ms=50.0, deadline_s=420.0,
     ),
     "full": ChaosScale(
         name="full", users=3, sockets_per_user=3, videos_per_user=5000, unavailable_per_user=50,
         reconnects=100, listener_kills=10, web_restarts=3, postgres_restarts=1, worker_kills=1,
-        fault_window_s=75.0, latency_ms=900.0, drain_latency_ms=50.0, deadline_s=900.0,
+        fault_window_s=75.0, latency_ms=700.0, drain_latency_ms=50.0, deadline_s=900.0,
     ),
 }  # fmt: skip
 
@@ -130,8 +129,24 @@ def chaos_seed() -> int:
     return int(raw) if raw else random.SystemRandom().randrange(2**32)
 
 
+def chaos_log_dir(default: Path, seed: int) -> Path:
+    """CHAOS_LOG_DIR keeps a run's logs (web, workers, Postgres, the fault timeline) past pytest's rotation
+    of its temporary directories; by default they stay in the test's `tmp_path`."""
+    base = os.environ.get("CHAOS_LOG_DIR")
+    if not base:
+        return default
+    path = Path(base) / f"{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def listed_prefix(user: int) -> str:
+    return f"vid{user}"
+
+
 def user_video_ids(user: int, count: int, unavailable: int, rng: random.Random) -> list[str]:
-    """`count` ids of the fake's catalog unique to `user`; `unavailable` of them private or deleted."""
+    """`count` ids of the fake's catalog unique to `user`; `unavailable` of them private or deleted
+    (the listed ones start with `listed_prefix(user)`)."""
     kinds = ["prv", "del"] * (unavailable // 2) + ["prv"] * (unavailable % 2)
     kinds += ["vid"] * (count - len(kinds))
     rng.shuffle(kinds)
@@ -213,6 +228,10 @@ class TimedYouTube(FakeYouTube):
         with self._answers_lock:
             self._answers.append(time.monotonic() + self.latency_ms / 1000)
         return super().handle_video_request(path, query, headers)
+
+    def served(self, prefix: str) -> int:
+        """Distinct ids starting with `prefix` answered so far (a batch fetched twice counts once)."""
+        return sum(1 for video_id in self.requests_per_id if video_id.startswith(prefix))
 
     def next_answer(self, *, lead_s: float) -> float | None:
         """The monotonic time of the first answer due at least `lead_s` from now, if one is in flight."""
@@ -418,8 +437,13 @@ AIM_S: Final = {
 }
 """Where a fault fires relative to the next answer of the fake YouTube (seconds): the worker's commit
 follows the answer by a few milliseconds, so the fault's disruption overlaps a commit and its NOTIFY."""
-AIM_WAIT_S: Final = 3.0
-"""No request in flight this long (a worker-kill stall): the fault fires unaimed."""
+AIM_WAIT_S: Final = 1.5
+"""No request in flight (a worker-kill stall): how long a fault waits for one before firing unaimed.
+With requests in flight it waits up to one latency (at most AIM_WAIT_MAX_S) for the next answer."""
+AIM_WAIT_MAX_S: Final = 3.5
+HOLDS: Final = ((10, 3000.0), (3, 8000.0))
+"""(requests left, latency ms): while faults remain, a job this close to its end is slowed down, so
+every fault lands mid-job however long the faults take. 8 s stays under the worker's 15 s HTTP timeout."""
 
 
 def plan_faults(rng: random.Random, counts: Mapping[str, int], window_s: float) -> list[Fault]:
@@ -441,13 +465,18 @@ class ChaosDriver:
     workers: WorkerFleet
     clients: Sequence[ChaosClient]
     youtube: TimedYouTube
+    prefixes: Sequence[str]
+    """Each user's listed ids start with one of these (see `user_video_ids`)."""
+    listed_per_user: int
     log_path: Path
+    holds: list[str] = field(default_factory=list)
 
     async def run(self, faults: list[Fault]) -> None:
         started = time.monotonic()
         with self.log_path.open("a") as log:
             for fault in faults:
                 await asyncio.sleep(max(0.0, started + fault.planned_s - time.monotonic()))
+                self.hold_if_near_the_end(started)
                 fault.aimed = await self.aim(fault.kind)
                 fault.started_s = time.monotonic() - started
                 fault.wall_start = time.time()
@@ -464,13 +493,28 @@ class ChaosDriver:
         """Waits until the fault's offset from the next answer of the fake; False if none came."""
         low, high = AIM_S[kind]
         offset = self.rng.uniform(low, high)
-        deadline = time.monotonic() + AIM_WAIT_S
-        while (answer := self.youtube.next_answer(lead_s=max(0.0, -offset) + 0.005)) is None:
+        in_flight = self.youtube.next_answer(lead_s=0.0) is not None
+        budget_s = min(self.youtube.latency_ms / 1000 + 0.2, AIM_WAIT_MAX_S) if in_flight else AIM_WAIT_S
+        deadline = time.monotonic() + max(budget_s, AIM_WAIT_S)
+        while True:
+            answer = self.youtube.next_answer(lead_s=max(0.0, -offset) + 0.005)
+            if answer is not None and answer + offset <= deadline:
+                await asyncio.sleep(max(0.0, answer + offset - time.monotonic()))
+                return True
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.01)
-        await asyncio.sleep(max(0.0, answer + offset - time.monotonic()))
-        return True
+
+    def hold_if_near_the_end(self, started: float) -> None:
+        """Applies HOLDS to the job closest to its end (counted from what the fake has answered)."""
+        left = min(-(-(self.listed_per_user - self.youtube.served(prefix)) // 50) for prefix in self.prefixes)
+        for requests_left, latency_ms in HOLDS:
+            if left <= requests_left and self.youtube.latency_ms < latency_ms:
+                self.youtube.latency_ms = latency_ms
+                self.holds.append(
+                    f"+{time.monotonic() - started:.1f}s: a job {left} requests from its end, "
+                    f"the fake slowed to {latency_ms:g} ms"
+                )
 
     async def inject(self, kind: str) -> str:
         if kind == RECONNECT:
@@ -729,6 +773,7 @@ class ChaosReport:
     verdicts: list[SocketVerdict]
     hub: HubLog
     worker_recovery: list[str]
+    holds: list[str]
     wall_s: float
 
     def render(self) -> str:
@@ -737,7 +782,7 @@ class ChaosReport:
         lines = [
             f"chaos run: scale {scale.name}, seed {self.seed}; {scale.users} users x {scale.sockets_per_user} "
             f"sockets, one {scale.videos_per_user}-video job per user; fake YouTube {scale.latency_ms:g} ms "
-            f"per 50-id request until the last fault, then {scale.drain_latency_ms:g} ms",
+            f"per 50-id request (held slower near a job's end) until the last fault, then {scale.drain_latency_ms:g} ms",
             "",
             f"{'fault':<18}{'planned':>8}{'injected':>10}{'aimed at a commit':>19}{'landed mid-job':>16}",
         ]
@@ -753,6 +798,7 @@ class ChaosReport:
             if f.kind != RECONNECT
         ]
         lines += [f"  {line}" for line in self.worker_recovery]
+        lines += [f"  hold {line}" for line in self.holds]
         lines += [
             f"  hub (web logs): {self.hub.losses} listener losses, {self.hub.recoveries} recoveries, "
             f"{self.hub.caught_up} events caught up from the table, {self.hub.resynced} sockets resynced "

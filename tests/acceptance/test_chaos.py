@@ -14,6 +14,7 @@ import itertools
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,14 @@ from tests.acceptance.chaos_support import (
     TimedYouTube,
     UserTruth,
     WorkerFleet,
+    chaos_log_dir,
     chaos_scale,
     chaos_seed,
     create_database,
     event_time,
     fetch,
     judge_socket,
+    listed_prefix,
     plan_faults,
     private_cluster,
     read_hub_log,
@@ -63,17 +66,18 @@ async def test_every_event_reaches_every_socket_once_in_order_through_chaos(tmp_
     restarts and a worker SIGKILL: every socket ends with exactly its user's table, once each, in order
     (or an honest snapshot), history equals the table, and every job ends with counts equal to its videos."""
     scale, seed = chaos_scale(), chaos_seed()
-    print(f"\nchaos run: scale {scale.name}, seed {seed} (replay: CHAOS_SEED={seed}); logs in {tmp_path}")
+    logs = chaos_log_dir(tmp_path, seed)
+    print(f"\nchaos run: scale {scale.name}, seed {seed} (replay: CHAOS_SEED={seed}); logs in {logs}")
     rng = random.Random(seed)
     wall_started = time.monotonic()
     with (
-        private_cluster(tmp_path) as (admin_url, cluster),
+        private_cluster(logs) as (admin_url, cluster),
         TimedYouTube(latency_ms=scale.latency_ms) as youtube,
     ):
         dsn = await create_database(admin_url)
         accounts = await create_accounts(dsn, scale.users)
-        server = ServerProcess(env=app_env(dsn), log_path=tmp_path / "web.log")
-        workers = WorkerFleet(worker_env(dsn, youtube, scale), tmp_path)
+        server = ServerProcess(env=app_env(dsn), log_path=logs / "web.log")
+        workers = WorkerFleet(worker_env(dsn, youtube, scale), logs)
         clients = [
             ChaosClient(server.ws_url, account.token, name=f"u{user + 1}/s{socket + 1}")
             for user, account in enumerate(accounts)
@@ -86,19 +90,23 @@ async def test_every_event_reaches_every_socket_once_in_order_through_chaos(tmp_
                 workers.start()
                 tasks = [asyncio.create_task(client.run(deadline_s=scale.deadline_s)) for client in clients]
                 await wait_until(lambda: all(c.established for c in clients), "every socket to be ready")
+                job_ids = []
                 for user, account in enumerate(accounts):
                     ids = user_video_ids(user, scale.videos_per_user, scale.unavailable_per_user, rng)
-                    await start_import(server.base_url, account, ids)
+                    job_ids.append(await start_import(server.base_url, account, ids))
                 await wait_for_every_job_to_start(dsn, scale.users)
 
                 faults = plan_faults(rng, scale.fault_counts(), scale.fault_window_s)
                 driver = ChaosDriver(
-                    rng, dsn, cluster, server, workers, clients, youtube, tmp_path / "faults.log"
-                )
+                    rng, dsn, cluster, server, workers, clients, youtube,
+                    prefixes=[listed_prefix(user) for user in range(scale.users)],
+                    listed_per_user=scale.videos_per_user - scale.unavailable_per_user,
+                    log_path=logs / "faults.log",
+                )  # fmt: skip
                 await driver.run(faults)
                 youtube.latency_ms = scale.drain_latency_ms
 
-                await wait_for_every_job_to_end(dsn, workers, tmp_path)
+                await wait_for_every_job_to_end(dsn, workers, logs)
                 truths = [await read_truth(dsn, user, a.user_id) for user, a in enumerate(accounts)]
                 for index, client in enumerate(clients):
                     client.target = truths[index // scale.sockets_per_user].head
@@ -122,18 +130,19 @@ async def test_every_event_reaches_every_socket_once_in_order_through_chaos(tmp_
         landed_mid_job=faults_landed_mid_job(faults, truths),
         truths=truths,
         verdicts=verdicts,
-        hub=read_hub_log(tmp_path / "web.log"),
+        hub=read_hub_log(logs / "web.log"),
         worker_recovery=worker_recovery(faults, truths),
+        holds=driver.holds,
         wall_s=time.monotonic() - wall_started,
     )
     print(report.render())
 
     problems = run_problems(scale, faults, report.landed_mid_job, worker_alive)
-    for truth, history in zip(truths, histories, strict=True):
-        problems += user_problems(scale, truth, history)
+    for truth, history, job_id in zip(truths, histories, job_ids, strict=True):
+        problems += user_problems(scale, truth, history, job_id)
     for verdict in verdicts:
         problems += socket_problems(verdict, truths[verdict.user])
-    assert not problems, f"seed {seed}, logs in {tmp_path}:\n" + "\n".join(problems)
+    assert not problems, f"seed {seed}, logs in {logs}:\n" + "\n".join(problems)
 
 
 # ---- setup ----
@@ -179,10 +188,12 @@ async def start_import(base_url: str, account: Account, ids: list[str]) -> str:
 # ---- waits (each bounded) ----
 
 
-async def wait_until(condition: Any, what: str, timeout_s: float = READ_TIMEOUT_S) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.02)
+async def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = READ_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 async def wait_for_every_job_to_start(dsn: str, jobs: int) -> None:
@@ -295,8 +306,11 @@ def run_problems(
     return problems
 
 
-def user_problems(scale: ChaosScale, truth: UserTruth, history: list[dict[str, Any]]) -> list[str]:
-    """The table is a gapless stream, history is the table, and the job ended with counts = its videos."""
+def user_problems(
+    scale: ChaosScale, truth: UserTruth, history: list[dict[str, Any]], job_id: str
+) -> list[str]:
+    """The table is a gapless stream, history is the table, and the imported job (the user's only one)
+    ended with counts equal to its videos."""
     user = f"u{truth.index + 1}"
     problems = []
     if truth.seqs != list(range(1, truth.head + 1)):
@@ -304,8 +318,8 @@ def user_problems(scale: ChaosScale, truth: UserTruth, history: list[dict[str, A
     if history != [truth.events[seq] for seq in truth.seqs]:
         got = [event["seq"] for event in history]
         problems.append(f"{user}: /api/progress differs from the table: seqs {short(got)}")
-    if len(truth.jobs) != 1:
-        problems.append(f"{user}: expected one job, found {len(truth.jobs)}")
+    if list(truth.jobs) != [job_id]:
+        problems.append(f"{user}: expected only the imported job {job_id}, found {list(truth.jobs)}")
     expected_videos = {
         "ready": scale.videos_per_user - scale.unavailable_per_user,
         "failed": scale.unavailable_per_user,
