@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -100,3 +101,45 @@ async def test_imports_per_user_are_rate_limited(settings: Settings, alice: Acco
     assert alice_codes == [202, 202, 429]
     assert bob_code == 202
     assert jobs.json()["total"] == 2
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+async def test_tokens_never_reach_the_logs(settings: Settings, alice: Account) -> None:
+    """Through sign-ins, a bad token, an import and a socket session, no token appears in any log line."""
+    from litestar.exceptions import WebSocketDisconnect
+
+    wrong = "sytb_" + "x" * 43
+    collect = Collect()
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        # After startup: the app's logging config replaces the root handlers (pytest's caplog among them).
+        root = logging.getLogger()
+        root.addHandler(collect)
+        root.setLevel(logging.DEBUG)
+        await client.get("/api/me", headers={"Authorization": f"Bearer {wrong}"})
+        created = await client.post("/api/lists", json={"name": "Logs"}, headers=alice.headers)
+        await client.post(
+            f"/api/lists/{created.json()['id']}/imports",
+            content="dQw4w9WgXcQ\nnot-a-link",
+            headers={**alice.headers, "Content-Type": "text/plain"},
+        )
+        for token in (alice.token, wrong):
+            with await client.websocket_connect("/api/ws/progress") as ws:
+                ws.send_json({"type": "hello", "token": token, "after": None})
+                try:
+                    ws.receive_json(timeout=10)
+                except WebSocketDisconnect:
+                    pass
+    logging.getLogger().removeHandler(collect)
+    text = "\n".join(collect.lines)
+    assert "progress socket ended" in text, "the socket's log line must exist for this test to mean much"
+    assert "rejected an unknown or revoked token" in text
+    assert alice.token not in text
+    assert wrong not in text
