@@ -7,8 +7,10 @@ killed mid-batch loses only that uncommitted batch: the rerun picks up the video
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -119,13 +121,15 @@ async def lock_job(session: AsyncSession, job_id: UUID) -> Job | None:
     return job
 
 
-async def pending_batch(session: AsyncSession, job_id: UUID, size: int) -> dict[str, UUID]:
-    """The next pending videos of the job: youtube id → row id (ids are unique within a list)."""
+async def pending_batch(
+    session: AsyncSession, job_id: UUID, size: int, *, after: UUID | None = None
+) -> dict[str, UUID]:
+    """The next pending videos of the job past row id `after`: youtube id → row id (unique in a list)."""
+    conditions = [Video.job_id == job_id, Video.status == VideoStatus.PENDING.value]
+    if after is not None:
+        conditions.append(Video.id > after)
     rows = await session.execute(
-        select(Video.youtube_id, Video.id)
-        .where(Video.job_id == job_id, Video.status == VideoStatus.PENDING.value)
-        .order_by(Video.id)
-        .limit(size)
+        select(Video.youtube_id, Video.id).where(*conditions).order_by(Video.id).limit(size)
     )
     return dict(rows.tuples().all())
 
@@ -146,24 +150,55 @@ class JobRunner:
     progress_interval_s: float
 
     async def run(self, job_id: UUID) -> str:
+        """Fetch batch N+1 while batch N commits, so a job moves at the API's pace, not API + database."""
         pace = Pace(interval_s=self.progress_interval_s)
         if not await self.start(job_id, pace):
             return "skipped"
         while True:
-            async with self.sessions() as session:
-                job = await session.get(Job, job_id, populate_existing=True)
-                if job is None:
-                    return "deleted"
-                if job.cancel_requested:
-                    return await self.cancel(job_id)
-                batch = await pending_batch(session, job_id, self.source.batch_size)
-            if not batch:
-                return await self.finish(job_id)
+            batch, stop = await self.next_batch(job_id, after=None)
+            fetching = self.fetch_soon(batch)
             try:
-                result = await self.source.fetch(list(batch))
-            except YouTubeError as exc:
-                return await self.fail(job_id, str(exc))
-            await self.commit_batch(job_id, batch, result, pace)
+                while fetching is not None:
+                    try:
+                        result = await fetching
+                    except YouTubeError as exc:
+                        return await self.fail(job_id, str(exc))
+                    upcoming, stop = await self.next_batch(job_id, after=max(batch.values()))
+                    fetching = self.fetch_soon(upcoming)
+                    await self.commit_batch(job_id, batch, result, pace)
+                    batch = upcoming
+            finally:
+                if fetching is not None and not fetching.done():
+                    fetching.cancel()
+                    await asyncio.gather(fetching, return_exceptions=True)
+            # The keyset only moves forward: before declaring the job done, look once more from the start.
+            if stop != self.finish or not await self.has_pending(job_id):
+                return await stop(job_id)
+
+    def fetch_soon(self, batch: dict[str, UUID]) -> asyncio.Task[FetchResult] | None:
+        return asyncio.create_task(self.source.fetch(list(batch))) if batch else None
+
+    async def next_batch(
+        self, job_id: UUID, *, after: UUID | None
+    ) -> tuple[dict[str, UUID], Callable[[UUID], Awaitable[str]]]:
+        """The next pending videos past `after` (keyset on id: the batch in flight is not yet committed),
+        and how the job ends if there are none: finished, cancelled or gone."""
+        async with self.sessions() as session:
+            job = await session.get(Job, job_id, populate_existing=True)
+            if job is None:
+                return {}, self.gone
+            if job.cancel_requested:
+                return {}, self.cancel
+            batch = await pending_batch(session, job_id, self.source.batch_size, after=after)
+        return batch, self.finish
+
+    async def has_pending(self, job_id: UUID) -> bool:
+        async with self.sessions() as session:
+            return bool(await pending_batch(session, job_id, 1))
+
+    async def gone(self, job_id: UUID) -> str:
+        log.info("job %s was deleted while running", job_id)
+        return "deleted"
 
     async def start(self, job_id: UUID, pace: Pace) -> bool:
         async with self.sessions() as session, session.begin():

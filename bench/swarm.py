@@ -1,0 +1,340 @@
+"""Thousands of WebSocket clients in one process, cheap enough that the server, not the client, is measured.
+
+Each client is a bare `asyncio.Protocol` speaking just enough RFC 6455 (unmasked server frames in, masked
+text and pong frames out): the same hello as a browser, then it only timestamps what arrives. A receipt
+time is `time.perf_counter_ns()` on entry to `data_received`: CLOCK_MONOTONIC, the same clock in every
+process of the machine, so the parent can subtract its own commit times.
+
+The parent drives a child (`python -m bench.swarm`) with one JSON command per line on stdin and reads one
+JSON answer per line on stdout; see `SwarmProcess`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import re
+import struct
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import uvloop
+
+from bench.rlimit import raise_nofile
+
+OP_TEXT = 0x1
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+_SEQ = re.compile(rb'"seq": ?(\d+)')
+_EVENT = b'{"type":"event"'
+_READY = b'{"type":"ready"'
+_SNAPSHOT = b'{"type":"snapshot"'
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked frame (clients must mask); the mask is random, applied with one big-int XOR."""
+    mask = os.urandom(4)
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+    elif length < 65536:
+        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+    keystream = (mask * (length // 4 + 1))[:length]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(keystream, "big")).to_bytes(length, "big")
+    return header + mask + masked
+
+
+@dataclass
+class Tag:
+    """A group of clients opened together; its counters are what the parent asks about."""
+
+    record: bool
+    clients: list[RawClient] = field(default_factory=list)
+    events: int = 0
+    snapshots_after_ready: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+    times: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+    def reset(self) -> None:
+        self.events = self.snapshots_after_ready = self.first_ns = self.last_ns = 0
+        self.times = defaultdict(list)
+        for client in self.clients:
+            client.position = 0
+
+
+class RawClient(asyncio.Protocol):
+    def __init__(self, host: str, path: str, hello: bytes, tag: Tag) -> None:
+        self.host = host
+        self.path = path
+        self.hello = hello
+        self.tag = tag
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.position = 0
+        """The highest seq this client has seen (an event's, or a snapshot's S)."""
+        self.close_code: int | None = None
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.transport.write(
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter_ns()
+        self.buffer += data
+        if not self.upgraded and not self._upgrade():
+            return
+        self._frames(now)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if not self.ready.done():
+            self.ready.set_exception(
+                ConnectionError(f"closed before ready (code {self.close_code}): {exc!r}")
+            )
+
+    def _upgrade(self) -> bool:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        head = bytes(self.buffer[:end])
+        del self.buffer[: end + 4]
+        if not head.startswith(b"HTTP/1.1 101"):
+            self.ready.set_exception(ConnectionError(head.split(b"\r\n", 1)[0].decode(errors="replace")))
+            assert self.transport is not None
+            self.transport.close()
+            return False
+        self.upgraded = True
+        self._send(OP_TEXT, self.hello)
+        return True
+
+    def _frames(self, now: int) -> None:
+        buffer = self.buffer
+        while len(buffer) >= 2:
+            opcode = buffer[0] & 0x0F
+            length = buffer[1] & 0x7F
+            offset = 2
+            if length == 126:
+                if len(buffer) < 4:
+                    return
+                (length,) = struct.unpack_from("!H", buffer, 2)
+                offset = 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    return
+                (length,) = struct.unpack_from("!Q", buffer, 2)
+                offset = 10
+            if len(buffer) < offset + length:
+                return
+            payload = bytes(buffer[offset : offset + length])
+            del buffer[: offset + length]
+            self._frame(opcode, payload, now)
+
+    def _frame(self, opcode: int, payload: bytes, now: int) -> None:
+        if opcode == OP_TEXT:
+            self._text(payload, now)
+        elif opcode == OP_PING:
+            self._send(OP_PONG, payload)
+        elif opcode == OP_CLOSE:
+            self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+            assert self.transport is not None
+            self.transport.close()
+
+    def _text(self, payload: bytes, now: int) -> None:
+        match = _SEQ.search(payload, 0, 200)
+        seq = int(match.group(1)) if match else 0
+        tag = self.tag
+        if payload.startswith(_EVENT):
+            self.position = max(self.position, seq)
+            tag.events += 1
+            if not tag.first_ns:
+                tag.first_ns = now
+            tag.last_ns = now
+            if tag.record:
+                tag.times[seq].append(now)
+        elif payload.startswith(_SNAPSHOT):
+            self.position = max(self.position, seq)
+            if self.ready.done():
+                tag.snapshots_after_ready += 1
+        elif payload.startswith(_READY) and not self.ready.done():
+            self.position = max(self.position, seq)
+            self.ready.set_result(None)
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(client_frame(opcode, payload))
+
+
+class Swarm:
+    def __init__(self) -> None:
+        self.tags: dict[str, Tag] = {}
+
+    async def open(
+        self, url: str, tag: str, token: str, count: int, concurrency: int = 64, record: bool = False
+    ) -> dict[str, Any]:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        group = self.tags.setdefault(tag, Tag(record=record))
+        hello = json.dumps({"type": "hello", "token": token, "after": None}).encode()
+        slots = asyncio.Semaphore(concurrency)
+        loop = asyncio.get_running_loop()
+        errors: list[str] = []
+
+        async def open_one() -> None:
+            async with slots:
+                client = RawClient(f"{host}:{port}", parts.path, hello, group)
+                try:
+                    await loop.create_connection(lambda: client, host, port)
+                    await asyncio.wait_for(client.ready, 60)
+                    group.clients.append(client)
+                except (OSError, ConnectionError, TimeoutError) as exc:
+                    errors.append(repr(exc))
+                    if client.transport is not None:
+                        client.transport.close()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(open_one() for _ in range(count)))
+        return {
+            "opened": count - len(errors),
+            "failed": len(errors),
+            "errors": sorted(set(errors))[:5],
+            "seconds": time.perf_counter() - started,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            name: {
+                "clients": len(tag.clients),
+                "alive": sum(not client.lost for client in tag.clients),
+                "events": tag.events,
+                "snapshots_after_ready": tag.snapshots_after_ready,
+                "first_ns": tag.first_ns,
+                "last_ns": tag.last_ns,
+                "positions": [client.position for client in tag.clients],
+                "close_codes": sorted({c.close_code for c in tag.clients if c.close_code is not None}),
+            }
+            for name, tag in self.tags.items()
+        }
+
+    def times(self, tag: str) -> dict[str, list[int]]:
+        return {str(seq): times for seq, times in self.tags[tag].times.items()}
+
+    def reset(self) -> dict[str, Any]:
+        for tag in self.tags.values():
+            tag.reset()
+        return {}
+
+    async def close(self, tag: str | None = None) -> dict[str, Any]:
+        names = list(self.tags) if tag is None else [tag]
+        for name in names:
+            for client in self.tags.pop(name).clients:
+                if client.transport is not None:
+                    client.transport.close()
+        await asyncio.sleep(0.1)
+        return {}
+
+
+async def serve_commands() -> None:
+    """Reads commands from stdin, one JSON object a line, and answers each on stdout."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    swarm = Swarm()
+    while line := await reader.readline():
+        command = json.loads(line)
+        op = command.pop("op")
+        answer: dict[str, Any]
+        if op == "open":
+            answer = await swarm.open(**command)
+        elif op == "stats":
+            answer = swarm.stats()
+        elif op == "times":
+            answer = swarm.times(**command)
+        elif op == "reset":
+            answer = swarm.reset()
+        elif op == "close":
+            answer = await swarm.close(**command)
+        elif op == "exit":
+            await swarm.close()
+            print(json.dumps({}), flush=True)
+            return
+        else:
+            answer = {"error": f"unknown op {op!r}"}
+        print(json.dumps(answer), flush=True)
+
+
+class SwarmProcess:
+    """The parent's handle on one `python -m bench.swarm` child."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.process: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        from bench.common import log_path
+
+        with open(log_path(self.name), "ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.swarm",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
+                limit=2**26, preexec_fn=raise_nofile,
+            )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def call(self, op: str, timeout_s: float = 300, **args: Any) -> dict[str, Any]:
+        assert self.process is not None
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        async with self._lock:
+            self.process.stdin.write(json.dumps({"op": op, **args}).encode() + b"\n")
+            await self.process.stdin.drain()
+            line = await asyncio.wait_for(self.process.stdout.readline(), timeout_s)
+        if not line:
+            raise RuntimeError(f"swarm {self.name} exited; see {self.name}.log")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        with contextlib.suppress(RuntimeError, TimeoutError, BrokenPipeError, ConnectionResetError):
+            await self.call("exit", timeout_s=30)
+        try:
+            await asyncio.wait_for(self.process.wait(), 10)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
+def main() -> None:
+    raise_nofile()
+    uvloop.run(serve_commands())
+
+
+if __name__ == "__main__":
+    main()
