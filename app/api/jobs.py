@@ -41,7 +41,9 @@ class JobController(Controller):
     @post("/{job_id:uuid}/cancel", operation_id="cancelJob", status_code=HTTP_202_ACCEPTED)
     async def cancel_job(self, db_session: DbSession, user: CurrentUser, job_id: FromPath[UUID]) -> JobOut:
         """A queued job ends at once; a running job stops between batches (its terminal event says when)."""
-        return JobOut.of(await job_service.request_cancel(db_session, user.id, job_id))
+        job = await job_service.request_cancel(db_session, user.id, job_id)
+        await db_session.commit()
+        return JobOut.of(job)
 
     @post("/{job_id:uuid}/retry", operation_id="retryJob", status_code=HTTP_202_ACCEPTED)
     async def retry_job(

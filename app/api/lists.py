@@ -37,6 +37,7 @@ class ListController(Controller):
         row = await list_service.create_list(
             db_session, user.id, data.name.strip() or data.name, data.description
         )
+        await db_session.commit()
         return ListOut.of(row, 0)
 
     @get("/{list_id:uuid}", operation_id="getList")
@@ -57,8 +58,10 @@ class ListController(Controller):
             description=data.description,
         )
         counts = await list_service.count_videos(db_session, [row.id])
+        await db_session.commit()
         return ListOut.of(row, counts.get(row.id, 0))
 
     @delete("/{list_id:uuid}", operation_id="deleteList")
     async def delete_list(self, db_session: DbSession, user: CurrentUser, list_id: FromPath[UUID]) -> None:
         await list_service.delete_list(db_session, user.id, list_id)
+        await db_session.commit()

@@ -59,6 +59,7 @@ class VideoController(Controller):
     @delete("/api/videos/{video_id:uuid}", operation_id="deleteVideo")
     async def delete_video(self, db_session: DbSession, user: CurrentUser, video_id: FromPath[UUID]) -> None:
         await video_service.delete_video(db_session, user.id, video_id)
+        await db_session.commit()
 
     @get("/api/lists/{list_id:uuid}/export.csv", operation_id="exportList", media_type="text/csv")
     async def export_csv(
