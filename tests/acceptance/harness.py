@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
@@ -27,6 +27,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    AnyConnection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 READ_TIMEOUT_S = 15.0
 """Every socket read in the acceptance tests is bounded by this."""
 
@@ -220,14 +222,14 @@ class EventWriter:
     message_pad: int = 0
     """Extra characters in each event's message, to make events heavier."""
 
-    async def create_job(self, conn: asyncpg.Connection) -> None:
+    async def create_job(self, conn: AnyConnection) -> None:
         await conn.execute(
             "INSERT INTO jobs (id, user_id, kind, status, total, processed, failed, cancel_requested, created_at)"
             " VALUES ($1, $2, 'import', 'running', $3, 0, 0, false, now())",
             self.job_id, self.user_id, self.total,
         )  # fmt: skip
 
-    async def write(self, conn: asyncpg.Connection, step: int = 1) -> int:
+    async def write(self, conn: AnyConnection, step: int = 1) -> int:
         self.processed = min(self.total, self.processed + step)
         status = "completed" if self.processed == self.total else "running"
         data = {
