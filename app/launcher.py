@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import logging
 import os
+import signal
 import time
 import warnings
 from collections.abc import Iterator
@@ -64,9 +65,24 @@ def database_for_cli(argv: list[str]) -> Iterator[None]:
         yield
         return
     settings = Settings.from_env()
-    with embedded_postgres(settings.data_dir) as url:
+    with exit_cleanly_on_sigterm(), embedded_postgres(settings.data_dir) as url:
         os.environ["DATABASE_URL"] = url
         yield
+
+
+@contextlib.contextmanager
+def exit_cleanly_on_sigterm() -> Iterator[None]:
+    """uvicorn re-raises SIGTERM after its graceful shutdown; with the default action the process would die
+    there and leave the embedded server running. As SystemExit it unwinds and stops the server."""
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def prepare_for_serving(settings: Settings, argv: list[str]) -> None:

@@ -1,0 +1,69 @@
+"""`bookmarks run` with no DATABASE_URL: its own PostgreSQL starts, serves, and stops with it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.acceptance.harness import ROOT, free_port
+
+
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "postgres" in (process.info["name"] or "") and str(data_dir) in cmdline:
+            found.append(process)
+    return found
+
+
+async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
+    async with asyncio.timeout(timeout_s), httpx.AsyncClient(timeout=2) as client:
+        while True:
+            assert process.poll() is None, "bookmarks run exited early"
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    """With DATABASE_URL unset, `bookmarks run` serves on its own Postgres and leaves none behind on exit;
+    a second run reuses the data (no new first user)."""
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"BOOKMARKS_DATA_DIR": str(data_dir)}
+    outputs = []
+    for _ in range(2):
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from app.cli import run_cli; run_cli()", "run", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            await wait_healthy(f"http://127.0.0.1:{port}/api/health", process)
+            assert postgres_processes(data_dir), "the embedded server should be running"
+            process.send_signal(stop_signal)
+            output, _ = await asyncio.to_thread(process.communicate, timeout=60)
+            outputs.append(output.decode(errors="replace"))
+        finally:
+            if process.poll() is None:
+                process.kill()
+        async with asyncio.timeout(15):
+            while postgres_processes(data_dir):
+                await asyncio.sleep(0.2)
+    assert "Embedded PostgreSQL ready" in outputs[0]
+    assert "#token=sytb_" in outputs[0], "the first run prints a sign-in link"
+    assert "#token=" not in outputs[1], "the second run reuses the data and its user"
