@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 
 class SettingsError(ValueError):
@@ -84,9 +84,6 @@ class Settings:
             debug=reader.bool("DEBUG", defaults.debug),
         )
 
-    def with_database(self, database_url: str) -> Settings:
-        return replace(self, database_url=normalise_database_url(database_url))
-
     @property
     def dsn(self) -> str:
         """The libpq URL (asyncpg and SAQ's psycopg take it as it is)."""
@@ -141,22 +138,11 @@ def normalise_database_url(url: str) -> str:
 
 
 def sqlalchemy_url(dsn: str) -> str:
-    """SQLAlchemy's asyncpg dialect does not understand libpq's `host=/socket/dir` query parameter form
-    the same way for every version, so unix-socket URLs are passed through as they are (asyncpg reads
-    `host` from the query)."""
+    """The same URL for SQLAlchemy's asyncpg dialect; a unix-socket `?host=/dir` query passes through."""
     parts = urlsplit(dsn)
     return urlunsplit(("postgresql+asyncpg", *parts[1:]))
-
-
-def database_name(dsn: str) -> str:
-    return urlsplit(dsn).path.lstrip("/") or "postgres"
 
 
 def replace_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-def socket_dir(dsn: str) -> str | None:
-    hosts = parse_qs(urlsplit(dsn).query).get("host")
-    return hosts[0] if hosts else None
