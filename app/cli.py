@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
 import click
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.launcher import database_for_cli, prepare_for_serving
+from app.launcher import database_for_cli, in_session, prepare_for_serving
 from app.services import users as user_service
 from app.settings import Settings
 
@@ -29,22 +29,6 @@ def run_cli() -> None:
         if sys.argv[1:2] == ["run"]:
             prepare_for_serving(Settings.from_env(), sys.argv)
         litestar_group()
-
-
-def in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run one unit of work in a committed transaction, outside the web app."""
-
-    async def run() -> T:
-        engine = create_async_engine(settings.sqlalchemy_url)
-        try:
-            async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def fail_on_user_error(work: Callable[[], T]) -> T:

@@ -15,14 +15,17 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import click
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COMMANDS_WITHOUT_DATABASE = {"--help", "-h", "version", "info", "routes", "schema", "import", "watch"}
 UNCONFIGURED_DATABASE_URL = "postgresql://unconfigured.invalid/bookmarks"
@@ -90,7 +93,7 @@ def prepare_for_serving(settings: Settings, argv: list[str]) -> None:
     from db import migrate
 
     migrate.upgrade(settings)
-    issued = asyncio.run(ensure_first_user(settings))
+    issued = in_session(settings, ensure_first_user)
     if issued is not None:
         link = sign_in_link(argv, issued)
         click.echo(
@@ -112,21 +115,30 @@ def sign_in_link(argv: list[str], token: str) -> str:
     return f"http://{host}:{port}/#token={token}"
 
 
-async def ensure_first_user(settings: Settings) -> str | None:
+async def ensure_first_user(session: AsyncSession) -> str | None:
+    """A first user and token on an empty database: the token's secret, or None when users exist."""
     from sqlalchemy import func, select
-    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
     from app.services import users as user_service
     from db.models import User
 
-    engine = create_async_engine(settings.sqlalchemy_url)
-    try:
-        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-            if await session.scalar(select(func.count()).select_from(User)):
-                return None
-            user = await user_service.create_user(session, "local@localhost.localdomain")
-            issued = await user_service.issue_token(session, user, "first run")
-            await session.commit()
-            return issued.secret
-    finally:
-        await engine.dispose()
+    if await session.scalar(select(func.count()).select_from(User)):
+        return None
+    user = await user_service.create_user(session, "local@localhost.localdomain")
+    return (await user_service.issue_token(session, user, "first run")).secret
+
+
+def in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one unit of work in a committed transaction, outside the web app (CLI commands)."""
+
+    async def run() -> T:
+        engine = create_async_engine(settings.sqlalchemy_url)
+        try:
+            async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
