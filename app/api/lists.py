@@ -8,13 +8,20 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import CurrentUser, DbSession
 from app.api.schemas import ListCreate, ListOut, ListUpdate, Page
 from app.services import lists as list_service
+from db.models import BookmarkList
 
 Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 Offset = Annotated[int, QueryParameter(ge=0)]
+
+
+async def list_out(session: AsyncSession, row: BookmarkList) -> ListOut:
+    counts = await list_service.count_videos(session, [row.id])
+    return ListOut.of(row, counts.get(row.id, 0))
 
 
 class ListController(Controller):
@@ -34,17 +41,14 @@ class ListController(Controller):
     async def create_list(
         self, db_session: DbSession, user: CurrentUser, data: JSONBody[ListCreate]
     ) -> ListOut:
-        row = await list_service.create_list(
-            db_session, user.id, data.name.strip() or data.name, data.description
-        )
+        # The schema requires a visible character, so the stripped name is never empty.
+        row = await list_service.create_list(db_session, user.id, data.name.strip(), data.description)
         await db_session.commit()
         return ListOut.of(row, 0)
 
     @get("/{list_id:uuid}", operation_id="getList")
     async def get_list(self, db_session: DbSession, user: CurrentUser, list_id: FromPath[UUID]) -> ListOut:
-        row = await list_service.get_owned_list(db_session, user.id, list_id)
-        counts = await list_service.count_videos(db_session, [row.id])
-        return ListOut.of(row, counts.get(row.id, 0))
+        return await list_out(db_session, await list_service.get_owned_list(db_session, user.id, list_id))
 
     @patch("/{list_id:uuid}", operation_id="updateList")
     async def update_list(
@@ -57,9 +61,9 @@ class ListController(Controller):
             name=data.name if isinstance(data.name, msgspec.UnsetType) else data.name.strip(),
             description=data.description,
         )
-        counts = await list_service.count_videos(db_session, [row.id])
+        result = await list_out(db_session, row)
         await db_session.commit()
-        return ListOut.of(row, counts.get(row.id, 0))
+        return result
 
     @delete("/{list_id:uuid}", operation_id="deleteList")
     async def delete_list(self, db_session: DbSession, user: CurrentUser, list_id: FromPath[UUID]) -> None:
