@@ -27,6 +27,7 @@ from app.api.metrics import metrics
 from app.api.system import SystemController
 from app.api.videos import VideoController
 from app.auth import PUBLIC_PATHS, TokenAuthMiddleware
+from app.console import console_router
 from app.dashboard import dashboard_handlers
 from app.live.store import EventStore
 from app.ratelimit import Limits, RateLimiter
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> Litestar:
             progress_socket,
             metrics,
             *dashboard_handlers(),
+            console_router(),
         ],
         plugins=[SQLAlchemyPlugin(config=alchemy), BookmarksPlugin(settings, alchemy)],
         dependencies={

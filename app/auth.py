@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ratelimit import RateLimiter
 from app.services.users import authenticate
+from app.settings import Settings
 from db.models import User
 
 log = logging.getLogger(__name__)
@@ -21,28 +24,59 @@ PUBLIC_PATHS = ["^/api/health$", "^/api/ws/", "^/schema", "^/static/", "^/$", "^
 """Everything else needs a token. Only /api/* and /saq/* exist besides these."""
 
 
-def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+CONSOLE_PREFIX = "/saq"
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="Smart YouTube Bookmarks queue console", charset="UTF-8"'}
+
+
+def presented_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """`Authorization: Bearer <token>`; under /saq also HTTP Basic with the token as the password, which
+    a browser asks for and then resends by itself (the queue console's own requests carry no header)."""
     header = connection.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value and is_console(connection):
+        try:
+            _, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password or None
+    return None
+
+
+def is_console(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    path = connection.scope["path"]
+    return path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
+
+
+def origin_allowed(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings) -> bool:
+    """Same origin by default. Clients that are not browsers send no Origin header and are let through."""
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.rstrip("/")
+    scheme = connection.url.scheme.replace("ws", "http", 1)
+    return origin == f"{scheme}://{connection.headers.get('host', '')}" or origin in settings.allowed_origins
 
 
 class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        token = bearer_token(connection)
+        challenge = BASIC_CHALLENGE if is_console(connection) else {"WWW-Authenticate": "Bearer"}
+        token = presented_token(connection)
         if token is None:
-            raise NotAuthorizedException("missing bearer token: send 'Authorization: Bearer <token>'")
+            raise NotAuthorizedException(
+                "missing bearer token: send 'Authorization: Bearer <token>'", headers=challenge
+            )
         state = connection.app.state
         user = await authenticate_limited(
             state.session_maker, state.limits.auth_failures, client_key(connection), token
         )
         if user is None:
             log.info("rejected an unknown or revoked token for %s", connection.url.path)
-            raise NotAuthorizedException("invalid or revoked token")
+            raise NotAuthorizedException("invalid or revoked token", headers=challenge)
         return AuthenticationResult(user=user, auth=None)
 
 

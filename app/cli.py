@@ -44,17 +44,32 @@ def users_group() -> None: ...
 
 @users_group.command(name="create", help="Create a user and print a new API token (last line).")
 @click.argument("email")
-def create_user(email: str) -> None:
+@click.option("--admin", is_flag=True, help="An operator: may open the queue console at /saq.")
+def create_user(email: str, admin: bool) -> None:
     settings = Settings.from_env()
 
     async def work(session: AsyncSession) -> user_service.IssuedToken:
-        user = await user_service.create_user(session, email)
+        user = await user_service.create_user(session, email, admin=admin)
         return await user_service.issue_token(session, user)
 
     issued = fail_on_user_error(lambda: in_session(settings, work))
-    click.echo(f"created user {email.strip().lower()} ({issued.user_id})")
+    click.echo(f"created {'operator' if admin else 'user'} {email.strip().lower()} ({issued.user_id})")
     click.echo(f"token id {issued.token_id}; the token is shown only once:")
     click.echo(issued.secret)
+
+
+@users_group.command(name="admin", help="Make a user an operator (queue console at /saq), or not.")
+@click.argument("email")
+@click.option("--revoke", is_flag=True, help="Take the operator role away instead.")
+def set_admin(email: str, revoke: bool) -> None:
+    settings = Settings.from_env()
+
+    async def work(session: AsyncSession) -> str:
+        user = await user_service.set_admin(session, email, not revoke)
+        return user.email
+
+    address = fail_on_user_error(lambda: in_session(settings, work))
+    click.echo(f"{address} is {'no longer ' if revoke else ''}an operator")
 
 
 @click.group(name="tokens", help="Manage API tokens.")

@@ -124,7 +124,7 @@ async def ensure_first_user(session: AsyncSession) -> str | None:
 
     if await session.scalar(select(func.count()).select_from(User)):
         return None
-    user = await user_service.create_user(session, "local@localhost.localdomain")
+    user = await user_service.create_user(session, "local@localhost.localdomain", admin=True)
     return (await user_service.issue_token(session, user, "first run")).secret
 
 

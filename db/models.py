@@ -71,6 +71,8 @@ class User(UUIDv7AuditBase):
     __tablename__ = "users"
 
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    """Operators may open the queue console at /saq (every job of every user)."""
 
 
 class ApiToken(UUIDv7Base):

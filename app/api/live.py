@@ -15,7 +15,7 @@ from litestar.params import FromPath, QueryParameter
 
 from app.api.deps import CurrentUser, DbSession, Events
 from app.api.metrics import LiveCounters
-from app.auth import authenticate_limited, client_key
+from app.auth import authenticate_limited, client_key, origin_allowed
 from app.live.hub import Hub
 from app.live.session import SocketRegistry, run_progress_session
 from app.live.store import EventStore, SeqText
@@ -105,16 +105,6 @@ async def progress_socket(socket: WebSocket[Any, Any, Any]) -> None:
         counters.sockets_open -= 1
     counters.events_sent += result.events_sent
     counters.snapshots_sent += result.snapshots_sent
-
-
-def origin_allowed(socket: WebSocket[Any, Any, Any], settings: Settings) -> bool:
-    """Same origin by default. Clients that are not browsers send no Origin header and are let through."""
-    origin = socket.headers.get("origin")
-    if origin is None:
-        return True
-    origin = origin.rstrip("/")
-    own = f"{socket.url.scheme.replace('ws', 'http', 1)}://{socket.headers.get('host', '')}"
-    return origin == own or origin in settings.allowed_origins
 
 
 async def start_live(settings: Settings, state: Any) -> None:

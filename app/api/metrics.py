@@ -13,7 +13,7 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from sqlalchemy import text
 
-from app.auth import bearer_token
+from app.auth import presented_token
 from app.live.hub import Hub
 from app.settings import Settings
 from db.queries import queries
@@ -87,7 +87,7 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
     settings: Settings = state.settings
     if settings.metrics_token is None:
         raise NotFoundException("metrics are disabled; set METRICS_TOKEN to enable them")
-    given = bearer_token(request) or ""
+    given = presented_token(request) or ""
     if not hmac.compare_digest(given.encode(), settings.metrics_token.encode()):
         raise NotAuthorizedException("metrics need 'Authorization: Bearer <METRICS_TOKEN>'")
     samples = live_samples(state.hub, state.live_counters)

@@ -54,12 +54,18 @@ def normalise_email(email: str) -> str:
     return cleaned
 
 
-async def create_user(session: AsyncSession, email: str) -> User:
+async def create_user(session: AsyncSession, email: str, *, admin: bool = False) -> User:
     address = normalise_email(email)
     users = UserRepository(session=session)
     if await users.exists(email=address):
         raise UserError(f"a user with email {address} already exists")
-    return await users.add(User(email=address))
+    return await users.add(User(email=address, is_admin=admin))
+
+
+async def set_admin(session: AsyncSession, email: str, admin: bool) -> User:
+    user = await get_user_by_email(session, email)
+    user.is_admin = admin
+    return user
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User:

@@ -131,3 +131,24 @@ async def test_check_ignores_the_saq_tables(client: AsyncTestClient[Litestar], s
     """Once the app has started SAQ (which creates its own saq_* tables), `check` still finds no difference."""
     assert {"saq_jobs", "saq_versions"} <= (await catalog(settings.dsn))["tables"]
     await asyncio.to_thread(migrate.check, settings)
+
+
+async def test_upgrading_an_existing_installation_makes_its_oldest_user_the_operator(
+    empty_database: str,
+) -> None:
+    """0002 adds `users.is_admin`; the first user of a database made before it keeps a way into /saq."""
+    settings = Settings(database_url=empty_database)
+    await asyncio.to_thread(migrate.upgrade, settings, "0001")
+    await execute_on(
+        empty_database,
+        "INSERT INTO users (id, email, created_at, updated_at) VALUES "
+        f"('{uuid.uuid4()}', 'second@example.com', now(), now()), "
+        f"('{uuid.uuid4()}', 'first@example.com', now() - interval '1 day', now())",
+    )
+    await asyncio.to_thread(migrate.upgrade, settings)
+    conn = await asyncpg.connect(empty_database)
+    try:
+        rows = await conn.fetch("SELECT email, is_admin FROM users ORDER BY email")
+    finally:
+        await conn.close()
+    assert [tuple(row) for row in rows] == [("first@example.com", True), ("second@example.com", False)]
