@@ -39,6 +39,7 @@ PAGE: Final = f"""<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="{CONSOLE_PATH}/static/pico.min.css">
 <title>Queue console · Smart YouTube Bookmarks</title>
 </head>
