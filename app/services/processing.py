@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.services import jobs as job_service
 from db.models import ERROR_MAX, MESSAGE_MAX, Job, JobStatus, Video, VideoStatus
+from db.queries import queries
 from workers.youtube import FetchResult, VideoMetadata, YouTubeError
 
 log = logging.getLogger(__name__)
@@ -75,15 +76,30 @@ def metadata_values(meta: VideoMetadata) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class BatchOutcome:
+    """How many of the job's videos one batch's transaction moved out of `pending` (rows it changed)."""
+
+    ready: int = 0
+    failed: int = 0
+
+
 async def apply_fetch_result(
     session: AsyncSession, job_id: UUID, batch: dict[str, UUID], result: FetchResult
-) -> None:
-    """Write a batch's outcome by primary key (`batch` maps youtube id → video row id); a video no longer
-    pending for this job (cancelled, moved to a retry) is left alone."""
+) -> BatchOutcome:
+    """Write a batch's outcome by primary key (`batch` maps youtube id → video row id). Only the videos
+    still pending for this job are written (not those cancelled, moved to a retry, or done by another run
+    of the job); they are locked first, so the counts returned are exactly the rows changed."""
+    connection = await session.connection()
+    locked = await connection.exec_driver_sql(
+        queries["lock_pending_of_batch"], (job_id, list(batch.values()))
+    )
+    pending = {row_id for (row_id,) in locked}
     now = datetime.now(UTC)
     ready = [
         {"b_id": batch[yid], **metadata_values(meta), "status": VideoStatus.READY.value, "error": None}
         for yid, meta in result.found.items()
+        if batch[yid] in pending
     ]
     reasons = list(result.unavailable.items()) + [
         (yid, f"temporarily unavailable, retry later: {reason}") for yid, reason in result.transient.items()
@@ -91,27 +107,24 @@ async def apply_fetch_result(
     failed = [
         {"b_id": batch[yid], "status": VideoStatus.FAILED.value, "error": job_service.bound(why, ERROR_MAX)}
         for yid, why in reasons
+        if batch[yid] in pending
     ]
-    pending_of_job = (
-        Video.job_id == job_id,
-        Video.id == bindparam("b_id"),
-        Video.status == VideoStatus.PENDING.value,
-    )
-    connection = await session.connection()
+    by_primary_key = (Video.id == bindparam("b_id"), Video.job_id == job_id)
     if ready:
         await connection.execute(
             update(VIDEOS)
-            .where(*pending_of_job)
+            .where(*by_primary_key)
             .values(**{k: bindparam(k) for k in ready[0] if k != "b_id"}, updated_at=now),
             ready,
         )
     if failed:
         await connection.execute(
             update(VIDEOS)
-            .where(*pending_of_job)
+            .where(*by_primary_key)
             .values(status=bindparam("status"), error=bindparam("error"), updated_at=now),
             failed,
         )
+    return BatchOutcome(ready=len(ready), failed=len(failed))
 
 
 async def lock_job(session: AsyncSession, job_id: UUID) -> Job | None:
@@ -226,8 +239,14 @@ class JobRunner:
             job = await lock_job(session, job_id)
             if job is None or job.status != JobStatus.RUNNING.value or job.list_id is None:
                 return  # cancelled, or its list deleted (the next round ends it as cancelled)
-            await apply_fetch_result(session, job_id, batch, result)
-            job_service.apply_counts(job, await job_service.video_counts(session, job_id))
+            outcome = await apply_fetch_result(session, job_id, batch, result)
+            # The job's counts move by the rows this transaction changed (under the job's lock), and are
+            # recounted from `videos` for every event: a recount reads all of the job's videos, which
+            # would make a 50,000-video job quadratic if every batch did it.
+            job.processed += outcome.ready + outcome.failed
+            job.failed += outcome.failed
+            if pace.due(job):
+                job_service.apply_counts(job, await job_service.video_counts(session, job_id))
             pace.update_rate(job)
             job.message = progress_message(job)
             errors = list(result.unavailable.items()) + list(result.transient.items())

@@ -4,3 +4,13 @@ INSERT INTO videos (id, list_id, user_id, youtube_id, status, job_id, created_at
 SELECT new.id, $1, $2, new.youtube_id, 'pending', $3, now(), now()
 FROM unnest($4::uuid[], $5::text[]) AS new(id, youtube_id)
 ON CONFLICT (list_id, youtube_id) DO NOTHING
+
+
+-- lock_pending_of_batch --
+-- Locks which of the row ids $2 are still pending videos of job $1 and returns them; one index lookup per id whatever the statistics.
+SELECT b.id
+FROM unnest($2::uuid[]) AS b(id)
+CROSS JOIN LATERAL (
+    -- FOR UPDATE keeps this subquery from being flattened into a join that could scan the job's videos.
+    SELECT 1 FROM videos AS v WHERE v.id = b.id AND v.job_id = $1 AND v.status = 'pending' FOR UPDATE
+) AS still_pending
