@@ -65,6 +65,8 @@ class Tag:
     first_ns: int = 0
     last_ns: int = 0
     times: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    progressed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set whenever a client's position moves: what `Swarm.wait` awaits."""
 
     def reset(self) -> None:
         self.events = self.snapshots_after_ready = self.first_ns = self.last_ns = 0
@@ -108,6 +110,7 @@ class RawClient(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.tag.progressed.set()  # a waiter stops counting this client
         if not self.ready.done():
             self.ready.set_exception(
                 ConnectionError(f"closed before ready (code {self.close_code}): {exc!r}")
@@ -166,6 +169,7 @@ class RawClient(asyncio.Protocol):
         tag = self.tag
         if payload.startswith(_EVENT):
             self.position = max(self.position, seq)
+            tag.progressed.set()
             tag.events += 1
             if not tag.first_ns:
                 tag.first_ns = now
@@ -174,6 +178,7 @@ class RawClient(asyncio.Protocol):
                 tag.times[seq].append(now)
         elif payload.startswith(_SNAPSHOT):
             self.position = max(self.position, seq)
+            tag.progressed.set()
             if self.ready.done():
                 tag.snapshots_after_ready += 1
         elif payload.startswith(_READY) and not self.ready.done():
@@ -236,6 +241,21 @@ class Swarm:
             for name, tag in self.tags.items()
         }
 
+    async def wait(self, tag: str, seq: int, within_s: float) -> dict[str, Any]:
+        """Waits until every open client of `tag` has seen `seq` (an event's or a snapshot's), or `within_s`;
+        answers how many open clients are still behind and how many have lost their connection."""
+        group = self.tags[tag]
+
+        def behind() -> int:
+            return sum(1 for client in group.clients if client.position < seq and not client.lost)
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within_s):
+                while behind():
+                    group.progressed.clear()
+                    await group.progressed.wait()
+        return {"behind": behind(), "lost": sum(client.lost for client in group.clients)}
+
     def times(self, tag: str) -> dict[str, list[int]]:
         return {str(seq): times for seq, times in self.tags[tag].times.items()}
 
@@ -270,6 +290,8 @@ async def serve_commands() -> None:
             answer = swarm.stats()
         elif op == "times":
             answer = swarm.times(**command)
+        elif op == "wait":
+            answer = await swarm.wait(**command)
         elif op == "reset":
             answer = swarm.reset()
         elif op == "close":
