@@ -3,29 +3,74 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import TooManyRequestsException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from app.api.deps import AppSettings, CurrentUser, DbSession, Queue
+from app.api.errors import error_responses
 from app.api.schemas import ImportResult, InvalidLineOut, JobOut
 from app.ratelimit import Limits
 from app.services import imports as import_service
 from app.services.errors import InvalidInput, TooLarge
 
 MULTIPART_OVERHEAD = 64 * 1024
+TEXT_BODY = Schema(
+    type=OpenAPIType.STRING,
+    description="CSV, a Takeout export or one link per line (UTF-8)",
+    examples=["url\nhttps://www.youtube.com/watch?v=dQw4w9WgXcQ\nhttps://youtu.be/9bZkp7q19f0\n"],
+)
+
+
+@dataclass
+class ImportOperation(Operation):
+    """The handler reads the raw body itself, so Litestar cannot see it: the request body is declared here."""
+
+    def __post_init__(self) -> None:
+        upload = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        form = Schema(
+            type=OpenAPIType.OBJECT,
+            properties={"file": upload},
+            required=["file"],
+            description="One file field (any name), or else one non-empty text field",
+        )
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                "text/csv": OpenAPIMediaType(schema=TEXT_BODY),
+                "text/plain": OpenAPIMediaType(schema=TEXT_BODY),
+                "multipart/form-data": OpenAPIMediaType(schema=form),
+            },
+        )
 
 
 async def read_import_body(request: Request[Any, Any, Any], max_bytes: int) -> bytes:
     """The raw bytes of the import: the uploaded file of a multipart form, or the body itself."""
+    try:
+        # The whole body first, bounded by the app's request_max_body_size, even for a form. A body sent
+        # without Content-Length trips that limit while it is read: here that is our 413 naming the
+        # limit, and no half-written upload is left open (Litestar's form parser does not close it).
+        body = await request.body()
+    except RequestEntityTooLarge:
+        raise TooLarge(import_service.too_large_message(None, max_bytes)) from None
     if request.content_type[0] != "multipart/form-data":
-        return await request.body()
-    form = await request.form()
+        return body
+    try:
+        form = await request.form()  # parsed from the body read above
+    except UnicodeDecodeError:  # Litestar decodes text fields (not files) as UTF-8 and lets this escape
+        raise InvalidInput(
+            "a text field of the form is not UTF-8; send UTF-8, or the links as a file"
+        ) from None
     uploads = [value for value in form.values() if isinstance(value, UploadFile)]
     if len(uploads) != 1:
         texts = [value for value in form.values() if isinstance(value, str) and value.strip()]
@@ -34,7 +79,7 @@ async def read_import_body(request: Request[Any, Any, Any], max_bytes: int) -> b
         raise InvalidInput("send exactly one file (or one text field) in the multipart form")
     data = await uploads[0].read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise TooLarge(f"the file is larger than the limit of {max_bytes} bytes")
+        raise TooLarge(import_service.too_large_message(None, max_bytes))
     return data
 
 
@@ -45,6 +90,15 @@ class ImportController(Controller):
         "/api/lists/{list_id:uuid}/imports",
         operation_id="createImport",
         status_code=HTTP_202_ACCEPTED,
+        operation_class=ImportOperation,
+        responses={
+            HTTP_200_OK: ResponseSpec(
+                data_container=ImportResult,
+                description="Every valid video was already in the list: no job (`job` is null)",
+                generate_examples=False,
+            ),
+            **error_responses(404, 413, 422),
+        },
     )
     async def create_import(
         self,
@@ -67,7 +121,7 @@ class ImportController(Controller):
             and declared.isdigit()
             and int(declared) > settings.import_max_bytes + MULTIPART_OVERHEAD
         ):
-            raise TooLarge(f"the import is {declared} bytes; the limit is {settings.import_max_bytes} bytes")
+            raise TooLarge(import_service.too_large_message(int(declared), settings.import_max_bytes))
         data = await read_import_body(request, settings.import_max_bytes)
         # Parsing 50,000 rows takes up to a second of CPU: keep it off the event loop.
         parsed = await asyncio.to_thread(

@@ -7,16 +7,17 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import CurrentUser, DbSession
-from app.api.schemas import ListCreate, ListOut, ListUpdate, Page
+from app.api.errors import error_responses
+from app.api.schemas import MAX_SAFE_INT, ListCreate, ListOut, ListUpdate, Page, StrictJSONBody
 from app.services import lists as list_service
 from db.models import BookmarkList
 
 Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
-Offset = Annotated[int, QueryParameter(ge=0)]
+Offset = Annotated[int, QueryParameter(ge=0, le=MAX_SAFE_INT)]
 
 
 async def list_out(session: AsyncSession, row: BookmarkList) -> ListOut:
@@ -28,7 +29,7 @@ class ListController(Controller):
     path = "/api/lists"
     tags = ["lists"]
 
-    @get("/", operation_id="listLists")
+    @get("/", operation_id="listLists", responses=error_responses())
     async def list_lists(
         self, db_session: DbSession, user: CurrentUser, limit: Limit = 100, offset: Offset = 0
     ) -> Page[ListOut]:
@@ -37,22 +38,26 @@ class ListController(Controller):
         items = [ListOut.of(row, counts.get(row.id, 0)) for row in rows]
         return Page(items=items, total=total, limit=limit, offset=offset)
 
-    @post("/", operation_id="createList")
+    @post("/", operation_id="createList", responses=error_responses(413))
     async def create_list(
-        self, db_session: DbSession, user: CurrentUser, data: JSONBody[ListCreate]
+        self, db_session: DbSession, user: CurrentUser, data: StrictJSONBody[ListCreate]
     ) -> ListOut:
         # The schema requires a visible character, so the stripped name is never empty.
         row = await list_service.create_list(db_session, user.id, data.name.strip(), data.description)
         await db_session.commit()
         return ListOut.of(row, 0)
 
-    @get("/{list_id:uuid}", operation_id="getList")
+    @get("/{list_id:uuid}", operation_id="getList", responses=error_responses(404))
     async def get_list(self, db_session: DbSession, user: CurrentUser, list_id: FromPath[UUID]) -> ListOut:
         return await list_out(db_session, await list_service.get_owned_list(db_session, user.id, list_id))
 
-    @patch("/{list_id:uuid}", operation_id="updateList")
+    @patch("/{list_id:uuid}", operation_id="updateList", responses=error_responses(404, 413))
     async def update_list(
-        self, db_session: DbSession, user: CurrentUser, list_id: FromPath[UUID], data: JSONBody[ListUpdate]
+        self,
+        db_session: DbSession,
+        user: CurrentUser,
+        list_id: FromPath[UUID],
+        data: StrictJSONBody[ListUpdate],
     ) -> ListOut:
         row = await list_service.update_list(
             db_session,
@@ -65,7 +70,7 @@ class ListController(Controller):
         await db_session.commit()
         return result
 
-    @delete("/{list_id:uuid}", operation_id="deleteList")
+    @delete("/{list_id:uuid}", operation_id="deleteList", responses=error_responses(404))
     async def delete_list(self, db_session: DbSession, user: CurrentUser, list_id: FromPath[UUID]) -> None:
         await list_service.delete_list(db_session, user.id, list_id)
         await db_session.commit()

@@ -11,10 +11,14 @@ from uuid import UUID
 
 from litestar import Controller, Response, WebSocket, get, websocket
 from litestar.exceptions import TooManyRequestsException, WebSocketDisconnect
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
+from litestar.status_codes import HTTP_200_OK
 
 from app.api.deps import CurrentUser, DbSession, Events
+from app.api.errors import error_responses
 from app.api.metrics import LiveCounters
+from app.api.schemas import MAX_SAFE_INT, ProgressHistory
 from app.auth import authenticate_limited, client_key, origin_allowed
 from app.live.hub import Hub
 from app.live.session import SocketRegistry, run_progress_session
@@ -26,8 +30,14 @@ log = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN_ORIGIN = 4403
 
-AfterSeq = Annotated[int, QueryParameter(ge=0)]
+AfterSeq = Annotated[int, QueryParameter(ge=0, le=MAX_SAFE_INT)]
 HistoryLimit = Annotated[int, QueryParameter(ge=1, le=1000)]
+
+
+HISTORY_PAGE = ResponseSpec(
+    data_container=ProgressHistory, description="A page of events in seq order", generate_examples=False
+)
+"""The 200 answer as it is (the handlers return bytes, which Litestar would document as a string)."""
 
 
 def history_body(events: list[SeqText], limit: int) -> bytes:
@@ -40,7 +50,11 @@ def history_body(events: list[SeqText], limit: int) -> bytes:
 class HistoryController(Controller):
     tags = ["progress"]
 
-    @get("/api/jobs/{job_id:uuid}/progress-history", operation_id="jobProgressHistory")
+    @get(
+        "/api/jobs/{job_id:uuid}/progress-history",
+        operation_id="jobProgressHistory",
+        responses={HTTP_200_OK: HISTORY_PAGE, **error_responses(404)},
+    )
     async def job_history(
         self,
         db_session: DbSession,
@@ -55,7 +69,11 @@ class HistoryController(Controller):
         events = await event_store.job_history(user.id, job_id, after_seq, limit)
         return Response(history_body(events, limit), media_type="application/json")
 
-    @get("/api/progress", operation_id="progressHistory")
+    @get(
+        "/api/progress",
+        operation_id="progressHistory",
+        responses={HTTP_200_OK: HISTORY_PAGE, **error_responses()},
+    )
     async def user_history(
         self,
         user: CurrentUser,

@@ -81,7 +81,7 @@ def database_samples(rows: list[tuple[str, str, float]]) -> list[Sample]:
     return samples
 
 
-@get("/metrics", operation_id="metrics", include_in_schema=False, media_type="text/plain; version=0.0.4")
+@get("/metrics", operation_id="metrics", include_in_schema=False)  # no media_type: errors stay JSON
 async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
     state = request.app.state
     settings: Settings = state.settings

@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, TypeAlias, TypeVar
 from uuid import UUID
 
 import msgspec
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
 
-from db.events import progress_percent
+from db.events import ProgressEvent, progress_percent
 from db.models import BookmarkList, Job, Video
 
 T = TypeVar("T")
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
-"""At least one visible character (stored stripped)."""
-Description = Annotated[str, msgspec.Meta(max_length=5000)]
+MAX_SAFE_INT = 2**53 - 1
+"""Upper bound of offsets and seqs in queries: the largest integer a JSON (JavaScript) client holds
+exactly, and well inside Postgres' bigint, past which a query failed with a 500."""
+NO_NUL = r"^[^\x00]*$"
+"""Postgres text cannot hold NUL: a string with one is refused with 400 before it reaches a query."""
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
+"""At least one visible character (stored stripped), no NUL."""
+Description = Annotated[str, msgspec.Meta(max_length=5000, pattern=NO_NUL)]
+
+StrictJSONBody: TypeAlias = Annotated[
+    T, Body(media_type=RequestEncodingType.JSON, schema_extra={"additionalProperties": False})
+]
+"""A JSON body of a `forbid_unknown_fields` struct: documents that unknown fields are refused with 400
+(Litestar's schema leaves `additionalProperties` open, so clients would think extras are ignored)."""
 
 
 class Page(msgspec.Struct, Generic[T]):
@@ -62,7 +76,15 @@ class ListOut(msgspec.Struct):
 
 
 class VideoCreate(msgspec.Struct, forbid_unknown_fields=True):
-    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    url: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=2000,
+            description="Any form of YouTube video link, or a bare 11-character video id",
+            examples=["https://www.youtube.com/watch?v=dQw4w9WgXcQ"],
+        ),
+    ]
 
 
 class VideoOut(msgspec.Struct):
@@ -159,3 +181,13 @@ class ImportResult(msgspec.Struct):
     accepted: int
     duplicates: int
     invalid: list[InvalidLineOut]
+
+
+class ProgressHistory(msgspec.Struct):
+    """A page of progress events in seq order; `next_after_seq` is null on the last page.
+
+    For the OpenAPI document only: the handlers splice the stored JSON of the events, never re-encoding.
+    """
+
+    events: list[ProgressEvent]
+    next_after_seq: int | None

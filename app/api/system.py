@@ -7,10 +7,12 @@ import logging
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy import text
 
 from app.api.deps import CurrentUser
+from app.api.errors import error_responses
 from app.api.schemas import Me
 
 log = logging.getLogger(__name__)
@@ -20,7 +22,20 @@ PROBE_TIMEOUT_S = 3.0
 class SystemController(Controller):
     tags = ["system"]
 
-    @get("/api/health", operation_id="health", exclude_from_auth=True)
+    @get(
+        "/api/health",
+        operation_id="health",
+        exclude_from_auth=True,
+        # `{}`: no credentials needed (the document's default asks every operation for a bearer token).
+        security=[{}],
+        responses={
+            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+                data_container=dict[str, Any],
+                description="A dependency is down: the same report, with `status` 'degraded'",
+                generate_examples=False,
+            )
+        },
+    )
     async def health(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         """DB reachable, live hub connected, queue reachable; 503 when any is not."""
         checks: dict[str, Any] = {}
@@ -35,7 +50,7 @@ class SystemController(Controller):
         body = {"status": "ok" if healthy else "degraded", **checks}
         return Response(body, status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE)
 
-    @get("/api/me", operation_id="me")
+    @get("/api/me", operation_id="me", responses=error_responses())
     async def me(self, user: CurrentUser) -> Me:
         return Me(id=user.id, email=user.email, created_at=user.created_at)
 

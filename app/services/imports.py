@@ -29,9 +29,16 @@ class ImportOutcome:
     invalid: list[InvalidLine]
 
 
+def too_large_message(size: int | None, limit: int) -> str:
+    """The 413 detail for an import over `limit` bytes (`size` None: it was cut off, its size unknown)."""
+    megabytes = f" ({limit / 1024 / 1024:.3g} MB)" if limit >= 1024 * 1024 else ""
+    over = "larger than" if size is None else f"{size:,} bytes, over"
+    return f"the import is {over} the limit of {limit:,} bytes{megabytes}; split it into smaller files"
+
+
 def parse_or_reject(data: bytes, *, max_bytes: int, max_rows: int) -> ParsedImport:
     if len(data) > max_bytes:
-        raise TooLarge(f"the import is {len(data)} bytes; the limit is {max_bytes} bytes")
+        raise TooLarge(too_large_message(len(data), max_bytes))
     try:
         parsed = parse_import(data, max_rows=max_rows)
     except TooManyRows as exc:

@@ -32,7 +32,8 @@ async def test_metrics_need_their_token_and_report_jobs_and_the_hub(
             content="dQw4w9WgXcQ",
             headers={**alice.headers, "Content-Type": "text/plain"},
         )
-        assert (await client.get("/metrics", headers=alice.headers)).status_code == 401
+        refused = await client.get("/metrics", headers=alice.headers)
+        assert (refused.status_code, refused.headers["content-type"]) == (401, "application/json")
         response = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
     assert response.status_code == 200
     body = response.text
