@@ -68,6 +68,18 @@ _UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _NOT_UTF8 = "the file is not UTF-8 text; save it as UTF-8 and try again"
+_NOT_TEXT = "not a text or CSV list of links"
+_SAVE_AS_CSV = "in Excel, use Save As and pick CSV UTF-8"
+# Files people pick by mistake, by their first bytes: (signature, what it is, what to do instead).
+_BINARY_SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
+    (b"PK\x03\x04", "an Excel .xlsx workbook or another ZIP archive", _SAVE_AS_CSV),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls workbook or another Office file", _SAVE_AS_CSV),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image", ""),
+    (b"\xff\xd8\xff", "a JPEG image", ""),
+    (b"GIF8", "a GIF image", ""),
+    (b"%PDF-", "a PDF document", ""),
+    (b"\x1f\x8b", "a gzip archive", ""),
+)
 
 
 class InvalidLine(msgspec.Struct, frozen=True):
@@ -282,6 +294,11 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _decode_import_bytes(data: bytes) -> str:
+    for signature, kind, advice in _BINARY_SIGNATURES:
+        if data.startswith(signature):
+            raise ImportInputError(
+                f"the file looks binary (it is {kind}), {_NOT_TEXT}" + (advice and f"; {advice}")
+            )
     if data.startswith(_UTF32_BOMS):
         raise ImportInputError(f"{_NOT_UTF8} (it starts with a UTF-32 byte order mark, so it is UTF-32)")
     if data.startswith(_UTF16_BOMS):
@@ -294,12 +311,15 @@ def _decode_import_bytes(data: bytes) -> str:
     try:
         text = data.removeprefix(_UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as error:
+        if _looks_binary(data.decode("latin-1")):  # random bytes are not a text in another encoding
+            raise ImportInputError(_BINARY_CONTROL_CHARS_MESSAGE) from error
         raise ImportInputError(_message_for_bad_utf8(data, error)) from error
     if _looks_binary(text):
-        raise ImportInputError(
-            "the file looks binary (it is full of control characters), not a text or CSV list of links"
-        )
+        raise ImportInputError(_BINARY_CONTROL_CHARS_MESSAGE)
     return text
+
+
+_BINARY_CONTROL_CHARS_MESSAGE = f"the file looks binary (it is full of control characters), {_NOT_TEXT}"
 
 
 def _message_for_nul_bytes(data: bytes) -> str:
@@ -311,7 +331,7 @@ def _message_for_nul_bytes(data: bytes) -> str:
         and max(sample[0::2].count(0), sample[1::2].count(0)) * 10 >= nul_count * 9
     ):
         return f"{_NOT_UTF8} (it looks like UTF-16)"
-    return "the file looks binary (it contains NUL bytes), not a text or CSV list of links"
+    return f"the file looks binary (it contains NUL bytes), {_NOT_TEXT}"
 
 
 def _message_for_bad_utf8(data: bytes, error: UnicodeDecodeError) -> str:
@@ -319,7 +339,7 @@ def _message_for_bad_utf8(data: bytes, error: UnicodeDecodeError) -> str:
     line = data.count(b"\n", 0, offset) + 1
     return (
         f"{_NOT_UTF8} (byte 0x{data[offset]:02X} on line {line} is not UTF-8; "
-        "Latin-1 and Windows-1252 files look like this)"
+        "files saved as Latin-1, Windows-1252 or Shift-JIS look like this)"
     )
 
 
@@ -380,29 +400,83 @@ def _count_outside_quotes(line: str, delimiter: str) -> int:
     return count
 
 
-def _read_records(text: str) -> list[_Record]:
+def _read_records(text: str) -> tuple[list[_Record], str | None]:
+    """The records of the text and the delimiter between their cells (None for a pasted list)."""
     delimiter = _sniff_delimiter(text)
     if delimiter is None:
         # A pasted list: one link per line. Reading it without CSV quoting means one stray quote
         # cannot swallow the rest of the list into a single cell.
-        return _read_plain_records(text, _ANY_DELIMITER)
+        return _read_plain_records(text, _ANY_DELIMITER), None
     try:
-        return _read_csv_records(text, delimiter)
+        return _read_csv_records(text, delimiter), delimiter
     except csv.Error:
         # Broken quoting (a cell past the csv module's size limit): fall back to one record per line.
-        return _read_plain_records(text, re.compile(re.escape(delimiter)))
+        return _read_plain_records(text, re.compile(re.escape(delimiter))), delimiter
 
 
 def _read_csv_records(text: str, delimiter: str) -> list[_Record]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
     records: list[_Record] = []
+    last_lines: list[int] = []
     start_line = 1
     for row in reader:
         cells = [cell.strip(_STRIPPED_CHARS) for cell in row]
         if any(cells):
             records.append(_Record(start_line, cells))
+            last_lines.append(reader.line_num)
         start_line = reader.line_num + 1
-    return records
+    if '"' not in text or not records:
+        return records  # without a quote no cell can span lines or run on to the end of the file
+    # Records over several lines, and the last one: a quote opened on the last line runs to the end.
+    spans = [
+        (index, last_line)
+        for index, last_line in enumerate(last_lines)
+        if last_line > records[index].line or index == len(records) - 1
+    ]
+    return _split_swallowing_records(records, spans, _LINE_BREAK.split(text), delimiter)
+
+
+def _split_swallowing_records(
+    records: list[_Record], spans: Sequence[tuple[int, int]], lines: Sequence[str], delimiter: str
+) -> list[_Record]:
+    """Undo the records a stray quote made by swallowing lines that hold videos into one cell.
+
+    A quoted cell may hold line breaks (a note, a playlist description). But an opening quote that is
+    never closed, or closed by another stray quote lines later, takes every line in between into one cell
+    and their videos silently vanish. So a record is read again line by line when a line after its first
+    holds a video on its own, or when it is the last record, still in an unclosed quote at the end of the
+    text, and reading it line by line finds more videos.
+    """
+    replacements: dict[int, list[_Record]] = {}
+    for index, last_line in spans:
+        record = records[index]
+        span = lines[record.line - 1 : last_line]
+        by_line = [
+            _Record(number, cells)
+            for number, line in enumerate(span, start=record.line)
+            if any(cells := _split_line(line, delimiter))
+        ]
+        swallowed = any(_count_videos([line]) for line in by_line if line.line > record.line)
+        unclosed = index == len(records) - 1 and sum(line.count('"') for line in span) % 2 == 1
+        if swallowed or (unclosed and _count_videos(by_line) > _count_videos([record])):
+            replacements[index] = by_line
+    if not replacements:
+        return records
+    result: list[_Record] = []
+    for index, record in enumerate(records):
+        result.extend(replacements.get(index, [record]))
+    return result
+
+
+def _split_line(line: str, delimiter: str) -> list[str]:
+    if line.count('"') % 2:  # an unbalanced quote is a stray: read it as a character, not as quoting
+        return [_unquote_plain_cell(cell) for cell in line.split(delimiter)]
+    row = next(csv.reader([line], delimiter=delimiter, skipinitialspace=True), [])
+    return [cell.strip(_STRIPPED_CHARS) for cell in row]
+
+
+def _count_videos(records: Sequence[_Record]) -> int:
+    return sum(_holds_video(cell) for record in records for cell in record.cells)
 
 
 def _read_plain_records(text: str, separator: re.Pattern[str]) -> list[_Record]:
@@ -493,17 +567,22 @@ def _holds_video(cell: str) -> bool:
     return True
 
 
-def _select_candidates(records: Sequence[_Record]) -> list[_Candidate]:
+def _select_candidates(records: Sequence[_Record], delimiter: str | None) -> list[_Candidate]:
     skipped_lines = _takeout_metadata_lines(records)
     header = _find_header(records, skipped_lines)
     if header is None:
-        return list(_candidates_from_rows(records, skipped_lines, column=0, column_label="the first column"))
+        return list(
+            _candidates_from_rows(
+                records, skipped_lines, column=0, column_label="the first column", delimiter=delimiter
+            )
+        )
     before = _candidates_before_header(records[: header.position], skipped_lines, header)
     after = _candidates_from_rows(
         records[header.position + 1 :],
         skipped_lines,
         column=header.column,
         column_label=f"the {header.name} column",
+        delimiter=delimiter,
         skip_repeated_headers=True,
     )
     return [*before, *after]
@@ -526,15 +605,54 @@ def _candidates_from_rows(
     *,
     column: int,
     column_label: str,
+    delimiter: str | None,
     skip_repeated_headers: bool = False,
 ) -> Iterator[_Candidate]:
     for record in records:
         if record.line in skipped_lines or _is_comment(record, column):
             continue
-        value = record.cells[column] if column < len(record.cells) else ""
-        if skip_repeated_headers and _normalize_header_cell(value) in _ALL_HEADER_ALIASES:
-            continue  # files glued together repeat their header; it is not a row
-        yield _Candidate(record.line, value, None if value else f"{column_label} is empty")
+        rejection: str | None = None
+        if column < len(record.cells):
+            value = record.cells[column]
+            if skip_repeated_headers and _normalize_header_cell(value) in _ALL_HEADER_ALIASES:
+                continue  # files glued together repeat their header; it is not a row
+            if not value:
+                rejection = f"{column_label} is empty"
+        else:
+            # Fewer cells than the header: show what the row holds, not an empty value.
+            value = next(cell for cell in record.cells if cell)
+            cells = "1 cell" if len(record.cells) == 1 else f"{len(record.cells)} cells"
+            rejection = f"{column_label} is empty: this row has only {cells}"
+        if delimiter is not None and (hint := _other_delimiter_hint(value, delimiter)) is not None:
+            rejection = f"{rejection or _rejection_reason(value)}; {hint}"
+        yield _Candidate(record.line, value, rejection)
+
+
+_DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
+
+
+def _other_delimiter_hint(value: str, delimiter: str) -> str | None:
+    """Say so when a rejected cell holds a video behind another delimiter than the file's (a mixed file)."""
+    for other in _CANDIDATE_DELIMITERS:
+        if (
+            other != delimiter
+            and other in value
+            and not _holds_video(value)
+            and any(_holds_video(part) for part in value.split(other))
+        ):
+            return (
+                f"its cells seem separated by {_DELIMITER_NAMES[other]}, "
+                f"but this file uses {_DELIMITER_NAMES[delimiter]}"
+            )
+    return None
+
+
+def _rejection_reason(value: str) -> str:
+    try:
+        parse_video_ref(value)
+    except InvalidVideoRef as error:
+        return str(error)
+    return "not a video"  # unreachable: only called for values that hold no video
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -549,7 +667,7 @@ def parse_import(data: bytes, *, max_rows: int = 50_000) -> ParsedImport:
     an input with nothing valid in it is not an error: it comes back with no video ids.
     """
     text = _decode_import_bytes(data)
-    candidates = _select_candidates(_read_records(text))
+    candidates = _select_candidates(*_read_records(text))
     if len(candidates) > max_rows:
         raise TooManyRows(len(candidates), max_rows)
     return _collect_video_ids(candidates)

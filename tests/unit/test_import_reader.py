@@ -253,6 +253,65 @@ def test_an_unclosed_quote_past_the_csv_cell_limit_falls_back_to_one_row_per_lin
     assert result.rows == 2
 
 
+STRAY_QUOTE_CASES = [
+    pytest.param(
+        b'url,title\nhttps://youtu.be/dQw4w9WgXcQ,"Heroes\nhttps://youtu.be/9bZkp7q19f0,x\nnope,y\n',
+        [RICK, PSY],
+        [(4, "not a valid video id")],
+        3,
+        id="unclosed-quote-in-a-title",
+    ),
+    pytest.param(
+        b'"https://youtu.be/dQw4w9WgXcQ, mine\nhttps://youtu.be/9bZkp7q19f0, ok\n',
+        [RICK, PSY],
+        [],
+        2,
+        id="unclosed-quote-before-the-first-link",
+    ),
+    pytest.param(
+        b'url,note\nhttps://youtu.be/dQw4w9WgXcQ,"a\nhttps://youtu.be/9bZkp7q19f0,b\nyoutu.be/jNQXAC9IVRw,c"\n',
+        [RICK, PSY, ZOO],
+        [],
+        3,
+        id="stray-quote-closed-by-another-lines-later",
+    ),
+    pytest.param(
+        b'url,note\nhttps://youtu.be/dQw4w9WgXcQ,"Heroes',
+        [RICK],
+        [],
+        1,
+        id="unclosed-quote-on-the-last-line",
+    ),
+    pytest.param(
+        b'url,note\nhttps://youtu.be/dQw4w9WgXcQ,"two\nlines, see youtu.be/9bZkp7q19f0"\nnope,x\n',
+        [RICK],
+        [(4, "not a valid video id")],
+        2,
+        id="a-real-multi-line-note-stays-one-cell",
+    ),
+    pytest.param(
+        b'title,url,note\n"Song, 9bZkp7q19f0",https://youtu.be/dQw4w9WgXcQ,"line one\nline two"\n',
+        [RICK],
+        [],
+        1,
+        id="an-id-in-a-quoted-title-does-not-split-the-last-record",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "video_ids", "invalid", "rows"), STRAY_QUOTE_CASES)
+def test_a_stray_quote_does_not_swallow_the_rows_after_it(
+    data: bytes, video_ids: list[str], invalid: list[tuple[int, str]], rows: int
+) -> None:
+    """A quote opened and never closed (or closed lines later) would make one cell of the lines after it and
+    silently drop their videos: such lines are read one by one. A real multi-line note stays one cell."""
+    result = parse_import(data)
+
+    assert result.video_ids == video_ids
+    assert_invalid_lines(result, invalid)
+    assert result.rows == rows
+
+
 def test_long_invalid_values_are_cut_to_200_characters() -> None:
     """A huge bad cell is reported, but only its first 200 characters are echoed back."""
     result = parse_import(b"x" * 5000 + b"\n")
