@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import asyncpg
 import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -141,4 +142,20 @@ def in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]])
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except Exception as error:
+        if not any(isinstance(cause, asyncpg.UndefinedTableError) for cause in causes(error)):
+            raise
+        raise click.ClickException(
+            "the database has no tables yet: run `bookmarks database upgrade` first"
+            " (`bookmarks run` does it by itself)"
+        ) from error
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and the chain of errors it was raised from (SQLAlchemy and advanced-alchemy wrap)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__

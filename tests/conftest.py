@@ -60,6 +60,17 @@ async def database_url(template_database: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def empty_database() -> AsyncIterator[str]:
+    """A brand-new database with nothing in it (not a clone of the migrated template)."""
+    name = f"bm_empty_{uuid.uuid4().hex[:12]}"
+    await admin_execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield replace_database(ADMIN_DSN, name)
+    finally:
+        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, run_workers_in_web=False, progress_interval_ms=0)
 

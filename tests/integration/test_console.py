@@ -175,3 +175,11 @@ async def test_operators_are_made_and_unmade_from_the_command_line(client: Clien
     code, output = await bookmarks(database_url, "users", "admin", "nobody@example.com")
     assert code != 0
     assert "no user with email nobody@example.com" in output
+
+
+async def test_a_command_on_a_database_without_tables_says_what_to_run(empty_database: str) -> None:
+    """Not a page of traceback: the operator is told to migrate first."""
+    code, output = await bookmarks(empty_database, "users", "create", "ops@example.com", "--admin")
+    assert code == 1, output
+    assert "the database has no tables yet: run `bookmarks database upgrade` first" in output
+    assert "Traceback" not in output
