@@ -43,6 +43,8 @@ class Me(msgspec.Struct):
     id: UUID
     email: str
     created_at: datetime
+    is_admin: bool
+    """An operator: may open the queue console at /saq."""
 
 
 class ListCreate(msgspec.Struct, forbid_unknown_fields=True):

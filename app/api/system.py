@@ -52,7 +52,7 @@ class SystemController(Controller):
 
     @get("/api/me", operation_id="me", responses=error_responses())
     async def me(self, user: CurrentUser) -> Me:
-        return Me(id=user.id, email=user.email, created_at=user.created_at)
+        return Me(id=user.id, email=user.email, created_at=user.created_at, is_admin=user.is_admin)
 
 
 async def _database_ok(session_maker: Any) -> dict[str, Any]:

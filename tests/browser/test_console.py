@@ -70,7 +70,8 @@ def test_an_operator_signs_in_with_the_browser_prompt_and_aborts_a_job(
         problems = PageProblems()
         page = console.new_page()
         problems.watch(page)
-        page.goto("/saq/")
+        page.goto(f"/#token={account.token}")  # the dashboard shows operators the way in
+        page.get_by_role("link", name="Queue console").click()
         expect(page.get_by_role("heading", name="Queues")).to_be_visible()
         page.get_by_role("link", name="bookmarks").click()
         page.get_by_text(job_id).click()
@@ -84,8 +85,11 @@ def test_an_operator_signs_in_with_the_browser_prompt_and_aborts_a_job(
     assert problems.page_errors == [], problems.page_errors
 
 
-def test_a_user_who_is_not_an_operator_is_turned_away(console: BrowserContext) -> None:
+def test_a_user_who_is_not_an_operator_is_turned_away(console: BrowserContext, account: Account) -> None:
     page = console.new_page()
+    page.goto(f"/#token={account.token}")
+    expect(page.get_by_text(account.email)).to_be_visible()
+    expect(page.get_by_role("link", name="Queue console")).to_be_hidden()
     response = page.goto("/saq/")
     assert response is not None
     assert response.status == 403

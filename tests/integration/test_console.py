@@ -62,6 +62,12 @@ async def test_a_wrong_token_is_refused_and_basic_works_only_under_the_console(
     assert (await client.get("/api/me", headers=ops.headers)).status_code == 200
 
 
+async def test_me_says_who_is_an_operator(client: Client, session_maker: Sessions, alice: Account) -> None:
+    ops = await operator(session_maker)
+    assert (await client.get("/api/me", headers=ops.headers)).json()["is_admin"] is True
+    assert (await client.get("/api/me", headers=alice.headers)).json()["is_admin"] is False
+
+
 async def test_users_who_are_not_operators_are_refused(client: Client, alice: Account) -> None:
     for headers in (basic(alice.token), alice.headers):
         response = await client.get("/saq/api/queues", headers=headers)

@@ -34,6 +34,7 @@ const api = new Api({
 const ui = {
   account: byId("account"),
   accountEmail: byId("account-email"),
+  consoleLink: byId("console-link"),
   connection: byId("connection"),
   notice: byId("notice"),
   noticeText: byId("notice-text"),
@@ -114,6 +115,7 @@ async function signIn(token) {
   localStorage.setItem(TOKEN_KEY, token);
   session.signedIn = true;
   ui.accountEmail.textContent = me.email;
+  ui.consoleLink.hidden = !me.is_admin;
   ui.account.hidden = false;
   ui.signin.hidden = true;
   ui.workspace.hidden = false;
