@@ -6,6 +6,7 @@ Set `TEST_DATABASE_URL` to a server where the test user may create databases (de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -49,25 +50,28 @@ def template_database() -> Iterator[str]:
         _run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-async def database_url(template_database: str) -> AsyncIterator[str]:
-    name = f"bm_test_{uuid.uuid4().hex[:12]}"
-    await admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+@contextlib.asynccontextmanager
+async def scratch_database(prefix: str, template: str | None = None) -> AsyncIterator[str]:
+    """A new database (empty, or a clone of `template`) for as long as the block runs; its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    await admin_execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     try:
         yield replace_database(ADMIN_DSN, name)
     finally:
         await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def database_url(template_database: str) -> AsyncIterator[str]:
+    async with scratch_database("bm_test", template_database) as url:
+        yield url
 
 
 @pytest.fixture
 async def empty_database() -> AsyncIterator[str]:
     """A brand-new database with nothing in it (not a clone of the migrated template)."""
-    name = f"bm_empty_{uuid.uuid4().hex[:12]}"
-    await admin_execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield replace_database(ADMIN_DSN, name)
-    finally:
-        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with scratch_database("bm_empty") as url:
+        yield url
 
 
 @pytest.fixture

@@ -36,10 +36,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from app.asgi import create_app
 from app.services import jobs as job_service
 from app.services import users as user_service
-from app.settings import Settings, replace_database, sqlalchemy_url
+from app.settings import Settings, sqlalchemy_url
 from db.models import ApiToken, BookmarkList, Job, JobStatus, Video, VideoStatus
 from tests.acceptance.harness import READ_TIMEOUT_S, ServerProcess, app_env
-from tests.conftest import ADMIN_DSN, admin_execute
+from tests.conftest import ADMIN_DSN, scratch_database
 
 MAX_EXAMPLES = 25
 """Fuzzed cases per operation, on top of the schema's examples and the coverage phase's cases."""
@@ -214,12 +214,8 @@ class Target:
 @pytest.fixture(scope="module")
 async def database(template_database: str) -> AsyncIterator[str]:
     """One database for the whole module (the conftest's `database_url` is per test)."""
-    name = f"bm_fuzz_{uuid.uuid4().hex[:12]}"
-    await admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    try:
-        yield replace_database(ADMIN_DSN, name)
-    finally:
-        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with scratch_database("bm_fuzz", template_database) as url:
+        yield url
 
 
 async def seed(dsn: str) -> None:

@@ -7,7 +7,6 @@ independent inside a module by using fresh users.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 from uuid import UUID, uuid4
@@ -18,8 +17,7 @@ import pytest
 
 from app.live.hub import Hub
 from app.live.store import EventStore
-from app.settings import replace_database
-from tests.conftest import ADMIN_DSN, admin_execute
+from tests.conftest import scratch_database
 
 WAIT_S = 10.0
 
@@ -27,12 +25,8 @@ WAIT_S = 10.0
 @pytest.fixture(scope="module")
 async def live_dsn(template_database: str) -> AsyncIterator[str]:
     """A private clone of the session's migrated template for one test module."""
-    name = f"live_{secrets.token_hex(4)}"
-    await admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    try:
-        yield replace_database(ADMIN_DSN, name)
-    finally:
-        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with scratch_database("live", template_database) as url:
+        yield url
 
 
 @pytest.fixture
