@@ -201,31 +201,19 @@ def server(
         YOUTUBE_OEMBED_URL=youtube.oembed_url,
         PROGRESS_INTERVAL_MS="100",
     )
-    app_server = AppServer(factory=APP_FACTORY, env=env, log_path=tmp_path / "server.log")
-    app_server.start()
-    try:
+    with AppServer(factory=APP_FACTORY, env=env, log_path=tmp_path / "server.log") as app_server:
         yield app_server
-    finally:
-        app_server.stop()
-        if failed(request.node):
-            copy_log(app_server, artifact_dir(request.node))
+    if failed(request.node):
+        copy_log(app_server, artifact_dir(request.node))
 
 
 @pytest.fixture(scope="session")
 def static_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """Only the dashboard's page and files (no database): for testing the page's modules on their own."""
     log_path = tmp_path_factory.mktemp("static") / "server.log"
-    app_server = AppServer(
-        factory="tests.browser.serve:create_dashboard_only_app",
-        env=server_env(),
-        log_path=log_path,
-        health_path="/",
-    )
-    app_server.start()
-    try:
+    factory = "tests.browser.serve:create_dashboard_only_app"
+    with AppServer(factory=factory, env=server_env(), log_path=log_path, health_path="/") as app_server:
         yield app_server
-    finally:
-        app_server.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 import httpx
 from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page
@@ -108,6 +108,13 @@ class AppServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 @dataclass(frozen=True)

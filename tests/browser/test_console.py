@@ -31,12 +31,8 @@ def make_operator(database_url: str, email: str) -> None:
 def idle_server(browser_database: str, tmp_path: Path) -> Iterator[AppServer]:
     """The app without its in-process worker, so a job waits in the queue for as long as the test looks."""
     env = server_env(DATABASE_URL=browser_database, RUN_WORKERS_IN_WEB="false")
-    app_server = AppServer(factory=APP_FACTORY, env=env, log_path=tmp_path / "server.log")
-    app_server.start()
-    try:
+    with AppServer(factory=APP_FACTORY, env=env, log_path=tmp_path / "server.log") as app_server:
         yield app_server
-    finally:
-        app_server.stop()
 
 
 @pytest.fixture
