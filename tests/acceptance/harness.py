@@ -144,9 +144,16 @@ class LiveClient:
     stop_when: Any = None
     """Called after each event with the ledger; True ends `run`."""
     ws: ClientConnection | None = None
+    compress: bool = True
+    """Offer permessage-deflate, as browsers do."""
 
     async def connect(self) -> ClientConnection:
-        ws = await websockets.connect(self.url, open_timeout=READ_TIMEOUT_S, max_queue=None)
+        ws = await websockets.connect(
+            self.url,
+            open_timeout=READ_TIMEOUT_S,
+            max_queue=None,
+            compression="deflate" if self.compress else None,
+        )
         await ws.send(json.dumps({"type": "hello", "token": self.token, "after": self.ledger.last_seq}))
         self.ledger.connects += 1
         return ws

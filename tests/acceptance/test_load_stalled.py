@@ -74,15 +74,10 @@ class LoadClient(LiveClient):
     signals `ready` and every frame it handles (so the test awaits progress instead of polling) and keeps
     seqs, not whole events."""
 
+    compress: bool = False
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     progressed: asyncio.Event = field(default_factory=asyncio.Event)
     """Shared by a user's sockets: set whenever one of them handles a frame."""
-
-    async def connect(self) -> ClientConnection:
-        ws = await websockets.connect(self.url, open_timeout=READ_TIMEOUT_S, max_queue=None, compression=None)
-        await ws.send(json.dumps({"type": "hello", "token": self.token, "after": self.ledger.last_seq}))
-        self.ledger.connects += 1
-        return ws
 
     async def session(self, ws: ClientConnection) -> bool:
         """LiveClient's, with a timeout scope per read instead of a task per read (500 sockets here)."""
