@@ -13,18 +13,22 @@ import mimetypes
 import string
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
 import pytest
+from litestar.testing import AsyncTestClient
 from litestar.types import HTTPReceiveMessage, HTTPScope, Message, Receive, Send
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from app.api.imports import MULTIPART_OVERHEAD
+from app.asgi import create_app
 from app.settings import Settings
-from tests.conftest import Account
+from tests.conftest import Account, create_account, scratch_database
 from tests.integration.api.helpers import (
     WRITTEN_TABLES,
     Client,
@@ -187,6 +191,43 @@ def load_manifest() -> list[Entry]:
 
 
 ENTRIES = load_manifest()
+
+
+# One database and one running app for the module, not a clone and an app start a test (0.7 s each):
+# every test imports into lists of its own user, and `snapshot` compares whole tables before and after
+# each import, so sharing them hides nothing.
+
+
+@pytest.fixture(scope="module")
+async def database_url(template_database: str) -> AsyncIterator[str]:
+    async with scratch_database("bm_corpus", template_database) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def settings(database_url: str) -> Settings:
+    # Each entry is imported twice, by one app: its per-user import limit must not answer 429 here.
+    return Settings(database_url=database_url, run_workers_in_web=False, imports_per_minute=100_000)
+
+
+@pytest.fixture(scope="module")
+async def session_maker(settings: Settings) -> AsyncIterator[Sessions]:
+    engine = create_async_engine(settings.sqlalchemy_url)
+    try:
+        yield async_sessionmaker(engine, expire_on_commit=False)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def alice(session_maker: Sessions) -> Account:
+    return await create_account(session_maker, f"alice-{uuid.uuid4().hex[:12]}@example.com")
 
 
 def test_every_sample_file_has_one_manifest_entry_and_every_entry_its_file() -> None:
