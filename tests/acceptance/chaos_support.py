@@ -6,12 +6,10 @@ checks and report that turn what the sockets received into evidence.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,10 +27,8 @@ import asyncpg
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from app.settings import Settings, replace_database
-from db import migrate
-from tests.acceptance.harness import READ_TIMEOUT_S, ROOT, Ledger, LiveClient, ServerProcess, free_port
-from tests.acceptance.test_postgres_restart import PG_VERSION
+from tests.acceptance.cluster import PG_VERSION
+from tests.acceptance.harness import READ_TIMEOUT_S, ROOT, Ledger, LiveClient, ServerProcess
 from tests.fakes.youtube import FakeYouTube
 
 BOOKMARKS: Final = Path(sys.executable).with_name("bookmarks")
@@ -154,39 +150,6 @@ def user_video_ids(user: int, count: int, unavailable: int, rng: random.Random) 
 
 
 # ---- the database, reached from the test (never sharing the app's connections) ----
-
-
-@contextlib.contextmanager
-def private_cluster(log_dir: Path) -> Iterator[tuple[str, str]]:
-    """A throwaway cluster on a free port (PITFALLS.md, "This machine"); yields (admin URL, name). Its
-    server log is copied into `log_dir` before it is dropped, even when the run fails."""
-    name = f"chaos{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    try:
-        subprocess.run(
-            ["pg_createcluster", PG_VERSION, name, "--port", str(port), "--start-conf", "manual", "--start",
-             "--", "--auth=trust"],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", name
-    finally:
-        server_log = Path(f"/var/log/postgresql/postgresql-{PG_VERSION}-{name}.log")
-        if server_log.exists():
-            shutil.copy(server_log, log_dir / "postgres.log")
-        subprocess.run(
-            ["pg_dropcluster", PG_VERSION, name, "--stop"], check=False, capture_output=True, timeout=120
-        )
-
-
-async def create_database(admin_url: str) -> str:
-    conn = await asyncpg.connect(admin_url, timeout=10)
-    try:
-        await conn.execute("CREATE DATABASE bookmarks")
-    finally:
-        await conn.close()
-    url = replace_database(admin_url, "bookmarks")
-    await asyncio.to_thread(migrate.upgrade, Settings(database_url=url))
-    return url
 
 
 async def fetch(dsn: str, sql: str, *args: object, retry_for_s: float = 60.0) -> list[asyncpg.Record]:

@@ -37,18 +37,17 @@ from tests.acceptance.chaos_support import (
     chaos_log_dir,
     chaos_scale,
     chaos_seed,
-    create_database,
     event_time,
     fetch,
     judge_socket,
     listed_prefix,
     plan_faults,
-    private_cluster,
     read_hub_log,
     read_truth,
     short,
     user_video_ids,
 )
+from tests.acceptance.cluster import create_database, private_cluster
 from tests.acceptance.harness import READ_TIMEOUT_S, Ledger, ServerProcess, app_env
 from tests.conftest import Account, create_account
 

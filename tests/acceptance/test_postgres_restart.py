@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,42 +15,21 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from app.settings import Settings, replace_database
-from db import migrate
-from tests.acceptance.harness import EventWriter, LiveClient, ServerProcess, app_env, free_port, table_seqs
+from app.settings import Settings
+from tests.acceptance.cluster import PG_VERSION, create_database, private_cluster
+from tests.acceptance.harness import EventWriter, LiveClient, ServerProcess, app_env, table_seqs
 from tests.conftest import create_account
 
-PG_VERSION = sorted(Path("/etc/postgresql").iterdir(), key=lambda p: [int(x) for x in p.name.split(".")])[
-    -1
-].name
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    with private_cluster(tmp_path) as admin_url_and_name:
+        yield admin_url_and_name
 
 
 @pytest.fixture
-def private_cluster() -> Iterator[tuple[str, str]]:
-    """A throwaway PostgreSQL cluster on a free port; yields (its admin URL, its name)."""
-    name = f"restart{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    subprocess.run(
-        ["pg_createcluster", PG_VERSION, name, "--port", str(port), "--start", "--", "--auth=trust"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", name
-    finally:
-        subprocess.run(["pg_dropcluster", PG_VERSION, name, "--stop"], check=False, capture_output=True)
-
-
-@pytest.fixture
-async def cluster_database(private_cluster: tuple[str, str]) -> str:
-    admin_url, _ = private_cluster
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute("CREATE DATABASE bookmarks")
-    finally:
-        await conn.close()
-    url = replace_database(admin_url, "bookmarks")
-    await asyncio.to_thread(migrate.upgrade, Settings(database_url=url))
-    return url
+async def cluster_database(cluster: tuple[str, str]) -> str:
+    return await create_database(cluster[0])
 
 
 async def write_through_outages(dsn: str, writer: EventWriter, count: int) -> None:
@@ -77,10 +55,10 @@ async def write_through_outages(dsn: str, writer: EventWriter, count: int) -> No
 
 
 async def test_postgres_restart_mid_stream_loses_nothing(
-    private_cluster: tuple[str, str], cluster_database: str, tmp_path: Path
+    cluster: tuple[str, str], cluster_database: str, tmp_path: Path
 ) -> None:
     """`pg_ctlcluster restart` while events flow: the socket stays open and receives every seq once, in order."""
-    _, cluster = private_cluster
+    _, name = cluster
     engine = create_async_engine(Settings(database_url=cluster_database).sqlalchemy_url)
     try:
         account = await create_account(
@@ -103,7 +81,7 @@ async def test_postgres_restart_mid_stream_loses_nothing(
             while writer.processed < 50:
                 await asyncio.sleep(0.01)
         await asyncio.to_thread(
-            subprocess.run, ["pg_ctlcluster", PG_VERSION, cluster, "restart"], check=True, capture_output=True
+            subprocess.run, ["pg_ctlcluster", PG_VERSION, name, "restart"], check=True, capture_output=True
         )
         await producing
         ledger = await reader
