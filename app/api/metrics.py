@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from app.auth import presented_token
 from app.live.hub import Hub
+from app.pgversion import read_server_version
 from app.settings import Settings
 from db.queries import queries
 
@@ -93,6 +94,7 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
     samples = live_samples(state.hub, state.live_counters)
     async with state.session_maker() as session:
         rows = (await session.execute(text(queries["metrics_counts"]))).all()
+        samples += (await read_server_version(session)).metric_samples()
     for kind, status, value in rows:
         if kind == "notify_queue":
             samples.append(
