@@ -27,7 +27,7 @@ import asyncpg
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from tests.acceptance.cluster import PG_VERSION
+from tests.acceptance.cluster import restart_cluster
 from tests.acceptance.harness import READ_TIMEOUT_S, ROOT, Ledger, LiveClient, ServerProcess
 from tests.fakes.youtube import FakeYouTube
 
@@ -529,10 +529,9 @@ class ChaosDriver:
         )
 
     async def restart_postgres(self) -> str:
-        command = ["pg_ctlcluster", PG_VERSION, self.cluster, "restart"]
-        result = await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=120)
+        result = await asyncio.to_thread(restart_cluster, self.cluster)
         if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.decode(errors='replace')}")
+            raise RuntimeError(f"{' '.join(result.args)} failed: {result.stderr.decode(errors='replace')}")
         return "pg_ctlcluster restart"
 
     async def kill_worker(self) -> str:
