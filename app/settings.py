@@ -124,10 +124,6 @@ class _EnvReader:
         raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def origins(text: str) -> tuple[str, ...]:
-    return tuple(origin.strip().rstrip("/") for origin in text.split(",") if origin.strip())
-
-
 def normalise_database_url(url: str) -> str:
     """Accept `postgres://` and `postgresql+driver://` spellings; keep one plain libpq URL."""
     parts = urlsplit(url.strip())

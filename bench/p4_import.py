@@ -39,8 +39,8 @@ from bench.common import (
     trace,
 )
 from bench.p1_latency import connect_ready
-from tests.acceptance.harness import app_env
-from tests.fakes.youtube import FakeYouTube
+from testkit.fake_youtube import FakeYouTube
+from testkit.harness import app_env
 from workers.queue import JobQueue, make_saq_queue
 from workers.worker import HTTP_TIMEOUT, OEMBED_CONCURRENCY
 from workers.youtube import API_BATCH_LIMIT, YouTubeClient

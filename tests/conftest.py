@@ -10,7 +10,6 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -18,10 +17,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from app import database
 from app.asgi import create_app
-from app.services import users as user_service
 from app.settings import Settings, replace_database
-from db import migrate
+from testkit.accounts import Account, create_account
 
 ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -44,7 +43,7 @@ def template_database() -> Iterator[str]:
     name = f"bm_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     _run(f'CREATE DATABASE "{name}"')
     try:
-        migrate.upgrade(Settings(database_url=replace_database(ADMIN_DSN, name)))
+        database.upgrade(Settings(database_url=replace_database(ADMIN_DSN, name)))
         yield name
     finally:
         _run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -86,25 +85,6 @@ async def session_maker(settings: Settings) -> AsyncIterator[async_sessionmaker[
         yield async_sessionmaker(engine, expire_on_commit=False)
     finally:
         await engine.dispose()
-
-
-@dataclass(frozen=True)
-class Account:
-    user_id: uuid.UUID
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-async def create_account(sessions: async_sessionmaker[AsyncSession], email: str) -> Account:
-    async with sessions() as session:
-        user = await user_service.create_user(session, email)
-        issued = await user_service.issue_token(session, user)
-        await session.commit()
-    return Account(user_id=user.id, email=user.email, token=issued.secret)
 
 
 @pytest.fixture

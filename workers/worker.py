@@ -21,9 +21,9 @@ from saq.types import Context as SaqContext
 from saq.types import PartialTimersDict
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.services.processing import JobRunner
 from app.settings import Settings
 from db.queries import queries
+from workers.processing import JobRunner
 from workers.queue import HEARTBEAT_S, PROCESS_JOB, SWEEP_INTERVAL_S, JobQueue, make_saq_queue
 from workers.youtube import YouTubeClient
 

@@ -58,22 +58,24 @@ class EventStore:
         return cast(str | None, await self._pool.fetchval(queries["progress_event_by_seq"], user_id, seq))
 
     async def head(self, user_id: UUID) -> int:
-        # The query also answers "is seq 1 retained"; that lookup is one index probe, not worth a 2nd query.
-        row = await self._fetch_one("progress_stream_head", user_id, 0)
+        row = await self._fetch_one("progress_stream_head", user_id)
         return cast(int, row["last_seq"])
 
-    async def can_replay(self, user_id: UUID, after: int, replay_max: int) -> bool:
-        """True when every event after `after` still exists and there are at most `replay_max` of them.
+    async def replayable(self, user_id: UUID, after: int, limit: int) -> list[SeqText] | None:
+        """Every event after `after`, when a reader positioned there may be brought up to date with them:
+        they are all still retained, there are at most `limit`, and `after` is not beyond the stream's
+        head. None otherwise: only a snapshot can keep that reader's stream honest.
 
-        Retention prunes the oldest rows first, so "seq after+1 is retained" implies all later ones are.
+        The one rule for a socket's first frames (its hello's `after`) and for the hub's catch-up.
         """
         if after < 0:
-            return False
-        row = await self._fetch_one("progress_stream_head", user_id, after)
-        head = cast(int, row["last_seq"])
-        if after > head or head - after > replay_max:
-            return False
-        return after == head or cast(bool, row["next_retained"])
+            return None
+        events = await self.events_after(user_id, after, limit + 1)
+        if len(events) > limit or not is_contiguous(after, events):
+            return None  # too far behind, or pruned by retention (oldest first) under the reader
+        if not events and after != await self.head(user_id):
+            return None  # ahead of the stream (a restored database), or everything after it pruned
+        return events
 
     async def snapshot(self, user_id: UUID, *, recent_s: float = RECENT_JOBS_S) -> tuple[int, str]:
         """S and a JSON array text of job states, both read in one statement (one MVCC snapshot)."""

@@ -13,10 +13,8 @@ FROM progress_events
 WHERE user_id = $1 AND seq = $2
 
 -- progress_stream_head --
--- A user's last assigned seq (0 if none) and whether the event with seq $2 + 1 is still retained.
-SELECT
-    coalesce((SELECT s.last_seq FROM progress_streams AS s WHERE s.user_id = $1), 0) AS last_seq,
-    EXISTS (SELECT 1 FROM progress_events AS e WHERE e.user_id = $1 AND e.seq = $2 + 1) AS next_retained
+-- A user's last assigned seq (0 if none).
+SELECT coalesce((SELECT s.last_seq FROM progress_streams AS s WHERE s.user_id = $1), 0) AS last_seq
 
 -- progress_snapshot --
 -- In one MVCC snapshot: a user's last seq and, as a JSON array text, the state of active and recent jobs.

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import asyncpg
 
+from app import database
 from app.settings import Settings, replace_database
-from db import migrate
-from tests.acceptance.harness import free_port
+from testkit.harness import free_port
 
 PG_VERSION = sorted(Path("/etc/postgresql").iterdir(), key=lambda p: [int(x) for x in p.name.split(".")])[
     -1
@@ -51,5 +51,5 @@ async def create_database(admin_url: str) -> str:
     finally:
         await conn.close()
     url = replace_database(admin_url, "bookmarks")
-    await asyncio.to_thread(migrate.upgrade, Settings(database_url=url))
+    await asyncio.to_thread(database.upgrade, Settings(database_url=url))
     return url

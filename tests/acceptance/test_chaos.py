@@ -22,6 +22,8 @@ import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from app.settings import Settings
+from testkit.accounts import Account, create_account
+from testkit.harness import READ_TIMEOUT_S, Ledger, ServerProcess, app_env
 from tests.acceptance.chaos_support import (
     TERMINAL,
     WORKER_KILL,
@@ -48,8 +50,6 @@ from tests.acceptance.chaos_support import (
     user_video_ids,
 )
 from tests.acceptance.cluster import create_database, private_cluster
-from tests.acceptance.harness import READ_TIMEOUT_S, Ledger, ServerProcess, app_env
-from tests.conftest import Account, create_account
 
 PROGRESS_INTERVAL_MS = 0
 """An event for every committed batch: the most events these jobs can write."""

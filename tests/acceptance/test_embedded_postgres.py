@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.acceptance.harness import ROOT, free_port
+from testkit.harness import ROOT, free_port
 
 
 def postgres_processes(data_dir: Path) -> list[psutil.Process]:

@@ -8,8 +8,8 @@ import asyncio
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.acceptance.harness import READ_TIMEOUT_S, EventWriter, LiveClient, ServerProcess, table_seqs
-from tests.conftest import create_account
+from testkit.accounts import create_account
+from testkit.harness import READ_TIMEOUT_S, EventWriter, LiveClient, ServerProcess, table_seqs
 
 USERS = 50
 SOCKETS_PER_USER = 3

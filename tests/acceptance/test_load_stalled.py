@@ -31,9 +31,9 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from websockets.asyncio.client import ClientConnection
 
-from tests.acceptance.harness import READ_TIMEOUT_S, EventWriter, Ledger, LiveClient, ServerProcess, app_env
-from tests.acceptance.rawsocket import OP_CLOSE, RawWebSocket
-from tests.conftest import Account, create_account
+from testkit.accounts import Account, create_account
+from testkit.harness import READ_TIMEOUT_S, EventWriter, Ledger, LiveClient, ServerProcess, app_env
+from testkit.rawsocket import OP_CLOSE, RawWebSocket
 
 USERS = 20
 STALLED_USER_SOCKETS = 6

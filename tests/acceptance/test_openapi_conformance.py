@@ -38,7 +38,7 @@ from app.services import jobs as job_service
 from app.services import users as user_service
 from app.settings import Settings, sqlalchemy_url
 from db.models import ApiToken, BookmarkList, Job, JobStatus, Video, VideoStatus
-from tests.acceptance.harness import READ_TIMEOUT_S, ServerProcess, app_env
+from testkit.harness import READ_TIMEOUT_S, ServerProcess, app_env
 from tests.conftest import ADMIN_DSN, scratch_database
 
 MAX_EXAMPLES = 25

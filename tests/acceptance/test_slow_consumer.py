@@ -10,9 +10,9 @@ import struct
 import asyncpg
 import psutil
 
-from tests.acceptance.harness import READ_TIMEOUT_S, EventWriter, Ledger, LiveClient, ServerProcess
-from tests.acceptance.rawsocket import OP_CLOSE, RawWebSocket
-from tests.conftest import Account
+from testkit.accounts import Account
+from testkit.harness import READ_TIMEOUT_S, EventWriter, Ledger, LiveClient, ServerProcess
+from testkit.rawsocket import OP_CLOSE, RawWebSocket
 
 EVENTS = 6000
 PAD = 1500  # ~1.8 KB per event: 11 MB in all, more than the 4 MB kernel send buffer can hide

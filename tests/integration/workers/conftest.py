@@ -30,8 +30,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.settings import Settings
-from tests.conftest import Account
-from tests.fakes.youtube import FakeYouTube
+from testkit.accounts import Account
+from testkit.fake_youtube import FakeYouTube
 from workers.worker import Context, make_worker
 
 Client = AsyncTestClient[Litestar]

@@ -23,8 +23,8 @@ from saq.utils import now as saq_now
 from app.services import imports as import_service
 from app.settings import Settings
 from db.models import BookmarkList
-from tests.conftest import Account
-from tests.fakes.youtube import FakeYouTube, oembed_body
+from testkit.accounts import Account
+from testkit.fake_youtube import FakeYouTube, oembed_body
 from tests.integration.workers.conftest import (
     METADATA_FIELDS,
     TERMINAL,

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.settings import Settings
-from tests.conftest import Account
-from tests.fakes.youtube import FakeYouTube
+from testkit.accounts import Account
+from testkit.fake_youtube import FakeYouTube
 from tests.integration.workers.conftest import (
     Client,
     Sessions,

@@ -26,7 +26,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 if TYPE_CHECKING:
     AnyConnection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 READ_TIMEOUT_S = 15.0
