@@ -47,7 +47,7 @@ class Runtime:
 @asynccontextmanager
 async def open_runtime(settings: Settings, sessions: Callable[[], AsyncSession]) -> AsyncIterator[Runtime]:
     async with AsyncExitStack() as stack:
-        job_queue = JobQueue(make_saq_queue(settings.dsn))
+        job_queue = JobQueue(make_saq_queue(settings.dsn), heartbeat_s=settings.job_heartbeat_s)
         await job_queue.connect()
         stack.push_async_callback(job_queue.disconnect)
         event_store = await EventStore.open(settings.dsn)

@@ -23,6 +23,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 
+from app.settings import Settings
 from bench.common import (
     Account,
     Bench,
@@ -83,7 +84,7 @@ async def measured_floor_s(mode: str, videos: int, fake: FakeYouTube, batches: i
 
 
 async def wait_for_worker(dsn: str, workers: int = 1, timeout_s: float = 60) -> None:
-    queue = JobQueue(make_saq_queue(dsn, max_connections=2))
+    queue = JobQueue(make_saq_queue(dsn, max_connections=2), heartbeat_s=Settings().job_heartbeat_s)
     await queue.connect()
     try:
         deadline = time.monotonic() + timeout_s

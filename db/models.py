@@ -1,4 +1,4 @@
-"""The tables of shared/DESIGN.md section 3, declared once for SQLAlchemy and Alembic.
+"""The tables (docs/design.md, "Data"), declared once for SQLAlchemy and Alembic.
 
 Triggers and functions are not visible to SQLAlchemy: their current definitions are declared in
 `db/sql/progress_triggers.sql`, and each migration that changes them carries its own frozen copy.
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 metadata = UUIDv7AuditBase.metadata
 
 MESSAGE_MAX = 500
-"""Bound on `jobs.message` / event `message`, so a NOTIFY payload always fits (DESIGN.md section 3)."""
+"""Bound on `jobs.message` / event `message`, so a NOTIFY payload always fits (docs/design.md, "The NOTIFY payload")."""
 ERROR_MAX = 1000
 """Bound on error texts (`videos.error`, `jobs.last_error`, event `error`)."""
 

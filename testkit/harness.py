@@ -135,7 +135,7 @@ class Ledger:
 
 @dataclass
 class LiveClient:
-    """A well-behaved client: hello with `after`, dedupe by seq, reconnect on close (DESIGN.md 6.4)."""
+    """A well-behaved client: hello with `after`, dedupe by seq, reconnect on close (docs/design.md, "The progress socket")."""
 
     url: str
     token: str

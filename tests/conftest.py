@@ -10,9 +10,12 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
@@ -23,6 +26,18 @@ from app.settings import Settings, replace_database
 from testkit.accounts import Account, create_account
 
 ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+# Property tests: 5,000 examples each in the full suite (scripts/test sets HYPOTHESIS_PROFILE=ci), a
+# couple of hundred in the quick loop and when pytest is run by hand.
+for _name, _examples in (("ci", 5000), ("dev", 200)):
+    hypothesis_settings.register_profile(
+        _name,
+        max_examples=_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 async def admin_execute(sql: str) -> None:
@@ -74,8 +89,13 @@ async def empty_database() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, run_workers_in_web=False, progress_interval_ms=0)
+def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
+    """The test database's settings; `@pytest.mark.settings(name=value, ...)` overrides fields."""
+    marker = request.node.get_closest_marker("settings")
+    overrides = {} if marker is None else marker.kwargs
+    return replace(
+        Settings(database_url=database_url, run_workers_in_web=False, progress_interval_ms=0), **overrides
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""`POST /api/lists/{id}/imports`: a CSV file, a Takeout export or pasted links (DESIGN.md section 7)."""
+"""`POST /api/lists/{id}/imports`: a CSV file, a Takeout export or pasted links (README, "HTTP API")."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ class ImportController(Controller):
             max_rows=settings.import_max_rows,
         )
         outcome = await import_service.create_import(db_session, user.id, list_id, parsed)
-        # Commit before enqueueing: SAQ writes on its own connections (PITFALLS.md).
+        # Commit before enqueueing: SAQ writes on its own connections (docs/design.md, "Jobs").
         await db_session.commit()
         if outcome.job is not None:
             await job_queue.enqueue(outcome.job.id)

@@ -25,7 +25,7 @@ CONNECTION_ERRORS: Final[tuple[type[BaseException], ...]] = (
 """Errors that mean "the database is unreachable right now"; anything else is a bug worth raising."""
 
 RECENT_JOBS_S: Final = 600.0
-"""A snapshot lists finished jobs for 10 minutes (DESIGN.md section 6), the dashboard keeps them as long."""
+"""A snapshot lists finished jobs for 10 minutes (docs/design.md, "The progress socket"), the dashboard keeps them as long."""
 
 SeqText = tuple[int, str]
 """One event: its seq and its JSON text."""
@@ -57,9 +57,12 @@ class EventStore:
     async def event(self, user_id: UUID, seq: int) -> str | None:
         return cast(str | None, await self._pool.fetchval(queries["progress_event_by_seq"], user_id, seq))
 
-    async def head(self, user_id: UUID) -> int:
-        row = await self._fetch_one("progress_stream_head", user_id)
-        return cast(int, row["last_seq"])
+    async def head_and_events(self, user_id: UUID, after: int, limit: int) -> tuple[int, list[SeqText]]:
+        """The user's last seq and up to `limit` events after `after`, read in one statement (one MVCC
+        snapshot: a commit in between cannot make an up-to-date reader look ahead of the stream)."""
+        rows = await self._pool.fetch(queries["progress_resume"], user_id, after, limit)
+        head = cast(int, rows[0]["last_seq"])
+        return head, ([] if rows[0]["seq"] is None else _seq_texts(rows))
 
     async def replayable(self, user_id: UUID, after: int, limit: int) -> list[SeqText] | None:
         """Every event after `after`, when a reader positioned there may be brought up to date with them:
@@ -70,11 +73,11 @@ class EventStore:
         """
         if after < 0:
             return None
-        events = await self.events_after(user_id, after, limit + 1)
-        if len(events) > limit or not is_contiguous(after, events):
-            return None  # too far behind, or pruned by retention (oldest first) under the reader
-        if not events and after != await self.head(user_id):
-            return None  # ahead of the stream (a restored database), or everything after it pruned
+        head, events = await self.head_and_events(user_id, after, limit + 1)
+        if after > head or len(events) > limit or not is_contiguous(after, events):
+            return None  # from the future (a restored database), too far behind, or pruned under it
+        if not events and after != head:
+            return None  # everything after it pruned by retention
         return events
 
     async def snapshot(self, user_id: UUID, *, recent_s: float = RECENT_JOBS_S) -> tuple[int, str]:

@@ -1,4 +1,4 @@
-"""Jobs: the job row is the current state; progress events are its history (DESIGN.md section 4).
+"""Jobs: the job row is the current state; progress events are its history (docs/design.md, "Jobs").
 
 A batch moves the job's counts by exactly the video rows its transaction changed (locked first), and every
 event, start and end recounts them from `videos`: a rerun after a crash can neither double nor lose them.
@@ -24,7 +24,7 @@ ACTIVE_STATUSES = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 
 def bound(text: str | None, limit: int) -> str | None:
-    """Cut texts that go into events so a NOTIFY payload always fits (DESIGN.md section 3)."""
+    """Cut texts that go into events so a NOTIFY payload always fits (docs/design.md, "The NOTIFY payload")."""
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 1] + "…"

@@ -1,4 +1,4 @@
-"""A private PostgreSQL cluster for the tests that restart Postgres (PITFALLS.md, "This machine"): the
+"""A private PostgreSQL cluster for the tests that restart Postgres (made with Debian's pg_createcluster, as root): the
 shared server the other tests use is never disturbed."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ PG_VERSION = sorted(Path("/etc/postgresql").iterdir(), key=lambda p: [int(x) for
 
 @contextlib.contextmanager
 def private_cluster(log_dir: Path) -> Iterator[tuple[str, str]]:
-    """A throwaway cluster on a free port (PITFALLS.md, "This machine"); yields (admin URL, name). Its
+    """A throwaway cluster on a free port; yields (admin URL, name). Its
     server log is copied into `log_dir` before it is dropped, even when the run fails."""
     name = f"private{uuid.uuid4().hex[:8]}"
     port = free_port()

@@ -15,6 +15,8 @@ import pytest
 
 from testkit.harness import ROOT, free_port
 
+pytestmark = pytest.mark.slow  # left out of scripts/quick; always in scripts/test
+
 
 def postgres_processes(data_dir: Path) -> list[psutil.Process]:
     found = []

@@ -1,4 +1,4 @@
-"""DESIGN.md section 10, invariant 2 at scale: 50 users x 3 sockets on one web process, all writing at
+"""docs/design.md, invariant 2 at scale: 50 users x 3 sockets on one web process, all writing at
 once; no socket ever sees another user's event, and each sees all of its own."""
 
 from __future__ import annotations

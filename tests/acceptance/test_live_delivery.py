@@ -1,4 +1,4 @@
-"""DESIGN.md section 10, invariants 1-3 and 5, through the real app: every event reaches each of its
+"""docs/design.md, invariants 1-3 and 5, through the real app: every event reaches each of its
 user's sockets exactly once, in seq order, across reconnects, listener loss and server restarts."""
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ from testkit.accounts import create_account
 from testkit.harness import EventWriter, LiveClient, ServerProcess, app_env, table_seqs
 from tests.acceptance.cluster import PG_VERSION, create_database, private_cluster
 
+pytestmark = pytest.mark.slow  # left out of scripts/quick; always in scripts/test
+
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[str, str]]:

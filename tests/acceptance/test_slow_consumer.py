@@ -1,4 +1,4 @@
-"""DESIGN.md section 10, invariant 5: a stalled socket neither delays the others nor grows server memory,
+"""docs/design.md, invariant 5: a stalled socket neither delays the others nor grows server memory,
 and when it reads again its seq stream is still honest (every event, or a snapshot then S+1 onwards)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """live.js against a scripted socket, in Chromium with Playwright's fake clock: the protocol rules of
-DESIGN.md section 6 that a real server rarely exercises (duplicates, gaps, close codes, backoff)."""
+docs/design.md ("The progress socket") that a real server rarely exercises (duplicates, gaps, close codes, backoff)."""
 
 from __future__ import annotations
 

@@ -17,8 +17,7 @@ ISO_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 async def test_head_is_zero_for_a_user_without_events(store: EventStore, rows: Rows) -> None:
     """A user who never had an event has head 0 and an empty stream."""
     user = await rows.user()
-    assert await store.head(user) == 0
-    assert await store.events_after(user, 0, 10) == []
+    assert await store.head_and_events(user, 0, 10) == (0, [])
 
 
 async def test_events_after_returns_the_stored_json_in_seq_order(store: EventStore, rows: Rows) -> None:
@@ -36,7 +35,7 @@ async def test_events_after_returns_the_stored_json_in_seq_order(store: EventSto
         (3, job, 3),
         (4, job, 4),
     ]
-    assert await store.head(user) == 5
+    assert (await store.head_and_events(user, 3, 10))[0] == 5
 
 
 async def test_event_by_seq_is_scoped_to_its_user(store: EventStore, rows: Rows) -> None:

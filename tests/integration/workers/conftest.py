@@ -132,6 +132,8 @@ def worker_env(worker_config: Settings) -> dict[str, str]:
         "YOUTUBE_OEMBED_URL": worker_config.youtube_oembed_url,
         "PROGRESS_INTERVAL_MS": str(worker_config.progress_interval_ms),
         "WORKER_CONCURRENCY": str(worker_config.worker_concurrency),
+        "JOB_HEARTBEAT_S": str(worker_config.job_heartbeat_s),
+        "QUEUE_SWEEP_S": str(worker_config.queue_sweep_s),
         "RUN_WORKERS_IN_WEB": "false",
     }
     env.pop("YOUTUBE_API_KEY", None)

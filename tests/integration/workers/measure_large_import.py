@@ -40,7 +40,7 @@ from workers.queue import JobQueue, make_saq_queue
 
 
 async def wait_for_a_worker(settings: Settings) -> None:
-    queue = JobQueue(make_saq_queue(settings.dsn, max_connections=2))
+    queue = JobQueue(make_saq_queue(settings.dsn, max_connections=2), heartbeat_s=settings.job_heartbeat_s)
     await queue.connect()
     try:
         await poll_until(queue.ping, lambda info: info["workers"] >= 1, timeout_s=60, what="a worker")

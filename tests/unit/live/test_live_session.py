@@ -140,14 +140,12 @@ class FakeStore(EventStore):
         self.jobs = '[{"job_id": "j1", "seq": 0}]'
         self.fail_with: Exception | None = None
 
-    async def head(self, user_id: UUID) -> int:
-        self.calls.append("head")
-        return self.last_seq
-
-    async def events_after(self, user_id: UUID, after: int, limit: int) -> list[tuple[int, str]]:
-        self.calls.append("events_after")
+    async def head_and_events(
+        self, user_id: UUID, after: int, limit: int
+    ) -> tuple[int, list[tuple[int, str]]]:
+        self.calls.append("head_and_events")
         first = max(after + 1, self.retained_from)
-        return [(seq, stored_event(seq)) for seq in range(first, self.last_seq + 1)][:limit]
+        return self.last_seq, [(seq, stored_event(seq)) for seq in range(first, self.last_seq + 1)][:limit]
 
     async def snapshot(self, user_id: UUID, *, recent_s: float = 0) -> tuple[int, str]:
         self.calls.append("snapshot")
@@ -366,7 +364,7 @@ async def test_resume_replays_stored_events_then_ready_then_live_events(make_har
     assert opening[-1].resumed is True
     assert sub.started_at == 4
     assert (live.type, live.seq) == ("event", 5)
-    assert harness.calls[:2] == ["subscribe", "events_after"]
+    assert harness.calls[:2] == ["subscribe", "head_and_events"]
 
 
 async def test_a_cursor_at_the_head_resumes_with_nothing_to_replay(make_harness: MakeHarness) -> None:
