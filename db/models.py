@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 metadata = UUIDv7AuditBase.metadata
 
 MESSAGE_MAX = 500
-"""Bound on `jobs.message` / event `message`, so a NOTIFY payload always fits (docs/design.md, "The NOTIFY payload")."""
+"""Bound on `jobs.message` / event `message`, so a NOTIFY payload always fits (docs/design.md)."""
 ERROR_MAX = 1000
 """Bound on error texts (`videos.error`, `jobs.last_error`, event `error`)."""
 

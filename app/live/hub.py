@@ -195,7 +195,8 @@ class Subscription:
         if self._ended:
             return
         if len(self._items) >= self._queue_size:
-            # The socket fell behind: its backlog is worth less than one fresh snapshot (docs/design.md, "The hub").
+            # The socket fell behind: its backlog is worth less than one fresh snapshot
+            # (docs/design.md, "The hub").
             self._items.clear()
             self._items.append(_SNAPSHOT)
         else:

@@ -25,7 +25,8 @@ CONNECTION_ERRORS: Final[tuple[type[BaseException], ...]] = (
 """Errors that mean "the database is unreachable right now"; anything else is a bug worth raising."""
 
 RECENT_JOBS_S: Final = 600.0
-"""A snapshot lists finished jobs for 10 minutes (docs/design.md, "The progress socket"), the dashboard keeps them as long."""
+"""A snapshot lists finished jobs for 10 minutes (docs/design.md, "The progress socket"); the dashboard
+keeps them as long."""
 
 SeqText = tuple[int, str]
 """One event: its seq and its JSON text."""

@@ -24,7 +24,7 @@ ACTIVE_STATUSES = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 
 def bound(text: str | None, limit: int) -> str | None:
-    """Cut texts that go into events so a NOTIFY payload always fits (docs/design.md, "The NOTIFY payload")."""
+    """Cut texts that go into events, so a NOTIFY payload always fits (docs/design.md, "NOTIFY payload")."""
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 1] + "…"
