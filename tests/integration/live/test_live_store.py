@@ -104,6 +104,8 @@ async def test_snapshot_lists_active_and_recent_jobs_in_the_event_shape(
     seq, jobs_text = await store.snapshot(user)
 
     jobs = {job.job_id: job for job in msgspec.json.decode(jobs_text, type=list[ProgressEvent])}
+    # The snapshot's json_build_object has exactly the struct's fields: none missing, none extra.
+    assert all(set(raw) == set(ProgressEvent.__struct_fields__) for raw in msgspec.json.decode(jobs_text))
     assert seq == 2
     assert set(jobs) == {queued, running, recent}
     assert (jobs[running].seq, jobs[running].progress, jobs[running].failed) == (2, 45.0, 3)

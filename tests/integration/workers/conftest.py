@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.settings import Settings
+from db.events import ProgressEvent
 from testkit.accounts import Account
 from testkit.fake_youtube import FakeYouTube
 from workers.worker import Context, make_worker
@@ -310,6 +311,7 @@ def assert_progress_stream(
     """A job's events: `running` first, `processed` never decreasing, only the last one terminal and equal
     to the job row; with `interval_s`, intermediate events are at least that far apart."""
     assert events, "the job wrote no progress event"
+    assert all(set(event) == set(ProgressEvent.__struct_fields__) for event in events), "not the event shape"
     assert events[0]["status"] == "running"
     seqs = [event["seq"] for event in events]
     assert seqs == sorted(set(seqs))
