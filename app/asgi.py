@@ -10,7 +10,6 @@ from typing import Any
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar, Request
 from litestar.config.app import AppConfig
-from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
@@ -18,24 +17,23 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
+from app.api.deps import provide_event_store, provide_job_queue
 from app.api.errors import domain_error_handler
 from app.api.imports import MULTIPART_OVERHEAD, ImportController
 from app.api.jobs import JobController
 from app.api.lists import ListController
-from app.api.live import HistoryController, progress_socket, start_live, stop_live
+from app.api.live import HistoryController, progress_socket
 from app.api.metrics import metrics
 from app.api.system import SystemController
 from app.api.videos import VideoController
 from app.auth import PUBLIC_PATHS, TokenAuthMiddleware
 from app.console import console_router
 from app.dashboard import dashboard_handlers
-from app.live.store import EventStore
-from app.ratelimit import Limits, RateLimiter
+from app.database import alchemy_config
+from app.runtime import Runtime, open_runtime
 from app.services.errors import DomainError
 from app.settings import Settings
-from db.config import alchemy_config
 from db.models import User
-from workers.queue import JobQueue, make_saq_queue
 from workers.worker import InProcessWorker, make_worker
 
 log = logging.getLogger(__name__)
@@ -45,22 +43,18 @@ def provide_user(request: Request[User, Any, Any]) -> User:
     return request.user
 
 
-def provide_job_queue(state: State) -> JobQueue:
-    queue: JobQueue = state.job_queue
-    return queue
-
-
-def provide_event_store(state: State) -> EventStore:
-    store: EventStore = state.event_store
-    return store
-
-
 class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
-    """Holds the settings and the long-lived resources of one web process."""
+    """Builds this web process's `Runtime` in the app's lifespan, and runs the in-process worker."""
 
     def __init__(self, settings: Settings, alchemy: SQLAlchemyAsyncConfig) -> None:
         self.settings = settings
         self.alchemy = alchemy
+        self._runtime: Runtime | None = None
+
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            raise RuntimeError("the app's lifespan has not started (or has ended)")
+        return self._runtime
 
     def on_cli_init(self, cli: Any) -> None:
         from app.cli import register_commands
@@ -69,28 +63,21 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.lifespan.append(self.lifespan)
-        app_config.state["settings"] = self.settings
-        app_config.state["limits"] = Limits(
-            auth_failures=RateLimiter(self.settings.auth_failures_per_minute),
-            imports=RateLimiter(self.settings.imports_per_minute),
-        )
         return app_config
 
     @asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        app.state.session_maker = self.alchemy.create_session_maker()
-        job_queue = JobQueue(make_saq_queue(self.settings.dsn))
-        await job_queue.connect()
-        app.state.job_queue = job_queue
-        await start_live(self.settings, app.state)
-        worker_task = await self.start_in_process_worker() if self.settings.run_workers_in_web else None
         try:
-            yield
+            async with open_runtime(self.settings, self.alchemy.create_session_maker()) as runtime:
+                self._runtime = runtime
+                worker = await self.start_in_process_worker() if self.settings.run_workers_in_web else None
+                try:
+                    yield
+                finally:
+                    if worker is not None:
+                        await worker.stop()
+                    self._runtime = None
         finally:
-            if worker_task is not None:
-                await worker_task.stop()
-            await stop_live(app.state)
-            await job_queue.disconnect()
             await self.alchemy.get_engine().dispose()
 
     async def start_in_process_worker(self) -> InProcessWorker:
@@ -101,6 +88,7 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
 
 def create_app(settings: Settings) -> Litestar:
     alchemy = alchemy_config(settings)
+    plugin = BookmarksPlugin(settings, alchemy)
     return Litestar(
         route_handlers=[
             SystemController,
@@ -112,16 +100,17 @@ def create_app(settings: Settings) -> Litestar:
             progress_socket,
             metrics,
             *dashboard_handlers(),
-            console_router(),
+            console_router(settings),
         ],
-        plugins=[SQLAlchemyPlugin(config=alchemy), BookmarksPlugin(settings, alchemy)],
+        plugins=[SQLAlchemyPlugin(config=alchemy), plugin],
         dependencies={
             "user": Provide(provide_user, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
+            "runtime": Provide(plugin.runtime, sync_to_thread=False),
             "job_queue": Provide(provide_job_queue, sync_to_thread=False),
             "event_store": Provide(provide_event_store, sync_to_thread=False),
         },
-        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=PUBLIC_PATHS)],
+        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=PUBLIC_PATHS, runtime=plugin.runtime)],
         exception_handlers={DomainError: domain_error_handler},
         request_max_body_size=settings.import_max_bytes + MULTIPART_OVERHEAD,
         openapi_config=OpenAPIConfig(

@@ -6,7 +6,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
@@ -17,6 +17,11 @@ from app.ratelimit import RateLimiter
 from app.services.users import authenticate
 from app.settings import Settings
 from db.models import User
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp
+
+    from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,10 @@ def origin_allowed(connection: ASGIConnection[Any, Any, Any, Any], settings: Set
 
 
 class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
+    def __init__(self, app: ASGIApp, *, runtime: Callable[[], Runtime], **options: Any) -> None:
+        super().__init__(app, **options)
+        self._runtime = runtime
+
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
@@ -70,9 +79,9 @@ class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
             raise NotAuthorizedException(
                 "missing bearer token: send 'Authorization: Bearer <token>'", headers=challenge
             )
-        state = connection.app.state
+        runtime = self._runtime()
         user = await authenticate_limited(
-            state.session_maker, state.limits.auth_failures, client_key(connection), token
+            runtime.sessions, runtime.limits.auth_failures, client_key(connection), token
         )
         if user is None:
             log.info("rejected an unknown or revoked token for %s", connection.url.path)

@@ -23,6 +23,7 @@ from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
+from litestar.types import Guard
 from saq.web.common import STATIC_PATH, job_dict
 from sqlalchemy import select
 
@@ -30,10 +31,12 @@ from app.api.deps import DbSession, Queue
 from app.auth import origin_allowed
 from app.dashboard.routes import SecurityHeadersMiddleware
 from app.services.jobs import request_cancel
+from app.settings import Settings
 from db.models import Job, User
 from workers.queue import JobQueue
 
 CONSOLE_PATH: Final = "/saq"
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 PAGE: Final = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -66,10 +69,15 @@ def operators_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
         raise PermissionDeniedException("the queue console is for operators (bookmarks users admin EMAIL)")
 
 
-def same_origin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def same_origin_changes_only(settings: Settings) -> Guard:
     """A browser resends Basic credentials on its own, so a POST from another site must not ride on them."""
-    if not origin_allowed(connection, connection.app.state.settings):
-        raise PermissionDeniedException("cross-origin requests to the queue console are refused")
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        method = connection.scope.get("method", "GET")
+        if method not in SAFE_METHODS and not origin_allowed(connection, settings):
+            raise PermissionDeniedException("cross-origin requests to the queue console are refused")
+
+    return guard
 
 
 def static_file(name: str, accepts_gzip: bool) -> Response[bytes]:
@@ -126,14 +134,14 @@ async def one_job(job_queue: Queue, queue: FromPath[str], key: FromPath[str]) ->
     return {"job": job_dict(await saq_job(job_queue, queue, key))}
 
 
-@post("/api/queues/{queue:str}/jobs/{key:str}/retry", status_code=200, guards=[same_origin_only])
+@post("/api/queues/{queue:str}/jobs/{key:str}/retry", status_code=200)
 async def retry(job_queue: Queue, queue: FromPath[str], key: FromPath[str]) -> dict[str, Any]:
     """Run the job again; harmless, since a run resumes after the last committed batch."""
     await (await saq_job(job_queue, queue, key)).retry("retried from the queue console")
     return {}
 
 
-@post("/api/queues/{queue:str}/jobs/{key:str}/abort", status_code=200, guards=[same_origin_only])
+@post("/api/queues/{queue:str}/jobs/{key:str}/abort", status_code=200)
 async def abort(
     db_session: DbSession, job_queue: Queue, queue: FromPath[str], key: FromPath[str]
 ) -> dict[str, Any]:
@@ -155,11 +163,11 @@ def parse_job_id(key: str) -> UUID:
         raise NotFoundException(f"{key!r} is not a bookmarks job") from None
 
 
-def console_router() -> Router:
+def console_router(settings: Settings) -> Router:
     return Router(
         path=CONSOLE_PATH,
         route_handlers=[page, static, all_queues, one_queue, one_job, retry, abort],
-        guards=[operators_only],
+        guards=[operators_only, same_origin_changes_only(settings)],
         middleware=[SecurityHeadersMiddleware()],
         include_in_schema=False,
     )

@@ -91,9 +91,9 @@ def exit_cleanly_on_sigterm() -> Iterator[None]:
 
 def prepare_for_serving(settings: Settings, argv: list[str]) -> None:
     """`bookmarks run` on a fresh database: migrate, and create a first user so the dashboard can be used."""
-    from db import migrate
+    from app import database
 
-    migrate.upgrade(settings)
+    database.upgrade(settings)
     issued = in_session(settings, ensure_first_user)
     if issued is not None:
         link = sign_in_link(argv, issued)

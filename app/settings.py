@@ -37,6 +37,12 @@ class Settings:
     import_max_bytes: int = 10 * 1024 * 1024
     import_max_rows: int = 50_000
     worker_concurrency: int = 4
+    job_heartbeat_s: int = 15
+    """A running job touches its SAQ row every third of this; silent this long, its worker is presumed
+    dead (SIGKILL, lost host) and SAQ's sweep retries the job elsewhere."""
+    queue_sweep_s: int = 5
+    """How often each worker's SAQ sweep looks for such jobs (SAQ's default of 60 s leaves one dead a
+    minute)."""
     run_workers_in_web: bool = True
     """Single-machine mode: `bookmarks run` also runs the SAQ workers in-process."""
     db_pool_size: int = 10
@@ -71,6 +77,8 @@ class Settings:
             import_max_bytes=reader.int("IMPORT_MAX_BYTES", defaults.import_max_bytes, minimum=1),
             import_max_rows=reader.int("IMPORT_MAX_ROWS", defaults.import_max_rows, minimum=1),
             worker_concurrency=reader.int("WORKER_CONCURRENCY", defaults.worker_concurrency, minimum=1),
+            job_heartbeat_s=reader.int("JOB_HEARTBEAT_S", defaults.job_heartbeat_s, minimum=1),
+            queue_sweep_s=reader.int("QUEUE_SWEEP_S", defaults.queue_sweep_s, minimum=1),
             run_workers_in_web=reader.bool("RUN_WORKERS_IN_WEB", defaults.run_workers_in_web),
             db_pool_size=reader.int("DB_POOL_SIZE", defaults.db_pool_size, minimum=1),
             auth_failures_per_minute=reader.int(
@@ -122,10 +130,6 @@ class _EnvReader:
         if lowered in {"0", "false", "no", "off"}:
             return False
         raise SettingsError(f"{name} must be true or false, got {raw!r}")
-
-
-def origins(text: str) -> tuple[str, ...]:
-    return tuple(origin.strip().rstrip("/") for origin in text.split(",") if origin.strip())
 
 
 def normalise_database_url(url: str) -> str:

@@ -1,4 +1,4 @@
-"""`bookmarks import` and `bookmarks watch`: the live protocol (DESIGN.md section 6) in a terminal.
+"""`bookmarks import` and `bookmarks watch`: the live protocol (docs/design.md) in a terminal.
 
 A third-party client in ~200 lines: HTTP for the upload, then one WebSocket that says hello with the last
 seq it saw, dedupes by seq, treats a snapshot as the new truth, and reconnects with backoff and jitter.

@@ -25,7 +25,7 @@ import uvloop
 
 from bench import p1_latency, p2_throughput, p3_sockets, p4_import, p5_trigger, p6_stalled
 from bench.common import ADMIN_DSN, Bench, Result, raise_nofile
-from tests.acceptance.harness import ROOT
+from testkit.harness import ROOT
 
 BENCHMARKS: dict[str, Callable[[Bench], Awaitable[Result]]] = {
     "P1": p1_latency.run,

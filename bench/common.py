@@ -23,11 +23,11 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from app import database
 from app.settings import Settings, replace_database
 from bench.rlimit import raise_nofile
-from db import migrate
-from tests.acceptance.harness import ROOT, ServerProcess, app_env
-from tests.conftest import Account, create_account
+from testkit.accounts import Account, create_account
+from testkit.harness import ROOT, ServerProcess, app_env
 
 __all__ = ["Account", "raise_nofile"]  # re-exported: the benchmark modules take them from here
 
@@ -188,7 +188,7 @@ class Databases:
             await admin(f'CREATE DATABASE "{self.template}"')
             self.created.append(self.template)
             dsn = replace_database(ADMIN_DSN, self.template)
-            await asyncio.to_thread(migrate.upgrade, Settings(database_url=dsn))
+            await asyncio.to_thread(database.upgrade, Settings(database_url=dsn))
             conn = await asyncpg.connect(dsn)
             try:
                 await conn.execute(PLAIN_TABLE_SQL)

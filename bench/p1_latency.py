@@ -39,7 +39,7 @@ from bench.common import (
     summary,
     wait_for,
 )
-from tests.acceptance.harness import EventWriter
+from testkit.harness import EventWriter
 
 RATE_PER_S = 250
 USERS = 4

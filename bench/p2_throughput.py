@@ -11,7 +11,8 @@ noisy machine) and summed:
   process, bench/swarm.py, so the client's cost stays out of the server's CPU budget as far as two cores
   allow).
 Delivered rate = events received / (last receipt - first commit); a socket that falls 1,000 events
-behind gets a snapshot instead (DESIGN.md section 6), so events it skipped are not counted as delivered.
+behind gets a snapshot instead (docs/design.md, "The progress socket"), so events it skipped are not
+counted as delivered.
 """
 
 from __future__ import annotations

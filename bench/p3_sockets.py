@@ -37,7 +37,7 @@ from bench.common import (
     trace,
 )
 from bench.swarm import SwarmProcess
-from tests.acceptance.harness import EventWriter
+from testkit.harness import EventWriter
 
 FANOUT_SOCKETS = 1000
 IDLE_USERS = 9

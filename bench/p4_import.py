@@ -23,6 +23,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 
+from app.settings import Settings
 from bench.common import (
     Account,
     Bench,
@@ -39,8 +40,8 @@ from bench.common import (
     trace,
 )
 from bench.p1_latency import connect_ready
-from tests.acceptance.harness import app_env
-from tests.fakes.youtube import FakeYouTube
+from testkit.fake_youtube import FakeYouTube
+from testkit.harness import app_env
 from workers.queue import JobQueue, make_saq_queue
 from workers.worker import HTTP_TIMEOUT, OEMBED_CONCURRENCY
 from workers.youtube import API_BATCH_LIMIT, YouTubeClient
@@ -83,7 +84,7 @@ async def measured_floor_s(mode: str, videos: int, fake: FakeYouTube, batches: i
 
 
 async def wait_for_worker(dsn: str, workers: int = 1, timeout_s: float = 60) -> None:
-    queue = JobQueue(make_saq_queue(dsn, max_connections=2))
+    queue = JobQueue(make_saq_queue(dsn, max_connections=2), heartbeat_s=Settings().job_heartbeat_s)
     await queue.connect()
     try:
         deadline = time.monotonic() + timeout_s

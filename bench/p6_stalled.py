@@ -6,7 +6,7 @@ with CLOCK_MONOTONIC (as in P3). Each run:
 
 1. opens the 500 sockets; 499 are the measured ones (24 of user 0, 25 of each other user);
 2. fill: user 0's writer commits `fill_events` events with big messages (~7 KB), 25 a transaction, as
-   fast as one connection can. In a run B, the 500th socket is a `tests.acceptance.rawsocket.RawWebSocket`
+   fast as one connection can. In a run B, the 500th socket is a `testkit.rawsocket.RawWebSocket`
    in this process that never reads after its hello: the fill is more than the kernel's buffers hold
    (about 2.8 MB here), so the server's writes to it block and its hub queue fills behind them (in full
    runs past its 1,000 items, to the overflow snapshot). In a run A, the 500th socket is one more
@@ -62,8 +62,8 @@ from bench.common import (
     trace,
 )
 from bench.p3_sockets import Swarms, settled_rss
-from tests.acceptance.harness import EventWriter, Ledger, LiveClient
-from tests.acceptance.rawsocket import OP_CLOSE, RawWebSocket
+from testkit.harness import EventWriter, Ledger, LiveClient
+from testkit.rawsocket import OP_CLOSE, RawWebSocket
 
 USERS = 20
 SOCKETS_PER_USER = 25

@@ -38,7 +38,7 @@ import uvloop
 
 from bench.common import Bench, create_accounts, start_app_server
 from bench.p3_sockets import FANOUT_SOCKETS, Swarms, fan_out
-from tests.acceptance.harness import EventWriter
+from testkit.harness import EventWriter
 
 LAYERS: list[tuple[str, re.Pattern[str]]] = [
     (
@@ -316,11 +316,10 @@ def timed(
 async def profile_worker(mode: str, videos: int) -> None:
     # Imported here: the socket scenarios do not need the worker's modules.
     from app.services import jobs as job_service
-    from app.services import processing
     from app.settings import Settings
     from bench.p4_import import LATENCY_MS, import_once
-    from tests.fakes.youtube import FakeYouTube
-    from workers import youtube
+    from testkit.fake_youtube import FakeYouTube
+    from workers import processing, youtube
     from workers.worker import make_worker
 
     totals: dict[str, list[float]] = {}

@@ -1,7 +1,7 @@
-"""The tables of shared/DESIGN.md section 3, declared once for SQLAlchemy and Alembic.
+"""The tables (docs/design.md, "Data"), declared once for SQLAlchemy and Alembic.
 
-Triggers and functions are not visible to SQLAlchemy: they live in `db/sql/schema_triggers.sql` and are
-installed by the migrations (see `db/migrations/versions`).
+Triggers and functions are not visible to SQLAlchemy: their current definitions are declared in
+`db/sql/progress_triggers.sql`, and each migration that changes them carries its own frozen copy.
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 metadata = UUIDv7AuditBase.metadata
 
 MESSAGE_MAX = 500
-"""Bound on `jobs.message` / event `message`, so a NOTIFY payload always fits (DESIGN.md section 3)."""
+"""Bound on `jobs.message` / event `message`, so a NOTIFY payload always fits (docs/design.md)."""
 ERROR_MAX = 1000
 """Bound on error texts (`videos.error`, `jobs.last_error`, event `error`)."""
 
 
 class VideoStatus(enum.StrEnum):
     PENDING = "pending"
-    PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -147,7 +146,7 @@ class Job(UUIDv7Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
 
-class ProgressEvent(DefaultBase):
+class ProgressEventRow(DefaultBase):
     """One row per progress event; `seq` is assigned by the `progress_events_assign_seq` trigger."""
 
     __tablename__ = "progress_events"

@@ -10,20 +10,34 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from app import database
 from app.asgi import create_app
-from app.services import users as user_service
 from app.settings import Settings, replace_database
-from db import migrate
+from testkit.accounts import Account, create_account
 
 ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+# Property tests: 5,000 examples each in the full suite (scripts/test sets HYPOTHESIS_PROFILE=ci), a
+# couple of hundred in the quick loop and when pytest is run by hand.
+for _name, _examples in (("ci", 5000), ("dev", 200)):
+    hypothesis_settings.register_profile(
+        _name,
+        max_examples=_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 async def admin_execute(sql: str) -> None:
@@ -44,7 +58,7 @@ def template_database() -> Iterator[str]:
     name = f"bm_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     _run(f'CREATE DATABASE "{name}"')
     try:
-        migrate.upgrade(Settings(database_url=replace_database(ADMIN_DSN, name)))
+        database.upgrade(Settings(database_url=replace_database(ADMIN_DSN, name)))
         yield name
     finally:
         _run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -75,8 +89,13 @@ async def empty_database() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, run_workers_in_web=False, progress_interval_ms=0)
+def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
+    """The test database's settings; `@pytest.mark.settings(name=value, ...)` overrides fields."""
+    marker = request.node.get_closest_marker("settings")
+    overrides = {} if marker is None else marker.kwargs
+    return replace(
+        Settings(database_url=database_url, run_workers_in_web=False, progress_interval_ms=0), **overrides
+    )
 
 
 @pytest.fixture
@@ -86,25 +105,6 @@ async def session_maker(settings: Settings) -> AsyncIterator[async_sessionmaker[
         yield async_sessionmaker(engine, expire_on_commit=False)
     finally:
         await engine.dispose()
-
-
-@dataclass(frozen=True)
-class Account:
-    user_id: uuid.UUID
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-async def create_account(sessions: async_sessionmaker[AsyncSession], email: str) -> Account:
-    async with sessions() as session:
-        user = await user_service.create_user(session, email)
-        issued = await user_service.issue_token(session, user)
-        await session.commit()
-    return Account(user_id=user.id, email=user.email, token=issued.secret)
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """The SAQ queue on Postgres, and how our jobs are put on it.
 
 SAQ's defaults (10 s timeout, no retry) would kill any real import, so the job settings are explicit:
-a task beside each running job heartbeats (`job.update()`), so a dead worker is noticed within
-`HEARTBEAT_S` by SAQ's sweep and the job is retried; the rerun resumes where the last committed batch ended.
+a task beside each running job heartbeats (`job.update()`), so a dead worker is noticed within the
+heartbeat (`JOB_HEARTBEAT_S`, 15 s) by SAQ's sweep and the job is retried; the rerun resumes where the
+last committed batch ended.
 """
 
 from __future__ import annotations
@@ -20,24 +21,18 @@ QUEUE_NAME = "bookmarks"
 PROCESS_JOB = "process_job"
 JOB_TIMEOUT_S = 6 * 3600
 """Fits a 50,000-video job in oEmbed mode with room to spare; heartbeats catch dead workers sooner."""
-HEARTBEAT_S = 15
-"""A running job touches its SAQ row every HEARTBEAT_S / 3 from a task beside it (so a slow batch with
-retries never looks dead); silent for this long, its worker is gone (SIGKILL, lost host) and SAQ's sweep
-retries the job elsewhere."""
-SWEEP_INTERVAL_S = 5
-"""How often a worker's SAQ sweep looks for such jobs (SAQ's default of 60 s leaves a job dead a minute)."""
 JOB_RETRIES = 20
 """Resuming is idempotent, so retries are cheap; each web restart under a running job uses one."""
 RETRY_DELAY_S = 2.0
 
 
-def saq_job_for(job_id: UUID) -> SaqJob:
+def saq_job_for(job_id: UUID, *, heartbeat_s: int) -> SaqJob:
     return SaqJob(
         function=PROCESS_JOB,
         key=str(job_id),  # a repeat enqueue of the same job is a no-op
         kwargs={"job_id": str(job_id)},
         timeout=JOB_TIMEOUT_S,
-        heartbeat=HEARTBEAT_S,
+        heartbeat=heartbeat_s,
         retries=JOB_RETRIES,
         retry_delay=RETRY_DELAY_S,
         retry_backoff=True,
@@ -51,8 +46,9 @@ def make_saq_queue(dsn: str, *, max_connections: int = 10) -> PostgresQueue:
 class JobQueue:
     """What the web side needs from the queue: enqueue, abort, and a health probe."""
 
-    def __init__(self, saq_queue: PostgresQueue) -> None:
+    def __init__(self, saq_queue: PostgresQueue, *, heartbeat_s: int) -> None:
         self.saq_queue = saq_queue
+        self.heartbeat_s = heartbeat_s
 
     async def connect(self) -> None:
         await self.saq_queue.connect()
@@ -62,7 +58,7 @@ class JobQueue:
 
     async def enqueue(self, job_id: UUID) -> bool:
         """False when SAQ already has this job (key = job id), which is harmless."""
-        enqueued = await self.saq_queue.enqueue(saq_job_for(job_id))
+        enqueued = await self.saq_queue.enqueue(saq_job_for(job_id, heartbeat_s=self.heartbeat_s))
         return enqueued is not None
 
     async def is_known(self, job_id: UUID) -> bool:

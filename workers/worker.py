@@ -21,10 +21,10 @@ from saq.types import Context as SaqContext
 from saq.types import PartialTimersDict
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.services.processing import JobRunner
 from app.settings import Settings
 from db.queries import queries
-from workers.queue import HEARTBEAT_S, PROCESS_JOB, SWEEP_INTERVAL_S, JobQueue, make_saq_queue
+from workers.processing import JobRunner
+from workers.queue import PROCESS_JOB, JobQueue, make_saq_queue
 from workers.youtube import YouTubeClient
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ async def process_job(ctx: Context, *, job_id: str) -> str:
         source=ctx["youtube"],
         progress_interval_s=ctx["settings"].progress_interval_ms / 1000,
     )
-    beating = asyncio.create_task(heartbeat(ctx["job"]), name=f"heartbeat-{job_id}")
+    beat_s = ctx["settings"].job_heartbeat_s / 3
+    beating = asyncio.create_task(heartbeat(ctx["job"], beat_s), name=f"heartbeat-{job_id}")
     try:
         return await runner.run(UUID(job_id))
     finally:
@@ -60,14 +61,14 @@ async def process_job(ctx: Context, *, job_id: str) -> str:
         await asyncio.gather(beating, return_exceptions=True)
 
 
-async def heartbeat(saq_job: SaqJob) -> None:
+async def heartbeat(saq_job: SaqJob, every_s: float) -> None:
     """Touch the SAQ job while it runs, so SAQ's sweep can tell a slow job from a dead worker.
 
     A failed touch (the database restarting) must not end the heartbeat: the job would then look dead
     and be swept while this worker is still running it.
     """
     while True:
-        await asyncio.sleep(HEARTBEAT_S / 3)
+        await asyncio.sleep(every_s)
         try:
             await saq_job.update()
         except Exception as exc:
@@ -98,7 +99,9 @@ async def requeue_stranded_jobs(ctx: Context) -> int:
 
     The SAQ key is the job id, so a job SAQ still runs is not enqueued twice.
     """
-    job_queue = JobQueue(cast(PostgresQueue, ctx["worker"].queue))
+    job_queue = JobQueue(
+        cast(PostgresQueue, ctx["worker"].queue), heartbeat_s=ctx["settings"].job_heartbeat_s
+    )
     async with ctx["sessions"]() as session:
         connection = await session.connection()
         rows = (await connection.exec_driver_sql(queries["stranded_jobs"], (STRANDED_AFTER_S,))).all()
@@ -149,7 +152,7 @@ def make_worker(settings: Settings) -> Worker[Context]:
         startup=startup,
         shutdown=shutdown,
         # SAQ declares every timer key required although it fills in defaults for the missing ones.
-        timers=cast(PartialTimersDict, {"sweep": SWEEP_INTERVAL_S}),
+        timers=cast(PartialTimersDict, {"sweep": settings.queue_sweep_s}),
     )
 
 

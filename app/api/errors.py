@@ -12,7 +12,7 @@ from app.services.errors import DomainError
 
 
 class ErrorBody(msgspec.Struct):
-    """Every error answer of the API (ours and Litestar's own): DESIGN.md section 7."""
+    """Every error answer of the API (ours and Litestar's own): docs/design.md, "HTTP API"."""
 
     status_code: int
     detail: str

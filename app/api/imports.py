@@ -1,4 +1,4 @@
-"""`POST /api/lists/{id}/imports`: a CSV file, a Takeout export or pasted links (DESIGN.md section 7)."""
+"""`POST /api/lists/{id}/imports`: a CSV file, a Takeout export or pasted links (README, "HTTP API")."""
 
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from app.api.deps import AppSettings, CurrentUser, DbSession, Queue
+from app.api.deps import AppRuntime, CurrentUser, DbSession
 from app.api.errors import error_responses
 from app.api.schemas import ImportResult, InvalidLineOut, JobOut
-from app.ratelimit import Limits
 from app.services import imports as import_service
 from app.services.errors import InvalidInput, TooLarge
 
@@ -105,11 +104,10 @@ class ImportController(Controller):
         request: Request[Any, Any, Any],
         db_session: DbSession,
         user: CurrentUser,
-        settings: AppSettings,
-        job_queue: Queue,
+        runtime: AppRuntime,
         list_id: FromPath[UUID],
     ) -> Response[ImportResult]:
-        limits: Limits = request.app.state.limits
+        settings, limits, job_queue = runtime.settings, runtime.limits, runtime.job_queue
         if not limits.imports.allow(str(user.id)):
             raise TooManyRequestsException(
                 f"at most {settings.imports_per_minute} imports a minute; try again shortly",
@@ -131,7 +129,7 @@ class ImportController(Controller):
             max_rows=settings.import_max_rows,
         )
         outcome = await import_service.create_import(db_session, user.id, list_id, parsed)
-        # Commit before enqueueing: SAQ writes on its own connections (PITFALLS.md).
+        # Commit before enqueueing: SAQ writes on its own connections (docs/design.md, "Jobs").
         await db_session.commit()
         if outcome.job is not None:
             await job_queue.enqueue(outcome.job.id)

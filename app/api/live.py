@@ -15,16 +15,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
-from app.api.deps import CurrentUser, DbSession, Events
+from app.api.deps import AppRuntime, CurrentUser, DbSession, Events
 from app.api.errors import error_responses
-from app.api.metrics import LiveCounters
 from app.api.schemas import MAX_SAFE_INT, ProgressHistory
 from app.auth import authenticate_limited, client_key, origin_allowed
-from app.live.hub import Hub
-from app.live.session import SocketRegistry, run_progress_session
-from app.live.store import EventStore, SeqText
+from app.live.session import run_progress_session
+from app.live.store import SeqText
 from app.services import jobs as job_service
-from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +84,14 @@ class HistoryController(Controller):
 
 
 @websocket("/api/ws/progress", operation_id="progressSocket")
-async def progress_socket(socket: WebSocket[Any, Any, Any]) -> None:
-    state = socket.app.state
-    settings: Settings = state.settings
-    sessions = state.session_maker
+async def progress_socket(socket: WebSocket[Any, Any, Any], runtime: AppRuntime) -> None:
+    settings = runtime.settings
 
     async def user_for_token(token: str) -> UUID | None:
         try:
-            user = await authenticate_limited(sessions, state.limits.auth_failures, client_key(socket), token)
+            user = await authenticate_limited(
+                runtime.sessions, runtime.limits.auth_failures, client_key(socket), token
+            )
         except TooManyRequestsException:
             return None
         return None if user is None else user.id
@@ -106,16 +103,16 @@ async def progress_socket(socket: WebSocket[Any, Any, Any]) -> None:
         log.warning("refused a progress socket from origin %s", socket.headers.get("origin"))
         await socket.close(CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
         return
-    counters: LiveCounters = state.live_counters
+    counters = runtime.counters
     counters.sockets_open += 1
     counters.sockets_total += 1
     try:
         result = await run_progress_session(
             socket,
-            hub=state.hub,
-            store=state.event_store,
+            hub=runtime.hub,
+            store=runtime.event_store,
             authenticate=user_for_token,
-            sockets=state.sockets,
+            sockets=runtime.sockets,
             replay_max=settings.replay_max,
             disconnect_errors=(WebSocketDisconnect,),
         )
@@ -123,20 +120,3 @@ async def progress_socket(socket: WebSocket[Any, Any, Any]) -> None:
         counters.sockets_open -= 1
     counters.events_sent += result.events_sent
     counters.snapshots_sent += result.snapshots_sent
-
-
-async def start_live(settings: Settings, state: Any) -> None:
-    state.event_store = await EventStore.open(settings.dsn)
-    state.hub = Hub(settings.dsn, state.event_store)
-    await state.hub.start()
-    state.sockets = SocketRegistry(settings.max_sockets_per_user)
-    state.live_counters = LiveCounters()
-
-
-async def stop_live(state: Any) -> None:
-    hub: Hub | None = getattr(state, "hub", None)
-    if hub is not None:
-        await hub.stop()
-    store: EventStore | None = getattr(state, "event_store", None)
-    if store is not None:
-        await store.close()

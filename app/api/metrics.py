@@ -6,31 +6,21 @@ Global figures, so not for every user: enabled by `METRICS_TOKEN` and scraped wi
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response, get
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from sqlalchemy import text
 
+from app.api.deps import AppRuntime
 from app.auth import presented_token
 from app.live.hub import Hub
 from app.pgversion import read_server_version
-from app.settings import Settings
+from app.runtime import LiveCounters
 from db.queries import queries
 
 Sample = tuple[str, str, dict[str, str], float]
 """(name, help, labels, value)"""
-
-
-@dataclass
-class LiveCounters:
-    """Process-wide socket counters, updated by the WebSocket route as sessions open and end."""
-
-    sockets_open: int = 0
-    sockets_total: int = 0
-    events_sent: int = 0
-    snapshots_sent: int = 0
 
 
 def render(samples: list[Sample]) -> str:
@@ -73,7 +63,7 @@ def database_samples(rows: list[tuple[str, str, float]]) -> list[Sample]:
     for kind, status, value in rows:
         if kind == "notify_queue":
             samples.append(
-                ("bookmarks_pg_notification_queue_usage", "pg_notification_queue_usage()", {}, value)
+                ("bookmarks_pg_notification_queue_usage", "pg_notification_queue_usage().", {}, value)
             )
         else:
             samples.append(
@@ -83,25 +73,16 @@ def database_samples(rows: list[tuple[str, str, float]]) -> list[Sample]:
 
 
 @get("/metrics", operation_id="metrics", include_in_schema=False)  # no media_type: errors stay JSON
-async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
-    state = request.app.state
-    settings: Settings = state.settings
-    if settings.metrics_token is None:
+async def metrics(request: Request[Any, Any, Any], runtime: AppRuntime) -> Response[str]:
+    token = runtime.settings.metrics_token
+    if token is None:
         raise NotFoundException("metrics are disabled; set METRICS_TOKEN to enable them")
     given = presented_token(request) or ""
-    if not hmac.compare_digest(given.encode(), settings.metrics_token.encode()):
+    if not hmac.compare_digest(given.encode(), token.encode()):
         raise NotAuthorizedException("metrics need 'Authorization: Bearer <METRICS_TOKEN>'")
-    samples = live_samples(state.hub, state.live_counters)
-    async with state.session_maker() as session:
+    samples = live_samples(runtime.hub, runtime.counters)
+    async with runtime.sessions() as session:
         rows = (await session.execute(text(queries["metrics_counts"]))).all()
         samples += (await read_server_version(session)).metric_samples()
-    for kind, status, value in rows:
-        if kind == "notify_queue":
-            samples.append(
-                ("bookmarks_pg_notification_queue_usage", "pg_notification_queue_usage().", {}, value)
-            )
-        else:
-            samples.append(
-                (f"bookmarks_{kind}", f"{kind.capitalize()} by status.", {"status": status}, value)
-            )
+    samples += database_samples([(kind, status, value) for kind, status, value in rows])
     return Response(render(samples), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import CurrentUser
+from app.api.deps import AppRuntime, CurrentUser
 from app.api.errors import error_responses
 from app.api.schemas import Me
 from app.pgversion import read_server_version
@@ -36,17 +38,14 @@ class SystemController(Controller):
             )
         },
     )
-    async def health(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    async def health(self, runtime: AppRuntime) -> Response[dict[str, Any]]:
         """DB reachable, live hub connected, queue reachable; 503 when any is not."""
         checks: dict[str, Any] = {}
-        state = request.app.state
-        checks["database"] = await _probe(_database_ok(state.session_maker))
-        checks["queue"] = await _probe(state.job_queue.ping())
-        hub = getattr(state, "hub", None)
-        checks["hub"] = None if hub is None else hub.status()
-        healthy = (
-            checks["database"]["ok"] and checks["queue"]["ok"] and (hub is None or hub.status().connected)
-        )
+        checks["database"] = await _probe(_database_ok(runtime.sessions))
+        checks["queue"] = await _probe(runtime.job_queue.ping())
+        hub = runtime.hub.status()
+        checks["hub"] = hub
+        healthy = checks["database"]["ok"] and checks["queue"]["ok"] and hub.connected
         body = {"status": "ok" if healthy else "degraded", **checks}
         return Response(body, status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE)
 
@@ -55,7 +54,7 @@ class SystemController(Controller):
         return Me(id=user.id, email=user.email, created_at=user.created_at, is_admin=user.is_admin)
 
 
-async def _database_ok(session_maker: Any) -> dict[str, Any]:
+async def _database_ok(session_maker: Callable[[], AsyncSession]) -> dict[str, Any]:
     async with session_maker() as session:
         version = await read_server_version(session)
     return version.report()

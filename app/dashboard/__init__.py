@@ -1,4 +1,4 @@
-"""The dashboard: one static page and its ES modules (DESIGN.md section 8); it talks only to /api."""
+"""The dashboard: one static page and its ES modules (docs/design.md, "Dashboard"); it talks only to /api."""
 
 from app.dashboard.routes import dashboard_handlers
 

@@ -1,11 +1,12 @@
 """The live hub: one supervised LISTEN connection per web process, fanned out to per-socket subscriptions.
 
-How "every event exactly once, in seq order" holds (DESIGN.md sections 3 and 6):
+How "every event exactly once, in seq order" holds (docs/design.md):
 - The listener callback only decodes a notification's seq once and appends it to each subscriber's bounded
   queue (O(1) per subscriber, never awaits), so a slow socket or a slow query cannot stall the others.
 - Everything that needs the database happens in the consumer's task, when it takes the next frame:
-  duplicates (seq <= position) are dropped, a gap (seq > position + 1) is filled from the table first,
-  a truncated payload is completed from the table.
+  duplicates (seq <= position) are dropped, a gap (seq > position + 1) is filled from the table first
+  (`EventStore.replayable`, the same rule a reconnecting socket gets), a truncated payload is completed
+  from the table.
 - A queue that overflows is replaced by ONE snapshot marker; taking it sends a snapshot with its S and
   moves the position to S, so the next event is S + 1.
 - When the connection dies, the hub reconnects with backoff, re-LISTENs, and puts a catch-up marker into
@@ -27,14 +28,14 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from app.live.store import CONNECTION_ERRORS, EventStore, SeqText, is_contiguous
+from app.live.frames import Frame, event_frame, snapshot_frame
+from app.live.store import CONNECTION_ERRORS, EventStore
 from db.queries import queries
 
 logger = logging.getLogger("app.live.hub")
 
 CHANNEL_PREFIX: Final = "progress_user_"
 APPLICATION_NAME: Final = "bookmarks-hub"
-SNAPSHOT_FRAME_PREFIX: Final = '{"type":"snapshot"'
 
 T = TypeVar("T")
 
@@ -57,15 +58,6 @@ class HubStatus(msgspec.Struct, frozen=True, kw_only=True):
 def channel_name(user_id: UUID) -> str:
     """The trigger's channel: `'progress_user_' || user_id::text` (lowercase, hyphenated, 50 bytes)."""
     return f"{CHANNEL_PREFIX}{user_id}"
-
-
-def event_frame(payload: str) -> str:
-    """`{"type":"event", ...the event...}` by splicing the payload text: no JSON re-encoding per event."""
-    return '{"type":"event",' + payload[1:]
-
-
-def snapshot_frame(seq: int, jobs: str) -> str:
-    return f'{SNAPSHOT_FRAME_PREFIX},"seq":{seq},"jobs":{jobs}}}'
 
 
 class _NoticeHead(msgspec.Struct):
@@ -96,7 +88,7 @@ _QueueItem = _Notice | _Marker
 class _Batch(msgspec.Struct):
     """What taking one queue item produced: frames in seq order, and how many came from the table."""
 
-    frames: list[tuple[int, str]]
+    frames: list[Frame]
     caught_up: int = 0
     ends_recovery: bool = False
     is_snapshot: bool = False
@@ -170,7 +162,7 @@ class Subscription:
         self._retry_max_s = retry_max_s
         self._items: collections.deque[_QueueItem] = collections.deque()
         self._wakeup = asyncio.Event()
-        self._ready: collections.deque[tuple[int, str]] = collections.deque()
+        self._ready: collections.deque[Frame] = collections.deque()
         self._position: int | None = None
         self._ended = False
         self._recovery: _Recovery | None = None
@@ -184,14 +176,14 @@ class Subscription:
         """The socket has sent everything up to `seq` (replay or snapshot S): later frames have seq > S."""
         self._position = seq
 
-    async def next_frame(self) -> str:
-        """The next text frame to send; raises HubClosed once the subscription has ended."""
+    async def next_frame(self) -> Frame:
+        """The next frame to send (an event or a snapshot); raises HubClosed once the subscription ended."""
         while True:
             if self._ended:
                 raise HubClosed
             if self._ready:
-                seq, frame = self._ready.popleft()
-                self._position = seq
+                frame = self._ready.popleft()
+                self._position = frame.seq
                 return frame
             item = await self._take()
             # A batch is applied only once complete, so a read retried after an outage repeats nothing.
@@ -203,7 +195,8 @@ class Subscription:
         if self._ended:
             return
         if len(self._items) >= self._queue_size:
-            # The socket fell behind: its backlog is worth less than one fresh snapshot (DESIGN.md section 6).
+            # The socket fell behind: its backlog is worth less than one fresh snapshot
+            # (docs/design.md, "The hub").
             self._items.clear()
             self._items.append(_SNAPSHOT)
         else:
@@ -254,43 +247,35 @@ class Subscription:
         position = self._position
         if position is not None and notice.seq <= position:
             return _Batch([])  # already delivered (replay, snapshot, catch-up or a repeated notification)
-        missing: list[SeqText] = []
         if position is not None and notice.seq > position + 1:
-            loaded = await self._load_contiguous(position, notice.seq - position - 1)
-            if loaded is None:
-                return await self._prepare_snapshot()
-            missing = loaded
+            # A gap: the missed events (and this one, committed before its NOTIFY) are in the table.
+            return await self._prepare_catch_up(gap_at=notice.seq)
         payload = notice.payload or await self._store.event(self.user_id, notice.seq)
         if payload is None:
             # Pruned between NOTIFY and now: only a snapshot can keep the stream honest.
             return await self._prepare_snapshot()
-        frames = [(seq, event_frame(text)) for seq, text in missing]
-        frames.append((notice.seq, event_frame(payload)))
-        return _Batch(frames, caught_up=len(missing))
+        return _Batch([event_frame(notice.seq, payload)])
 
     async def _prepare_snapshot(self) -> _Batch:
         seq, jobs = await self._store.snapshot(self.user_id)
         # A snapshot supersedes any pending catch-up: the client now has every job's state as of S.
-        return _Batch([(seq, snapshot_frame(seq, jobs))], ends_recovery=True, is_snapshot=True)
+        return _Batch([snapshot_frame(seq, jobs)], ends_recovery=True, is_snapshot=True)
 
-    async def _prepare_catch_up(self) -> _Batch:
+    async def _prepare_catch_up(self, *, gap_at: int | None = None) -> _Batch:
+        """Everything after the position from the table, or a snapshot when that is not possible.
+
+        `gap_at`: the seq whose notification showed a gap (not a reconnect). It and later events have
+        notifications of their own, so only the ones before it count as caught up.
+        """
         position = self._position
         if position is None:
-            return _Batch([], ends_recovery=True)
-        events = await self._store.events_after(self.user_id, position, self._queue_size + 1)
-        if len(events) > self._queue_size or not is_contiguous(position, events):
+            return _Batch([], ends_recovery=gap_at is None)
+        events = await self._store.replayable(self.user_id, position, self._queue_size)
+        if events is None:
             return await self._prepare_snapshot()
-        frames = [(seq, event_frame(text)) for seq, text in events]
-        return _Batch(frames, caught_up=len(events), ends_recovery=True)
-
-    async def _load_contiguous(self, after: int, count: int) -> list[SeqText] | None:
-        """Events after+1 .. after+count from the table, or None when too many or no longer all there."""
-        if count > self._queue_size:
-            return None
-        events = await self._store.events_after(self.user_id, after, count)
-        if len(events) != count or not is_contiguous(after, events):
-            return None
-        return events
+        missed = len(events) if gap_at is None else sum(1 for seq, _ in events if seq < gap_at)
+        frames = [event_frame(seq, text) for seq, text in events]
+        return _Batch(frames, caught_up=missed, ends_recovery=gap_at is None)
 
     def _finish_recovery(self) -> None:
         if self._recovery is not None:

@@ -1,4 +1,4 @@
-"""The progress WebSocket protocol (DESIGN.md section 6), independent of Litestar.
+"""The progress WebSocket protocol (docs/design.md, "The progress socket"), independent of Litestar.
 
 The route accepts the socket and hands it to `run_progress_session`; everything the protocol promises
 (hello, auth, per-user limit, replay or snapshot, live frames, pings, close codes) lives here, so it is
@@ -12,13 +12,25 @@ import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final, Generic, Literal, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 from uuid import UUID
 
 import msgspec
 
-from app.live.hub import SNAPSHOT_FRAME_PREFIX, HubClosed, event_frame, snapshot_frame
-from app.live.store import SeqText, is_contiguous
+from app.live.frames import (
+    PONG,
+    BadFrame,
+    Frame,
+    Hello,
+    NotAHello,
+    decode_hello,
+    decode_ping,
+    event_frame,
+    ready_frame,
+    snapshot_frame,
+)
+from app.live.hub import HubClosed
+from app.live.store import SeqText
 
 logger = logging.getLogger("app.live.session")
 
@@ -45,7 +57,7 @@ class SocketLike(Protocol):
 class SubscriptionLike(Protocol):
     def start_at(self, seq: int) -> None: ...
 
-    async def next_frame(self) -> str: ...
+    async def next_frame(self) -> Frame: ...
 
 
 SubT = TypeVar("SubT", bound=SubscriptionLike)
@@ -62,9 +74,7 @@ class HubLike(Protocol[SubT]):
 class StoreLike(Protocol):
     """The part of `app.live.store.EventStore` a session uses."""
 
-    async def can_replay(self, user_id: UUID, after: int, replay_max: int) -> bool: ...
-
-    async def events_after(self, user_id: UUID, after: int, limit: int) -> list[SeqText]: ...
+    async def replayable(self, user_id: UUID, after: int, limit: int) -> list[SeqText] | None: ...
 
     async def snapshot(self, user_id: UUID) -> tuple[int, str]: ...
 
@@ -106,37 +116,6 @@ class SessionResult(msgspec.Struct, frozen=True, kw_only=True):
     snapshots_sent: int
     resumed: bool | None
     """True: replayed from `after`; False: started from a snapshot; None: never got that far."""
-
-
-# -- wire messages --
-
-
-# Client messages spell out `type` as a required field: msgspec treats a lone tagged struct's tag as optional.
-class Hello(msgspec.Struct, forbid_unknown_fields=True):
-    type: Literal["hello"]
-    token: str | None = None
-    after: int | None = None
-
-
-class Ping(msgspec.Struct, forbid_unknown_fields=True):
-    type: Literal["ping"]
-
-
-class Pong(msgspec.Struct, tag="pong", tag_field="type"):
-    pass
-
-
-class Ready(msgspec.Struct, tag="ready", tag_field="type"):
-    seq: int
-    resumed: bool
-
-
-_PONG_FRAME: Final = msgspec.json.encode(Pong()).decode()
-_ping_decoder: Final = msgspec.json.Decoder(Ping)
-
-
-def ready_frame(seq: int, *, resumed: bool) -> str:
-    return msgspec.json.encode(Ready(seq=seq, resumed=resumed)).decode()
 
 
 class _Outcome(msgspec.Struct, frozen=True):
@@ -296,12 +275,10 @@ class _ProgressSession(Generic[SubT]):
         except TimeoutError:
             raise _Ended(_NO_HELLO) from None
         try:
-            message = msgspec.json.decode(text)
-        except msgspec.DecodeError:
+            return decode_hello(text)
+        except BadFrame:
             raise _Ended(_BAD_MESSAGE) from None
-        try:
-            return msgspec.convert(message, Hello)
-        except msgspec.ValidationError:
+        except NotAHello:
             raise _Ended(_NOT_A_HELLO) from None
 
     async def _identify(self, hello: Hello) -> UUID:
@@ -322,20 +299,17 @@ class _ProgressSession(Generic[SubT]):
 
     async def _send_initial_state(self, user_id: UUID, after: int | None) -> int:
         """Replays from `after` when possible, else sends a snapshot; returns the S sent in `ready`."""
-        if after is not None and await self._store.can_replay(user_id, after, self._replay_max):
-            events = await self._store.events_after(user_id, after, self._replay_max)
-            # Retention may prune between the check and the read; then only a snapshot is honest.
-            if is_contiguous(after, events):
-                for _seq, text in events:
-                    await self._send_event(event_frame(text))
-                seq = events[-1][0] if events else after
-                self._resumed = True
-                await self._send(ready_frame(seq, resumed=True))
-                return seq
-        seq, jobs = await self._store.snapshot(user_id)
-        self._resumed = False
-        await self._send_event(snapshot_frame(seq, jobs))
-        await self._send(ready_frame(seq, resumed=False))
+        events = None if after is None else await self._store.replayable(user_id, after, self._replay_max)
+        if after is not None and events is not None:
+            for seq, text in events:
+                await self._send_event(event_frame(seq, text))
+            seq = events[-1][0] if events else after
+            self._resumed = True
+        else:
+            seq, jobs = await self._store.snapshot(user_id)
+            await self._send_event(snapshot_frame(seq, jobs))
+            self._resumed = False
+        await self._send(ready_frame(seq, resumed=self._resumed))
         return seq
 
     # -- live --
@@ -366,10 +340,10 @@ class _ProgressSession(Generic[SubT]):
         while True:
             text = await self._receive()
             try:
-                _ping_decoder.decode(text)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+                decode_ping(text)
+            except BadFrame:
                 raise _Ended(_BAD_MESSAGE) from None
-            await self._send(_PONG_FRAME)
+            await self._send(PONG)
 
     # -- the socket --
 
@@ -379,19 +353,19 @@ class _ProgressSession(Generic[SubT]):
         except self._disconnect_errors:
             raise _Ended(_CLIENT_GONE) from None
 
-    async def _send_event(self, frame: str) -> None:
+    async def _send_event(self, frame: Frame) -> None:
         """Sends an event or snapshot frame and counts it."""
         await self._send(frame)
-        if frame.startswith(SNAPSHOT_FRAME_PREFIX):
+        if frame.kind == "snapshot":
             self._snapshots_sent += 1
         else:
             self._events_sent += 1
 
-    async def _send(self, frame: str) -> None:
+    async def _send(self, frame: Frame) -> None:
         async with self._send_lock:
             try:
                 async with asyncio.timeout(self._send_timeout_s):
-                    await self._conn.send_text(frame)
+                    await self._conn.send_text(frame.text)
             except TimeoutError:
                 raise _Ended(_TOO_SLOW) from None
             except self._disconnect_errors:

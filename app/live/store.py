@@ -25,7 +25,8 @@ CONNECTION_ERRORS: Final[tuple[type[BaseException], ...]] = (
 """Errors that mean "the database is unreachable right now"; anything else is a bug worth raising."""
 
 RECENT_JOBS_S: Final = 600.0
-"""A snapshot lists finished jobs for 10 minutes (DESIGN.md section 6), the dashboard keeps them as long."""
+"""A snapshot lists finished jobs for 10 minutes (docs/design.md, "The progress socket"); the dashboard
+keeps them as long."""
 
 SeqText = tuple[int, str]
 """One event: its seq and its JSON text."""
@@ -57,23 +58,28 @@ class EventStore:
     async def event(self, user_id: UUID, seq: int) -> str | None:
         return cast(str | None, await self._pool.fetchval(queries["progress_event_by_seq"], user_id, seq))
 
-    async def head(self, user_id: UUID) -> int:
-        # The query also answers "is seq 1 retained"; that lookup is one index probe, not worth a 2nd query.
-        row = await self._fetch_one("progress_stream_head", user_id, 0)
-        return cast(int, row["last_seq"])
+    async def head_and_events(self, user_id: UUID, after: int, limit: int) -> tuple[int, list[SeqText]]:
+        """The user's last seq and up to `limit` events after `after`, read in one statement (one MVCC
+        snapshot: a commit in between cannot make an up-to-date reader look ahead of the stream)."""
+        rows = await self._pool.fetch(queries["progress_resume"], user_id, after, limit)
+        head = cast(int, rows[0]["last_seq"])
+        return head, ([] if rows[0]["seq"] is None else _seq_texts(rows))
 
-    async def can_replay(self, user_id: UUID, after: int, replay_max: int) -> bool:
-        """True when every event after `after` still exists and there are at most `replay_max` of them.
+    async def replayable(self, user_id: UUID, after: int, limit: int) -> list[SeqText] | None:
+        """Every event after `after`, when a reader positioned there may be brought up to date with them:
+        they are all still retained, there are at most `limit`, and `after` is not beyond the stream's
+        head. None otherwise: only a snapshot can keep that reader's stream honest.
 
-        Retention prunes the oldest rows first, so "seq after+1 is retained" implies all later ones are.
+        The one rule for a socket's first frames (its hello's `after`) and for the hub's catch-up.
         """
         if after < 0:
-            return False
-        row = await self._fetch_one("progress_stream_head", user_id, after)
-        head = cast(int, row["last_seq"])
-        if after > head or head - after > replay_max:
-            return False
-        return after == head or cast(bool, row["next_retained"])
+            return None
+        head, events = await self.head_and_events(user_id, after, limit + 1)
+        if after > head or len(events) > limit or not is_contiguous(after, events):
+            return None  # from the future (a restored database), too far behind, or pruned under it
+        if not events and after != head:
+            return None  # everything after it pruned by retention
+        return events
 
     async def snapshot(self, user_id: UUID, *, recent_s: float = RECENT_JOBS_S) -> tuple[int, str]:
         """S and a JSON array text of job states, both read in one statement (one MVCC snapshot)."""

@@ -1,4 +1,4 @@
-"""Bulk import: parse, then write the new videos and their job in ONE transaction (DESIGN.md section 4).
+"""Bulk import: parse, then write the new videos and their job in ONE transaction (docs/design.md, "Jobs").
 
 The caller commits and only then enqueues the job (SAQ runs on its own connection pool).
 """

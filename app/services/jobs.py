@@ -1,11 +1,12 @@
-"""Jobs: the job row is the current state; progress events are its history (DESIGN.md section 4).
+"""Jobs: the job row is the current state; progress events are its history (docs/design.md, "Jobs").
 
-Counts are always recomputed from `videos`, never incremented, so a rerun after a crash cannot double them.
+A batch moves the job's counts by exactly the video rows its transaction changed (locked first), and every
+event, start and end recounts them from `videos`: a rerun after a crash can neither double nor lose them.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -13,19 +14,17 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import Conflict, NotFound
-from db.events import progress_percent
-from db.models import ERROR_MAX, MESSAGE_MAX, Job, JobStatus, ProgressEvent, Video, VideoStatus
+from db.events import ProgressEvent, new_event, stored_data
+from db.models import ERROR_MAX, MESSAGE_MAX, Job, JobStatus, ProgressEventRow, Video, VideoStatus
 
 IMPORT_KIND = "import"
 ADD_KIND = "add"
 RETRY_KIND = "retry"
 ACTIVE_STATUSES = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
-RECENT_WINDOW = timedelta(minutes=10)
-"""Finished jobs stay on the dashboard (and in snapshots) this long."""
 
 
 def bound(text: str | None, limit: int) -> str | None:
-    """Cut texts that go into events so a NOTIFY payload always fits (DESIGN.md section 3)."""
+    """Cut texts that go into events, so a NOTIFY payload always fits (docs/design.md, "NOTIFY payload")."""
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 1] + "…"
@@ -95,26 +94,27 @@ async def refresh_counts(session: AsyncSession, job_id: UUID) -> None:
         apply_counts(job, await video_counts(session, job_id))
 
 
-def event_data(job: Job, *, error: str | None = None) -> dict[str, Any]:
-    """The event fields the writer knows; the trigger adds `seq`, `job_id` and `at`."""
-    return {
-        "list_id": None if job.list_id is None else str(job.list_id),
-        "status": job.status,
-        "progress": progress_percent(job.processed, job.total),
-        "processed": job.processed,
-        "failed": job.failed,
-        "total": job.total,
-        "rate": job.rate,
-        "eta_s": job.eta_s,
-        "message": bound(job.message, MESSAGE_MAX),
-        "error": bound(error, ERROR_MAX),
-    }
+def job_event(job: Job, *, error: str | None = None) -> ProgressEvent:
+    """The job's current state as a progress event (texts bounded so a NOTIFY payload always fits)."""
+    return new_event(
+        job_id=job.id,
+        list_id=job.list_id,
+        status=job.status,
+        processed=job.processed,
+        failed=job.failed,
+        total=job.total,
+        rate=job.rate,
+        eta_s=job.eta_s,
+        message=bound(job.message, MESSAGE_MAX),
+        error=bound(error, ERROR_MAX),
+    )
 
 
 async def write_event(session: AsyncSession, job: Job, *, error: str | None = None) -> None:
     """Insert one progress event for the job's current state, in the caller's transaction."""
     await session.flush()
-    session.add(ProgressEvent(user_id=job.user_id, job_id=job.id, data=event_data(job, error=error)))
+    event = job_event(job, error=error)
+    session.add(ProgressEventRow(user_id=job.user_id, job_id=job.id, data=stored_data(event)))
     await session.flush()
     await session.refresh(job, ["last_seq"])  # set by the seq trigger, not by us
 
@@ -125,7 +125,7 @@ async def finish_cancelled(session: AsyncSession, job: Job, message: str) -> Non
         update(Video)
         .where(
             Video.job_id == job.id,
-            Video.status.in_([VideoStatus.PENDING.value, VideoStatus.PROCESSING.value]),
+            Video.status == VideoStatus.PENDING.value,
         )
         .values(status=VideoStatus.CANCELLED.value, error="cancelled")
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable
 from uuid import UUID
 
 from sqlalchemy import func, or_, select
@@ -133,17 +133,12 @@ def export_row(video: Video) -> list[str]:
     return [neutralise_formula(v) for v in values]
 
 
-def csv_lines(rows: Iterator[list[str]]) -> Iterator[str]:
+def render_csv(rows: Iterable[list[str]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
-    for row in rows:
-        writer.writerow(row)
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 async def export_csv(session: AsyncSession, user_id: UUID, list_id: UUID) -> str:
@@ -153,4 +148,4 @@ async def export_csv(session: AsyncSession, user_id: UUID, list_id: UUID) -> str
         .where(Video.list_id == list_id, Video.user_id == user_id)
         .order_by(Video.created_at, Video.id)
     )
-    return "".join(csv_lines(export_row(v) for v in videos))
+    return render_csv(export_row(v) for v in videos)

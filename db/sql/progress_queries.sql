@@ -12,11 +12,19 @@ SELECT data::text AS data
 FROM progress_events
 WHERE user_id = $1 AND seq = $2
 
--- progress_stream_head --
--- A user's last assigned seq (0 if none) and whether the event with seq $2 + 1 is still retained.
-SELECT
-    coalesce((SELECT s.last_seq FROM progress_streams AS s WHERE s.user_id = $1), 0) AS last_seq,
-    EXISTS (SELECT 1 FROM progress_events AS e WHERE e.user_id = $1 AND e.seq = $2 + 1) AS next_retained
+-- progress_resume --
+-- In one MVCC snapshot: a user's last seq (every row) and up to $3 events with seq > $2 (none: one row, seq null).
+SELECT head.last_seq, e.seq, e.data::text AS data
+FROM (
+    SELECT coalesce((SELECT s.last_seq FROM progress_streams AS s WHERE s.user_id = $1), 0) AS last_seq
+) AS head
+LEFT JOIN LATERAL (
+    SELECT seq, data FROM progress_events
+    WHERE user_id = $1 AND seq > $2::bigint
+    ORDER BY seq
+    LIMIT $3
+) AS e ON true
+ORDER BY e.seq
 
 -- progress_snapshot --
 -- In one MVCC snapshot: a user's last seq and, as a JSON array text, the state of active and recent jobs.

@@ -1,10 +1,14 @@
+-- The current definitions of our functions and triggers: the declared schema, beside db/models.py.
+-- Migrations never run this file: each one that changes a function or trigger carries a frozen copy of
+-- what it installs, and tests/integration/db/test_schema.py checks that the migrated schema equals this.
+
 -- create_assign_seq_function --
 -- Gives each new progress event the next per-user seq, under the progress_streams row lock held to commit.
 CREATE OR REPLACE FUNCTION progress_events_assign_seq_v1() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     -- Two transactions of one user serialise on this row until commit, so seq order is commit order:
-    -- a reader that has seen seq N has seen every seq below N (DESIGN.md section 3).
+    -- a reader that has seen seq N has seen every seq below N (docs/design.md, the commit-ordered cursor).
     INSERT INTO progress_streams AS s (user_id, last_seq) VALUES (NEW.user_id, 1)
     ON CONFLICT (user_id) DO UPDATE SET last_seq = s.last_seq + 1
     RETURNING s.last_seq INTO NEW.seq;
@@ -46,19 +50,3 @@ CREATE TRIGGER progress_events_assign_seq
 CREATE TRIGGER progress_events_notify
     AFTER INSERT ON progress_events
     FOR EACH ROW EXECUTE FUNCTION progress_events_notify_v1()
-
--- drop_notify_trigger --
--- Removes the notify trigger (downgrade).
-DROP TRIGGER IF EXISTS progress_events_notify ON progress_events
-
--- drop_assign_seq_trigger --
--- Removes the seq trigger (downgrade).
-DROP TRIGGER IF EXISTS progress_events_assign_seq ON progress_events
-
--- drop_notify_function --
--- Removes the notify function (downgrade).
-DROP FUNCTION IF EXISTS progress_events_notify_v1()
-
--- drop_assign_seq_function --
--- Removes the seq function (downgrade).
-DROP FUNCTION IF EXISTS progress_events_assign_seq_v1()

@@ -27,9 +27,9 @@ import asyncpg
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from testkit.fake_youtube import FakeYouTube
+from testkit.harness import READ_TIMEOUT_S, ROOT, Ledger, LiveClient, ServerProcess
 from tests.acceptance.cluster import restart_cluster
-from tests.acceptance.harness import READ_TIMEOUT_S, ROOT, Ledger, LiveClient, ServerProcess
-from tests.fakes.youtube import FakeYouTube
 
 BOOKMARKS: Final = Path(sys.executable).with_name("bookmarks")
 TERMINAL: Final = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})

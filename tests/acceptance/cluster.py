@@ -1,9 +1,9 @@
-"""A private PostgreSQL cluster for the tests that restart Postgres (PITFALLS.md, "This machine"): the
-shared server the other tests use is never disturbed.
+"""A private PostgreSQL cluster for the tests that restart Postgres: the shared server the other tests use
+is never disturbed.
 
-Made with Debian's `pg_createcluster` (the machine's PostgreSQL), or, when `TEST_POSTGRES_BINDIR` names a
-directory of PostgreSQL programs (the embedded PostgreSQL 18 pass, tests/pg18_pass.py), with its `initdb`
-and `pg_ctl`, run as the `pgserver` user when the tests run as root."""
+Made with Debian's `pg_createcluster` (the machine's PostgreSQL, as root), or, when `TEST_POSTGRES_BINDIR`
+names a directory of PostgreSQL programs (the embedded PostgreSQL 18 pass, tests/pg18_pass.py), with its
+`initdb` and `pg_ctl`, run as the `pgserver` user when the tests run as root."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import asyncpg
 
+from app import database
 from app.embedded import give_to_system_user, system_user
 from app.settings import Settings, replace_database
-from db import migrate
-from tests.acceptance.harness import free_port
+from testkit.harness import free_port
 
 PG_VERSION = sorted(Path("/etc/postgresql").iterdir(), key=lambda p: [int(x) for x in p.name.split(".")])[
     -1
@@ -32,7 +32,7 @@ POSTGRES_BINDIR = os.environ.get("TEST_POSTGRES_BINDIR")
 
 @contextlib.contextmanager
 def private_cluster(log_dir: Path) -> Iterator[tuple[str, str]]:
-    """A throwaway cluster on a free port (PITFALLS.md, "This machine"); yields (admin URL, name). Its
+    """A throwaway cluster on a free port; yields (admin URL, name). Its
     server log is copied into `log_dir` before it is dropped, even when the run fails."""
     if POSTGRES_BINDIR:
         with binaries_cluster(Path(POSTGRES_BINDIR), log_dir) as cluster:
@@ -110,5 +110,5 @@ async def create_database(admin_url: str) -> str:
     finally:
         await conn.close()
     url = replace_database(admin_url, "bookmarks")
-    await asyncio.to_thread(migrate.upgrade, Settings(database_url=url))
+    await asyncio.to_thread(database.upgrade, Settings(database_url=url))
     return url

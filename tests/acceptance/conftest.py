@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.harness import ServerProcess, app_env
+from testkit.harness import ServerProcess, app_env
 
 
 @pytest.fixture

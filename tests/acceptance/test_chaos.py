@@ -1,4 +1,4 @@
-"""DESIGN.md section 10, invariant 1, all faults at once: every progress event a user's jobs write reaches
+"""docs/design.md, invariant 1, all faults at once: every progress event a user's jobs write reaches
 each of that user's sockets exactly once, in seq order, while clients reconnect, the hub's LISTEN
 connection is killed, the web process restarts, Postgres restarts and the worker is SIGKILLed mid-job.
 
@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from app.settings import Settings
+from testkit.accounts import Account, create_account
+from testkit.harness import READ_TIMEOUT_S, Ledger, ServerProcess, app_env
 from tests.acceptance.chaos_support import (
     TERMINAL,
     WORKER_KILL,
@@ -48,8 +51,8 @@ from tests.acceptance.chaos_support import (
     user_video_ids,
 )
 from tests.acceptance.cluster import create_database, private_cluster
-from tests.acceptance.harness import READ_TIMEOUT_S, Ledger, ServerProcess, app_env
-from tests.conftest import Account, create_account
+
+pytestmark = pytest.mark.slow  # left out of scripts/quick; always in scripts/test
 
 PROGRESS_INTERVAL_MS = 0
 """An event for every committed batch: the most events these jobs can write."""

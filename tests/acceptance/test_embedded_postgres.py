@@ -13,7 +13,9 @@ import httpx
 import psutil
 import pytest
 
-from tests.acceptance.harness import ROOT, free_port
+from testkit.harness import ROOT, free_port
+
+pytestmark = pytest.mark.slow  # left out of scripts/quick; always in scripts/test
 
 
 def postgres_processes(data_dir: Path) -> list[psutil.Process]:
@@ -28,7 +30,9 @@ def postgres_processes(data_dir: Path) -> list[psutil.Process]:
 async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
     async with asyncio.timeout(timeout_s), httpx.AsyncClient(timeout=2) as client:
         while True:
-            assert process.poll() is None, "bookmarks run exited early"
+            if process.poll() is not None:
+                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                raise AssertionError(f"bookmarks run exited early ({process.returncode}):\n{output}")
             try:
                 if (await client.get(url)).status_code == 200:
                     return
@@ -64,6 +68,9 @@ async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
         finally:
             if process.poll() is None:
                 process.kill()
+                process.wait(timeout=10)
+            if process.stdout is not None:
+                process.stdout.close()  # a pipe left open fails a later test with a ResourceWarning
         async with asyncio.timeout(15):
             while postgres_processes(data_dir):
                 await asyncio.sleep(0.2)

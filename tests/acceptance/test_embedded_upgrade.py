@@ -5,6 +5,7 @@ upgrade fails, the directory is exactly as it was and the message says what to d
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import os
@@ -22,13 +23,14 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from app import database
 from app.settings import Settings
-from db import migrate
-from tests.acceptance.harness import ROOT, EventWriter, free_port
+from testkit.accounts import Account, create_account
+from testkit.harness import ROOT, EventWriter, free_port
 from tests.acceptance.test_embedded_postgres import postgres_processes, wait_healthy
-from tests.conftest import Account, create_account
 
 old_pgserver = pytest.importorskip("pgserver.postgres_server", reason="pgserver 0.1.4 has no wheel here")
+pytestmark = pytest.mark.slow  # left out of scripts/quick; always in scripts/test
 
 TABLES = ("users", "api_tokens", "bookmark_lists", "videos", "jobs", "progress_events", "progress_streams")
 EVENTS_PER_USER = 40
@@ -55,6 +57,8 @@ def old_embedded_server(pgdata: Path) -> Iterator[str]:
         yield server.get_uri()
     finally:
         server.cleanup()
+        # Done: its exit hook would only log, after pytest has closed the stream its logging writes to.
+        atexit.unregister(server._cleanup)
 
 
 def socket_url(pgdata: Path) -> str:
@@ -144,6 +148,9 @@ async def stop(process: subprocess.Popen[bytes]) -> str:
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()  # a pipe left open fails a later test with a ResourceWarning
     text = output.decode(errors="replace")
     print(text)  # pytest shows it when the test fails
     return text
@@ -162,7 +169,7 @@ async def test_bookmarks_run_upgrades_a_postgres_16_directory_and_every_row_surv
     pgdata = data_dir / "pgdata"
     with old_embedded_server(pgdata) as old_url:
         assert (await asyncpg_fetchval(old_url, "SHOW server_version")).startswith("16.2")
-        await asyncio.to_thread(migrate.upgrade, Settings(database_url=old_url))
+        await asyncio.to_thread(database.upgrade, Settings(database_url=old_url))
         accounts = await fill(old_url)
         rows_before, seqs_before = await table_rows(old_url), await user_seqs(old_url)
     assert (pgdata / "PG_VERSION").read_text().strip() == "16"

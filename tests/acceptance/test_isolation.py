@@ -1,4 +1,4 @@
-"""DESIGN.md section 10, invariant 2 at scale: 50 users x 3 sockets on one web process, all writing at
+"""docs/design.md, invariant 2 at scale: 50 users x 3 sockets on one web process, all writing at
 once; no socket ever sees another user's event, and each sees all of its own."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import asyncio
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.acceptance.harness import READ_TIMEOUT_S, EventWriter, LiveClient, ServerProcess, table_seqs
-from tests.conftest import create_account
+from testkit.accounts import create_account
+from testkit.harness import READ_TIMEOUT_S, EventWriter, LiveClient, ServerProcess, table_seqs
 
 USERS = 50
 SOCKETS_PER_USER = 3

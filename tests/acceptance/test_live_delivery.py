@@ -1,4 +1,4 @@
-"""DESIGN.md section 10, invariants 1-3 and 5, through the real app: every event reaches each of its
+"""docs/design.md, invariants 1-3 and 5, through the real app: every event reaches each of its
 user's sockets exactly once, in seq order, across reconnects, listener loss and server restarts."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pytest
 import websockets
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.acceptance.harness import (
+from testkit.accounts import Account, create_account
+from testkit.harness import (
     READ_TIMEOUT_S,
     EventWriter,
     LiveClient,
@@ -23,7 +24,6 @@ from tests.acceptance.harness import (
     history_seqs,
     table_seqs,
 )
-from tests.conftest import Account, create_account
 
 
 def until_seq(target: int):  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""DESIGN.md section 10, invariants 1, 2 and 5 under load: 500 sockets of 20 users on one web process, one of
+"""docs/design.md, invariants 1, 2 and 5 under load: 500 sockets of 20 users on one web process, one of
 them stalled (a raw socket that stops reading after its hello). Every healthy socket gets exactly its user's
 events; the stalled one's backlog is cut short (a snapshot, or a close for being slow) instead of piling up,
 and when it reads again its stream is honest; the server's memory stays bounded.
@@ -31,9 +31,11 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from websockets.asyncio.client import ClientConnection
 
-from tests.acceptance.harness import READ_TIMEOUT_S, EventWriter, Ledger, LiveClient, ServerProcess, app_env
-from tests.acceptance.rawsocket import OP_CLOSE, RawWebSocket
-from tests.conftest import Account, create_account
+from testkit.accounts import Account, create_account
+from testkit.harness import READ_TIMEOUT_S, EventWriter, Ledger, LiveClient, ServerProcess, app_env
+from testkit.rawsocket import OP_CLOSE, RawWebSocket
+
+pytestmark = pytest.mark.slow  # left out of scripts/quick; always in scripts/test
 
 USERS = 20
 STALLED_USER_SOCKETS = 6

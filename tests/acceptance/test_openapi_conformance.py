@@ -8,7 +8,7 @@ see CONFIG); bad input must be refused, good input accepted, and a missing or ba
 
 A real server rather than schemathesis' ASGI transport: the app's lifespan opens asyncpg pools, a LISTEN
 connection and the SAQ queue on its event loop, and the synchronous ASGI client would run that loop in a
-thread beside pytest-asyncio's (PITFALLS.md: keep the app's connections away from test code); a
+thread beside pytest-asyncio's (keep the app's connections away from test code: they belong to another event loop); a
 subprocess also checks what clients really get from uvicorn.
 
 The schema is built when the module is collected (schemathesis makes one test per operation then); that
@@ -38,8 +38,10 @@ from app.services import jobs as job_service
 from app.services import users as user_service
 from app.settings import Settings, sqlalchemy_url
 from db.models import ApiToken, BookmarkList, Job, JobStatus, Video, VideoStatus
-from tests.acceptance.harness import READ_TIMEOUT_S, ServerProcess, app_env
+from testkit.harness import READ_TIMEOUT_S, ServerProcess, app_env
 from tests.conftest import ADMIN_DSN, scratch_database
+
+pytestmark = pytest.mark.slow  # left out of scripts/quick; always in scripts/test
 
 MAX_EXAMPLES = 25
 """Fuzzed cases per operation, on top of the schema's examples and the coverage phase's cases."""
@@ -133,7 +135,7 @@ def string_fields(document: dict[str, Any]) -> set[str]:
 
 SEMANTIC_422 = ["2xx", "401", "404", "409", "422", "429"]
 """Answers to a well-formed request whose content is unusable: a URL that is not a YouTube video, a file
-of no links. JSON Schema cannot say "a YouTube link", and the API answers 422 then (DESIGN.md section 7)."""
+of no links. JSON Schema cannot say "a YouTube link", and the API answers 422 then (README, "HTTP API")."""
 
 DOCUMENT = app_document()
 CONFIG = schemathesis.Config.from_dict(

@@ -15,9 +15,11 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from app.settings import Settings
+from testkit.accounts import create_account
+from testkit.harness import EventWriter, LiveClient, ServerProcess, app_env, table_seqs
 from tests.acceptance.cluster import create_database, private_cluster, restart_cluster
-from tests.acceptance.harness import EventWriter, LiveClient, ServerProcess, app_env, table_seqs
-from tests.conftest import create_account
+
+pytestmark = pytest.mark.slow  # left out of scripts/quick; always in scripts/test
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""DESIGN.md section 10, invariant 5: a stalled socket neither delays the others nor grows server memory,
+"""docs/design.md, invariant 5: a stalled socket neither delays the others nor grows server memory,
 and when it reads again its seq stream is still honest (every event, or a snapshot then S+1 onwards)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import struct
 import asyncpg
 import psutil
 
-from tests.acceptance.harness import READ_TIMEOUT_S, EventWriter, Ledger, LiveClient, ServerProcess
-from tests.acceptance.rawsocket import OP_CLOSE, RawWebSocket
-from tests.conftest import Account
+from testkit.accounts import Account
+from testkit.harness import READ_TIMEOUT_S, EventWriter, Ledger, LiveClient, ServerProcess
+from testkit.rawsocket import OP_CLOSE, RawWebSocket
 
 EVENTS = 6000
 PAD = 1500  # ~1.8 KB per event: 11 MB in all, more than the 4 MB kernel send buffer can hide

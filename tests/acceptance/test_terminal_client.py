@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from app.terminal import TERMINAL, LiveFollower, websocket_url
-from tests.acceptance.harness import ROOT, ServerProcess, app_env
-from tests.conftest import Account
-from tests.fakes.youtube import FakeYouTube
+from testkit.accounts import Account
+from testkit.fake_youtube import FakeYouTube
+from testkit.harness import ROOT, ServerProcess, app_env
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ async def test_the_follower_never_applies_an_event_twice_across_reconnects(
     server: ServerProcess, database_url: str, alice: Account
 ) -> None:
     """Events seen before a reconnect are not applied again after it (dedupe by seq), and none are skipped."""
-    from tests.acceptance.harness import EventWriter
+    from testkit.harness import EventWriter
     from tests.acceptance.test_live_delivery import write_events
 
     applied: list[int] = []

@@ -21,9 +21,10 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, BrowserType, Playwright, expect, sync_playwright
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from app import database
 from app.services import users as user_service
 from app.settings import Settings, replace_database
-from db import migrate
+from testkit.fake_youtube import FakeYouTube
 from tests.browser.harness import (
     ARTIFACTS,
     CHROMIUM_ARGS,
@@ -37,7 +38,6 @@ from tests.browser.harness import (
     save_screenshots,
 )
 from tests.conftest import ADMIN_DSN
-from tests.fakes.youtube import FakeYouTube
 
 APP_FACTORY = os.environ.get("BROWSER_APP_FACTORY", "app.asgi:create_app_from_env")
 """What uvicorn serves; the default adds the dashboard routes only while the app lacks them."""
@@ -159,7 +159,7 @@ def browser_template_database() -> Iterator[str]:
     try:
         # Alembic's env runs its own event loop: keep it off this thread too.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(migrate.upgrade, Settings(database_url=replace_database(ADMIN_DSN, name))).result()
+            pool.submit(database.upgrade, Settings(database_url=replace_database(ADMIN_DSN, name))).result()
         yield name
     finally:
         admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

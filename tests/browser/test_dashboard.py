@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Dialog, Page, expect
 
 from app.imports.parsing import parse_import
+from testkit.fake_youtube import FakeYouTube
 from tests.browser.dashboard import (
     MID_PROGRESS,
     Dashboard,
@@ -23,7 +24,6 @@ from tests.browser.dashboard import (
     watch_urls,
 )
 from tests.browser.harness import ROOT, Account, AppServer, PageProblems
-from tests.fakes.youtube import FakeYouTube
 
 pytestmark = pytest.mark.browser
 

@@ -1,14 +1,19 @@
 """live.js against a scripted socket, in Chromium with Playwright's fake clock: the protocol rules of
-DESIGN.md section 6 that a real server rarely exercises (duplicates, gaps, close codes, backoff)."""
+docs/design.md ("The progress socket") that a real server rarely exercises (duplicates, gaps, close codes, backoff)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from playwright.sync_api import Page
+from uuid_utils.compat import uuid7
 
+from app.api.schemas import JobOut
+from db.events import ProgressEvent
+from db.models import Job
 from tests.browser.harness import AppServer
 
 pytestmark = pytest.mark.browser
@@ -303,3 +308,22 @@ def test_finished_jobs_are_forgotten_ten_minutes_after_they_finish(client: Clien
     assert visible() == ["active", "live"]
     client.advance(9 * 60_000)
     assert visible() == ["active"]
+
+
+def test_a_job_from_the_api_becomes_exactly_the_event_shape(page: Page, static_server: AppServer) -> None:
+    """jobStateFromApi turns an API job (JobOut) into a state with exactly the ProgressEvent fields, so
+    jobs learnt over HTTP and over the socket can share one map."""
+    row = Job(
+        id=uuid7(), user_id=uuid7(), list_id=uuid7(), kind="import", status="running", total=10,
+        processed=4, failed=1, message="Fetched 4 of 10 videos", last_error="x: gone", rate=2.0, eta_s=3,
+        last_seq=12, cancel_requested=False, created_at=START, started_at=START, finished_at=None,
+    )  # fmt: skip
+    api_job = msgspec.to_builtins(JobOut.of(row))
+    page.goto(static_server.url + "/")
+
+    state: dict[str, Any] = page.evaluate(
+        "async (job) => (await import('/static/live.js')).jobStateFromApi(job)", api_job
+    )
+
+    assert set(state) == set(ProgressEvent.__struct_fields__)
+    assert (state["seq"], state["job_id"], state["error"]) == (12, str(row.id), "x: gone")

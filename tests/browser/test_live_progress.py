@@ -8,6 +8,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from testkit.fake_youtube import FakeYouTube
 from tests.browser.dashboard import (
     MID_PROGRESS,
     Dashboard,
@@ -17,7 +18,6 @@ from tests.browser.dashboard import (
     watch_urls,
 )
 from tests.browser.harness import Account, AppServer
-from tests.fakes.youtube import FakeYouTube
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import User
-from tests.conftest import Account, create_account
+from testkit.accounts import Account, create_account
 from tests.integration.api.helpers import count_rows, create_list, fetch_all, import_ids
 
 Client = AsyncTestClient[Litestar]

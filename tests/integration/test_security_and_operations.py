@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from app.asgi import create_app
 from app.settings import Settings
-from tests.conftest import Account
+from testkit.accounts import Account
 
 
 async def test_metrics_are_off_without_a_token(settings: Settings) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import Account
+from testkit.accounts import Account
 
 
 async def test_import_creates_pending_videos_and_a_queued_job(

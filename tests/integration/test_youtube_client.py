@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fakes.youtube import FakeYouTube, format_iso8601_duration
+from testkit.fake_youtube import FakeYouTube, format_iso8601_duration
 from workers.youtube import (
     REASON_INVALID_ID,
     REASON_NOT_FOUND,
@@ -437,9 +437,9 @@ async def test_fake_is_configurable_over_http(fake: FakeYouTube) -> None:
 
 
 def test_fake_runs_as_a_module_until_sigterm() -> None:
-    """`python -m tests.fakes.youtube` prints its URL when ready, serves, and exits cleanly on SIGTERM."""
+    """`python -m testkit.fake_youtube` prints its URL when ready, serves, and exits cleanly on SIGTERM."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.youtube", "--port", "0", "--latency-ms", "1"],
+        [sys.executable, "-m", "testkit.fake_youtube", "--port", "0", "--latency-ms", "1"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,5 +1,5 @@
 // The HTTP API client: adds `Authorization: Bearer <token>` and turns error bodies
-// (`{"status_code", "detail", "extra"}`, DESIGN.md section 7) into an ApiError whose message is `detail`.
+// (`{"status_code", "detail", "extra"}`, docs/design.md "HTTP API") into an ApiError whose message is `detail`.
 
 export class ApiError extends Error {
   constructor(status, detail, extra = null) {

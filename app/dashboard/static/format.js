@@ -49,7 +49,6 @@ export const JOB_STATUS_LABELS = {
 
 export const VIDEO_STATUS_LABELS = {
   pending: "Pending",
-  processing: "Processing",
   ready: "Ready",
   failed: "Failed",
   cancelled: "Cancelled",

@@ -1,4 +1,4 @@
-// The live progress client (DESIGN.md section 6): one WebSocket per tab to /api/ws/progress.
+// The live progress client (docs/design.md, "The progress socket"): one WebSocket per tab to /api/ws/progress.
 //
 // The server numbers every event of a user with a gapless `seq`. We keep the last seq we applied, resume
 // with it (`after`) on every reconnect, and ignore anything at or below it, so reconnects, server restarts

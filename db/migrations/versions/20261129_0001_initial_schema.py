@@ -12,12 +12,74 @@ from advanced_alchemy.types import GUID, DateTimeUTC
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from db.queries import queries
-
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+# Frozen here, as this revision created them: the current definitions live in db/sql/progress_triggers.sql,
+# and a change to them is a new migration (tests/integration/db/test_schema.py compares the two).
+CREATE_TRIGGERS = (
+    """
+CREATE OR REPLACE FUNCTION progress_events_assign_seq_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- Two transactions of one user serialise on this row until commit, so seq order is commit order:
+    -- a reader that has seen seq N has seen every seq below N (DESIGN.md section 3).
+    INSERT INTO progress_streams AS s (user_id, last_seq) VALUES (NEW.user_id, 1)
+    ON CONFLICT (user_id) DO UPDATE SET last_seq = s.last_seq + 1
+    RETURNING s.last_seq INTO NEW.seq;
+    NEW.created_at := clock_timestamp();
+    NEW.data := NEW.data || jsonb_build_object(
+        'seq', NEW.seq,
+        'job_id', NEW.job_id,
+        'at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    );
+    UPDATE jobs SET last_seq = NEW.seq WHERE id = NEW.job_id;
+    RETURN NEW;
+END;
+$$
+""",
+    """
+CREATE OR REPLACE FUNCTION progress_events_notify_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    payload text := NEW.data::text;
+BEGIN
+    -- NOTIFY payloads must stay under 8000 bytes; the hub completes a truncated event from the table.
+    IF octet_length(payload) > 7900 THEN
+        payload := jsonb_build_object('seq', NEW.seq, 'job_id', NEW.job_id, 'truncated', true)::text;
+    END IF;
+    PERFORM pg_notify('progress_user_' || NEW.user_id::text, payload);
+    RETURN NULL;
+END;
+$$
+""",
+    """
+CREATE TRIGGER progress_events_assign_seq
+    BEFORE INSERT ON progress_events
+    FOR EACH ROW EXECUTE FUNCTION progress_events_assign_seq_v1()
+""",
+    """
+CREATE TRIGGER progress_events_notify
+    AFTER INSERT ON progress_events
+    FOR EACH ROW EXECUTE FUNCTION progress_events_notify_v1()
+""",
+)
+DROP_TRIGGERS = (
+    """
+DROP TRIGGER IF EXISTS progress_events_notify ON progress_events
+""",
+    """
+DROP TRIGGER IF EXISTS progress_events_assign_seq ON progress_events
+""",
+    """
+DROP FUNCTION IF EXISTS progress_events_notify_v1()
+""",
+    """
+DROP FUNCTION IF EXISTS progress_events_assign_seq_v1()
+""",
+)
 
 
 def upgrade() -> None:
@@ -173,24 +235,14 @@ def upgrade() -> None:
     op.create_index("ix_videos_job_status", "videos", ["job_id", "status", "id"], unique=False)
     op.create_index("ix_videos_list_created", "videos", ["list_id", "created_at"], unique=False)
     op.create_index(op.f("ix_videos_user_id"), "videos", ["user_id"], unique=False)
-    # Autogenerate never sees functions or triggers: the commit-ordered seq and the NOTIFY (DESIGN.md 3).
-    for name in (
-        "create_assign_seq_function",
-        "create_notify_function",
-        "create_assign_seq_trigger",
-        "create_notify_trigger",
-    ):
-        op.execute(queries[name])
+    # Autogenerate never sees functions or triggers: the commit-ordered seq and the NOTIFY.
+    for statement in CREATE_TRIGGERS:
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    for name in (
-        "drop_notify_trigger",
-        "drop_assign_seq_trigger",
-        "drop_notify_function",
-        "drop_assign_seq_function",
-    ):
-        op.execute(queries[name])
+    for statement in DROP_TRIGGERS:
+        op.execute(statement)
     op.drop_index(op.f("ix_videos_user_id"), table_name="videos")
     op.drop_index("ix_videos_list_created", table_name="videos")
     op.drop_index("ix_videos_job_status", table_name="videos")

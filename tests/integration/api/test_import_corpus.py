@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from app.api.imports import MULTIPART_OVERHEAD
 from app.asgi import create_app
 from app.settings import Settings
-from tests.conftest import Account, create_account, scratch_database
+from testkit.accounts import Account, create_account
+from tests.conftest import scratch_database
 from tests.integration.api.helpers import (
     WRITTEN_TABLES,
     Client,

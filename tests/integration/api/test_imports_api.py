@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from app.asgi import create_app
 from app.settings import Settings
-from tests.conftest import Account
+from testkit.accounts import Account
 from tests.integration.api.helpers import (
     Client,
     Sessions,

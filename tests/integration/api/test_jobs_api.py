@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from tests.conftest import Account
+from testkit.accounts import Account
 from tests.integration.api.helpers import Client, Sessions, count_rows, create_list, fetch_all, import_ids
 
 

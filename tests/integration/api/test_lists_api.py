@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.services import users as user_service
 from db.models import ApiToken
-from tests.conftest import Account, create_account
+from testkit.accounts import Account, create_account
 from tests.integration.api.helpers import Client, Sessions, count_rows, create_list, import_ids
 
 

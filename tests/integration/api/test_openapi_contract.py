@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import schemathesis
 
-from tests.conftest import Account
+from testkit.accounts import Account
 from tests.integration.api.helpers import Client, create_list, import_ids, post_import
 
 BIGINT_OVERFLOW = 2**63

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import Account
+from testkit.accounts import Account
 from tests.integration.api.helpers import Client, Sessions, create_list, import_ids
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

@@ -12,7 +12,7 @@ from litestar.testing import transport as litestar_transport
 from sqlalchemy import text
 
 from db.models import VideoStatus
-from tests.conftest import Account
+from testkit.accounts import Account
 from tests.integration.api.helpers import (
     Client,
     Sessions,

@@ -34,7 +34,7 @@ class Frame(msgspec.Struct, kw_only=True):
 
 async def next_frames(sub: Subscription, count: int, timeout_s: float = WAIT_S) -> list[Frame]:
     async with asyncio.timeout(timeout_s):
-        return [msgspec.json.decode(await sub.next_frame(), type=Frame) for _ in range(count)]
+        return [msgspec.json.decode((await sub.next_frame()).text, type=Frame) for _ in range(count)]
 
 
 async def event_seqs(sub: Subscription, count: int) -> list[int]:

@@ -17,8 +17,7 @@ ISO_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 async def test_head_is_zero_for_a_user_without_events(store: EventStore, rows: Rows) -> None:
     """A user who never had an event has head 0 and an empty stream."""
     user = await rows.user()
-    assert await store.head(user) == 0
-    assert await store.events_after(user, 0, 10) == []
+    assert await store.head_and_events(user, 0, 10) == (0, [])
 
 
 async def test_events_after_returns_the_stored_json_in_seq_order(store: EventStore, rows: Rows) -> None:
@@ -36,7 +35,7 @@ async def test_events_after_returns_the_stored_json_in_seq_order(store: EventSto
         (3, job, 3),
         (4, job, 4),
     ]
-    assert await store.head(user) == 5
+    assert (await store.head_and_events(user, 3, 10))[0] == 5
 
 
 async def test_event_by_seq_is_scoped_to_its_user(store: EventStore, rows: Rows) -> None:
@@ -51,31 +50,35 @@ async def test_event_by_seq_is_scoped_to_its_user(store: EventStore, rows: Rows)
     assert await store.event(other, 1) is None
 
 
-async def test_can_replay_accepts_exactly_the_retained_window(store: EventStore, rows: Rows) -> None:
-    """Replay is possible for head-replay_max <= after <= head, and never for a cursor from the future."""
+def replayed_seqs(events: list[tuple[int, str]] | None) -> list[int] | None:
+    return None if events is None else [seq for seq, _ in events]
+
+
+async def test_replayable_accepts_exactly_the_retained_window(store: EventStore, rows: Rows) -> None:
+    """A cursor resumes when head-limit <= after <= head, and never from the future or below zero."""
     user = await rows.user()
     await rows.events(user, await rows.job(user), 10)
 
-    assert await store.can_replay(user, 10, replay_max=5)  # up to date: nothing to send
-    assert await store.can_replay(user, 5, replay_max=5)  # exactly replay_max behind
-    assert not await store.can_replay(user, 4, replay_max=5)  # one too many
-    assert await store.can_replay(user, 0, replay_max=10)
-    assert not await store.can_replay(user, 11, replay_max=5)  # ahead of the stream
-    assert not await store.can_replay(user, -1, replay_max=100)
+    assert await store.replayable(user, 10, limit=5) == []  # up to date: nothing to send
+    assert replayed_seqs(await store.replayable(user, 5, limit=5)) == [6, 7, 8, 9, 10]  # exactly limit
+    assert await store.replayable(user, 4, limit=5) is None  # one too many
+    assert replayed_seqs(await store.replayable(user, 0, limit=10)) == list(range(1, 11))
+    assert await store.replayable(user, 11, limit=5) is None  # ahead of the stream
+    assert await store.replayable(user, -1, limit=100) is None
 
 
-async def test_can_replay_refuses_a_cursor_below_the_retention_horizon(store: EventStore, rows: Rows) -> None:
-    """When event after+1 was pruned the client needs a snapshot; after == head needs nothing."""
+async def test_replayable_refuses_a_cursor_below_the_retention_horizon(store: EventStore, rows: Rows) -> None:
+    """When event after+1 was pruned the reader needs a snapshot; after == head needs nothing."""
     user = await rows.user()
     await rows.events(user, await rows.job(user), 6)
     await rows.db.execute("DELETE FROM progress_events WHERE user_id = $1 AND seq <= 3", user)
 
-    assert not await store.can_replay(user, 2, replay_max=100)
-    assert await store.can_replay(user, 3, replay_max=100)
+    assert await store.replayable(user, 2, limit=100) is None
+    assert replayed_seqs(await store.replayable(user, 3, limit=100)) == [4, 5, 6]
 
     await rows.db.execute("DELETE FROM progress_events WHERE user_id = $1", user)
-    assert await store.can_replay(user, 6, replay_max=100)
-    assert not await store.can_replay(user, 5, replay_max=100)
+    assert await store.replayable(user, 6, limit=100) == []
+    assert await store.replayable(user, 5, limit=100) is None
 
 
 async def test_snapshot_of_a_new_user_is_empty(store: EventStore, rows: Rows) -> None:
@@ -101,6 +104,8 @@ async def test_snapshot_lists_active_and_recent_jobs_in_the_event_shape(
     seq, jobs_text = await store.snapshot(user)
 
     jobs = {job.job_id: job for job in msgspec.json.decode(jobs_text, type=list[ProgressEvent])}
+    # The snapshot's json_build_object has exactly the struct's fields: none missing, none extra.
+    assert all(set(raw) == set(ProgressEvent.__struct_fields__) for raw in msgspec.json.decode(jobs_text))
     assert seq == 2
     assert set(jobs) == {queued, running, recent}
     assert (jobs[running].seq, jobs[running].progress, jobs[running].failed) == (2, 45.0, 3)

@@ -30,8 +30,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.settings import Settings
-from tests.conftest import Account
-from tests.fakes.youtube import FakeYouTube
+from db.events import ProgressEvent
+from testkit.accounts import Account
+from testkit.fake_youtube import FakeYouTube
 from workers.worker import Context, make_worker
 
 Client = AsyncTestClient[Litestar]
@@ -132,6 +133,8 @@ def worker_env(worker_config: Settings) -> dict[str, str]:
         "YOUTUBE_OEMBED_URL": worker_config.youtube_oembed_url,
         "PROGRESS_INTERVAL_MS": str(worker_config.progress_interval_ms),
         "WORKER_CONCURRENCY": str(worker_config.worker_concurrency),
+        "JOB_HEARTBEAT_S": str(worker_config.job_heartbeat_s),
+        "QUEUE_SWEEP_S": str(worker_config.queue_sweep_s),
         "RUN_WORKERS_IN_WEB": "false",
     }
     env.pop("YOUTUBE_API_KEY", None)
@@ -308,6 +311,7 @@ def assert_progress_stream(
     """A job's events: `running` first, `processed` never decreasing, only the last one terminal and equal
     to the job row; with `interval_s`, intermediate events are at least that far apart."""
     assert events, "the job wrote no progress event"
+    assert all(set(event) == set(ProgressEvent.__struct_fields__) for event in events), "not the event shape"
     assert events[0]["status"] == "running"
     seqs = [event["seq"] for event in events]
     assert seqs == sorted(set(seqs))

@@ -20,11 +20,12 @@ from pathlib import Path
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from app import database
 from app.asgi import create_app
 from app.settings import Settings, replace_database
-from db import migrate
-from tests.conftest import ADMIN_DSN, admin_execute, create_account
-from tests.fakes.youtube import FakeYouTube
+from testkit.accounts import create_account
+from testkit.fake_youtube import FakeYouTube
+from tests.conftest import ADMIN_DSN, admin_execute
 from tests.integration.workers.conftest import (
     WorkerProcesses,
     create_list,
@@ -39,7 +40,7 @@ from workers.queue import JobQueue, make_saq_queue
 
 
 async def wait_for_a_worker(settings: Settings) -> None:
-    queue = JobQueue(make_saq_queue(settings.dsn, max_connections=2))
+    queue = JobQueue(make_saq_queue(settings.dsn, max_connections=2), heartbeat_s=settings.job_heartbeat_s)
     await queue.connect()
     try:
         await poll_until(queue.ping, lambda info: info["workers"] >= 1, timeout_s=60, what="a worker")
@@ -54,7 +55,7 @@ async def measure(videos: int, latency_ms: float, progress_interval_ms: int) -> 
     engine = create_async_engine(settings.sqlalchemy_url)
     processes = WorkerProcesses(Path(tempfile.mkdtemp(prefix="measure-")))
     try:
-        await asyncio.to_thread(migrate.upgrade, settings)
+        await asyncio.to_thread(database.upgrade, settings)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         account = await create_account(sessions, "measure@example.com")
         with FakeYouTube(latency_ms=latency_ms) as youtube:

@@ -1,7 +1,7 @@
 """Jobs run by a SAQ worker in the test's event loop, against the fake YouTube over real HTTP.
 
 The app (in the test client) creates the videos and the queued job and enqueues it; the worker fetches,
-commits batch by batch and writes coalesced progress events (DESIGN.md section 4).
+commits batch by batch and writes coalesced progress events (docs/design.md, "Jobs").
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from saq.utils import now as saq_now
 from app.services import imports as import_service
 from app.settings import Settings
 from db.models import BookmarkList
-from tests.conftest import Account
-from tests.fakes.youtube import FakeYouTube, oembed_body
+from testkit.accounts import Account
+from testkit.fake_youtube import FakeYouTube, oembed_body
 from tests.integration.workers.conftest import (
     METADATA_FIELDS,
     TERMINAL,
@@ -50,8 +50,6 @@ from tests.integration.workers.conftest import (
     wait_for_terminal,
     worker_settings,
 )
-from workers import queue as job_queue_module
-from workers import worker as worker_module
 from workers.worker import Context, requeue_stranded_jobs
 from workers.youtube import REASON_NOT_FOUND, REASON_NOT_FOUND_API, REASON_PRIVATE
 
@@ -516,6 +514,7 @@ async def test_processing_reads_a_bounded_number_of_rows_per_video(
     assert rows_per_video < 12, f"{rows_per_video:.0f} rows read per video of a {videos}-video job"
 
 
+@pytest.mark.settings(job_heartbeat_s=1)
 async def test_a_live_worker_in_a_long_batch_is_not_swept(
     client: Client,
     alice: Account,
@@ -523,11 +522,9 @@ async def test_a_live_worker_in_a_long_batch_is_not_swept(
     session_maker: Sessions,
     youtube: FakeYouTube,
     start_worker: StartWorker,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A batch that outlasts the job's heartbeat (a 429 with Retry-After 3 s against a 1 s heartbeat,
     scaled down from 15 s) keeps its SAQ job alive: a sweep leaves it to its worker."""
-    patch_heartbeat(monkeypatch, 1)
 
     outcome = await run_a_long_batch_then_sweep(client, alice, settings, session_maker, youtube, start_worker)
 
@@ -535,6 +532,7 @@ async def test_a_live_worker_in_a_long_batch_is_not_swept(
     assert (outcome.job["status"], outcome.attempts, outcome.resumed) == ("completed", 1, False)
 
 
+@pytest.mark.settings(job_heartbeat_s=1)
 async def test_a_failed_heartbeat_write_does_not_stop_the_heartbeat(
     client: Client,
     alice: Account,
@@ -546,7 +544,6 @@ async def test_a_failed_heartbeat_write_does_not_stop_the_heartbeat(
 ) -> None:
     """One heartbeat write that fails (the database briefly unreachable) is followed by more, so a long
     batch after it is not mistaken for a dead worker."""
-    patch_heartbeat(monkeypatch, 1)
     original_update = SaqJob.update
     failures = [psycopg.OperationalError("injected: the server closed the connection")]
 
@@ -586,7 +583,7 @@ async def run_a_long_batch_then_sweep(
     worker = await start_worker(worker_settings(settings, youtube))
     list_id = await create_list(client, alice, "Throttled")
     job_id = await import_ids(client, alice, list_id, video_ids(50))
-    heartbeat_s = job_queue_module.HEARTBEAT_S
+    heartbeat_s = settings.job_heartbeat_s
     await poll_until(
         lambda: saq_job_running_for(worker, job_id),
         lambda running_s: running_s > 2 * heartbeat_s,
@@ -610,12 +607,6 @@ async def run_a_long_batch_then_sweep(
         attempts=saq_job.attempts,
         resumed="Resuming" in [event["message"] for event in events],
     )
-
-
-def patch_heartbeat(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """The job's heartbeat (set at enqueue, in this process) and the worker's beat interval, together."""
-    monkeypatch.setattr(job_queue_module, "HEARTBEAT_S", seconds)
-    monkeypatch.setattr(worker_module, "HEARTBEAT_S", seconds)
 
 
 async def saq_job_running_for(worker: Worker[Context], job_id: UUID) -> float:

@@ -11,8 +11,10 @@ from uuid import UUID, uuid4
 import msgspec
 import pytest
 
-from app.live.hub import HubClosed, event_frame, snapshot_frame
+from app.live.frames import Frame, event_frame, snapshot_frame
+from app.live.hub import HubClosed
 from app.live.session import SessionResult, SocketDisconnected, SocketRegistry, run_progress_session
+from app.live.store import EventStore
 
 WAIT_S = 5.0
 TOKEN = "sybm_secret-token-value"
@@ -24,7 +26,7 @@ def stored_event(seq: int) -> str:
     return f'{{"at": "2026-11-29T10:00:00.000Z", "seq": {seq}, "status": "running", "processed": {seq}}}'
 
 
-class Frame(msgspec.Struct, kw_only=True):
+class SentFrame(msgspec.Struct, kw_only=True):
     type: str
     seq: int | None = None
     resumed: bool | None = None
@@ -54,9 +56,9 @@ class FakeSocket:
     def leave(self) -> None:
         self._incoming.put_nowait(_GONE)
 
-    async def next_sent(self) -> Frame:
+    async def next_sent(self) -> SentFrame:
         async with asyncio.timeout(WAIT_S):
-            return msgspec.json.decode(await self._sent.get(), type=Frame)
+            return msgspec.json.decode(await self._sent.get(), type=SentFrame)
 
     async def next_sent_texts(self, count: int) -> list[str]:
         async with asyncio.timeout(WAIT_S):
@@ -86,9 +88,9 @@ class FakeSubscription:
     def __init__(self, user_id: UUID) -> None:
         self.user_id = user_id
         self.started_at: int | None = None
-        self._frames: asyncio.Queue[str | None] = asyncio.Queue()
+        self._frames: asyncio.Queue[Frame | None] = asyncio.Queue()
 
-    def push(self, frame: str) -> None:
+    def push(self, frame: Frame) -> None:
         self._frames.put_nowait(frame)
 
     def end(self) -> None:
@@ -97,7 +99,7 @@ class FakeSubscription:
     def start_at(self, seq: int) -> None:
         self.started_at = seq
 
-    async def next_frame(self) -> str:
+    async def next_frame(self) -> Frame:
         frame = await self._frames.get()
         if frame is None:
             raise HubClosed
@@ -127,32 +129,29 @@ class FakeHub:
         self.active.discard(sub)
 
 
-class FakeStore:
-    """A user's retained stream: seqs retained_from..head, plus a fixed snapshot job list."""
+class FakeStore(EventStore):
+    """A user's retained stream: seqs retained_from..last_seq, plus a fixed snapshot job list. Its reads
+    are fakes; the rule of when a cursor may resume (`replayable`) is the real store's."""
 
     def __init__(self, calls: list[str], *, head: int = 0, retained_from: int = 1) -> None:
         self.calls = calls
-        self.head = head
+        self.last_seq = head
         self.retained_from = retained_from
         self.jobs = '[{"job_id": "j1", "seq": 0}]'
         self.fail_with: Exception | None = None
 
-    async def can_replay(self, user_id: UUID, after: int, replay_max: int) -> bool:
-        self.calls.append("can_replay")
-        if after < 0 or after > self.head or self.head - after > replay_max:
-            return False
-        return after == self.head or after + 1 >= self.retained_from
-
-    async def events_after(self, user_id: UUID, after: int, limit: int) -> list[tuple[int, str]]:
-        self.calls.append("events_after")
+    async def head_and_events(
+        self, user_id: UUID, after: int, limit: int
+    ) -> tuple[int, list[tuple[int, str]]]:
+        self.calls.append("head_and_events")
         first = max(after + 1, self.retained_from)
-        return [(seq, stored_event(seq)) for seq in range(first, self.head + 1)][:limit]
+        return self.last_seq, [(seq, stored_event(seq)) for seq in range(first, self.last_seq + 1)][:limit]
 
-    async def snapshot(self, user_id: UUID) -> tuple[int, str]:
+    async def snapshot(self, user_id: UUID, *, recent_s: float = 0) -> tuple[int, str]:
         self.calls.append("snapshot")
         if self.fail_with is not None:
             raise self.fail_with
-        return self.head, self.jobs
+        return self.last_seq, self.jobs
 
 
 async def known_tokens(token: str) -> UUID | None:
@@ -358,14 +357,14 @@ async def test_resume_replays_stored_events_then_ready_then_live_events(make_har
 
     opening = [await harness.socket.next_sent() for _ in range(3)]
     sub = harness.hub.subscriptions[0]
-    sub.push(event_frame(stored_event(5)))
+    sub.push(event_frame(5, stored_event(5)))
     live = await harness.socket.next_sent()
 
     assert [(frame.type, frame.seq) for frame in opening] == [("event", 3), ("event", 4), ("ready", 4)]
     assert opening[-1].resumed is True
     assert sub.started_at == 4
     assert (live.type, live.seq) == ("event", 5)
-    assert harness.calls[:3] == ["subscribe", "can_replay", "events_after"]
+    assert harness.calls[:2] == ["subscribe", "head_and_events"]
 
 
 async def test_a_cursor_at_the_head_resumes_with_nothing_to_replay(make_harness: MakeHarness) -> None:
@@ -408,11 +407,11 @@ async def test_live_frames_are_sent_as_the_hub_hands_them_out(make_harness: Make
     """Frames from the subscription go to the socket unchanged and in order, snapshots included."""
     harness = make_harness(head=3)
     sub = await harness.live(after=3)
-    frames = [event_frame(stored_event(4)), snapshot_frame(9, "[]"), event_frame(stored_event(10))]
+    frames = [event_frame(4, stored_event(4)), snapshot_frame(9, "[]"), event_frame(10, stored_event(10))]
     for frame in frames:
         sub.push(frame)
 
-    assert await harness.socket.next_sent_texts(3) == frames
+    assert await harness.socket.next_sent_texts(3) == [frame.text for frame in frames]
     harness.socket.leave()
     result = await harness.result()
     assert (result.events_sent, result.snapshots_sent, result.resumed) == (2, 1, True)
@@ -425,7 +424,7 @@ async def test_a_ping_gets_a_pong(make_harness: MakeHarness) -> None:
 
     harness.socket.say({"type": "ping"})
     pong = await harness.socket.next_sent()
-    sub.push(event_frame(stored_event(1)))
+    sub.push(event_frame(1, stored_event(1)))
     event = await harness.socket.next_sent()
 
     assert (pong.type, event.type) == ("pong", "event")
@@ -450,7 +449,7 @@ async def test_a_client_that_stops_reading_is_closed_1013(make_harness: MakeHarn
     harness = make_harness(stall_after=2)  # snapshot and ready go out, then the client stops reading
     sub = await harness.live()
 
-    sub.push(event_frame(stored_event(1)))
+    sub.push(event_frame(1, stored_event(1)))
     result = await harness.result()
 
     assert harness.socket.closed == (1013, "too slow")
@@ -522,7 +521,7 @@ async def test_one_log_line_per_session_and_never_the_token(
     caplog.set_level(logging.DEBUG, logger="app.live")
     harness = make_harness()
     sub = await harness.live()
-    sub.push(event_frame(stored_event(1)))
+    sub.push(event_frame(1, stored_event(1)))
     await harness.socket.next_sent()
     harness.socket.say({"type": "hello", "token": TOKEN})
 

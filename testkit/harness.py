@@ -26,7 +26,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 if TYPE_CHECKING:
     AnyConnection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 READ_TIMEOUT_S = 15.0
@@ -135,7 +135,7 @@ class Ledger:
 
 @dataclass
 class LiveClient:
-    """A well-behaved client: hello with `after`, dedupe by seq, reconnect on close (DESIGN.md 6.4)."""
+    """A well-behaved client: hello with `after`, dedupe by seq, reconnect on close (docs/design.md, "The progress socket")."""
 
     url: str
     token: str

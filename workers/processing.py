@@ -1,8 +1,9 @@
 """Running one job: fetch its pending videos in batches and commit each batch with the job's state.
 
-Each batch is ONE transaction: the video rows, the job row (counts recomputed from `videos`) and, when
-due, one progress event. So the live stream, the history and the tables can never disagree, and a worker
-killed mid-batch loses only that uncommitted batch: the rerun picks up the videos still `pending`.
+Each batch is ONE transaction: the video rows, the job row (its counts moved by exactly the rows the batch
+changed, and recounted from `videos` for every event) and, when due, one progress event. So the live
+stream, the history and the tables can never disagree, and a worker killed mid-batch loses only that
+uncommitted batch: the rerun picks up the videos still `pending`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ In a test:
 
 From a shell or another process:
 
-    python -m tests.fakes.youtube --port 8765 --latency-ms 100
+    python -m testkit.fake_youtube --port 8765 --latency-ms 100
     curl -X POST localhost:8765/_control -d '{"fail_next": {"n": 3, "status": 503}}'
     curl localhost:8765/_stats
 
@@ -587,7 +587,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: the tests' output should show failures, not access logs."""
 
 
-# ---- `python -m tests.fakes.youtube` ----
+# ---- `python -m testkit.fake_youtube` ----
 
 
 def main(argv: list[str] | None = None) -> None:
