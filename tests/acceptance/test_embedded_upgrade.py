@@ -23,7 +23,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from app import database
+from app import database, embedded
 from app.settings import Settings
 from testkit.accounts import Account, create_account
 from testkit.harness import ROOT, EventWriter, free_port
@@ -240,6 +240,31 @@ async def test_a_failed_upgrade_changes_nothing_and_says_what_to_do(data_dir: Pa
     assert tree_digest(pgdata) == before
     assert not list(data_dir.glob(".pg-upgrade-*"))
     assert not list(data_dir.glob("pgdata-pg16-backup-*"))
+
+
+async def test_an_upgrade_cut_short_between_its_renames_is_finished_by_the_next_start(data_dir: Path) -> None:
+    """Killed after the 16 directory stepped aside but before the 18 one took its place: the next start puts
+    the upgraded directory in place, rows and all, instead of starting on a new, empty one."""
+    pgdata = data_dir / "pgdata"
+    said: list[str] = []
+    with old_embedded_server(pgdata) as old_url:
+        await asyncpg_execute(old_url, "CREATE TABLE kept AS SELECT generate_series(1, 100) AS n")
+    backup = await asyncio.to_thread(embedded.upgrade, pgdata, 16, said.append)
+    cut_short = data_dir / f"{embedded.WORK_PREFIX}killed"  # the state between the two renames
+    cut_short.mkdir()
+    pgdata.rename(cut_short / "pg18")
+    (cut_short / embedded.FINISHED_MARK).write_text(f"{backup}\n")
+
+    server = await asyncio.to_thread(embedded.start, pgdata, said.append)
+    try:
+        kept = await asyncpg_fetchval(server.get_uri(), "SELECT count(*) FROM kept")
+    finally:
+        server.cleanup()
+        atexit.unregister(server._cleanup)
+    assert kept == "100"
+    assert said[-1] == f"Finished an interrupted upgrade to PostgreSQL 18; the old data is in {backup}"
+    assert (pgdata / "PG_VERSION").read_text().strip() == "18"
+    assert not cut_short.exists()
 
 
 async def asyncpg_fetchval(url: str, sql: str) -> str:
