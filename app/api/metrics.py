@@ -15,6 +15,7 @@ from sqlalchemy import text
 from app.api.deps import AppRuntime
 from app.auth import presented_token
 from app.live.hub import Hub
+from app.pgversion import read_server_version
 from app.runtime import LiveCounters
 from db.queries import queries
 
@@ -82,5 +83,6 @@ async def metrics(request: Request[Any, Any, Any], runtime: AppRuntime) -> Respo
     samples = live_samples(runtime.hub, runtime.counters)
     async with runtime.sessions() as session:
         rows = (await session.execute(text(queries["metrics_counts"]))).all()
+        samples += (await read_server_version(session)).metric_samples()
     samples += database_samples([(kind, status, value) for kind, status, value in rows])
     return Response(render(samples), media_type="text/plain; version=0.0.4; charset=utf-8")
