@@ -5,7 +5,7 @@ PostgreSQL 18 programs (the ones `bookmarks run` uses) on a free 127.0.0.1 port 
 TCP proxy in front of the database), points `TEST_DATABASE_URL` at it and `TEST_POSTGRES_BINDIR` at those
 programs (so the Postgres-restart and chaos tests make their private cluster from PostgreSQL 18 too), runs
 the tests of the live path, then stops the server and removes its folder. `scripts/test` runs it when
-`PG18_PASS=1` (.ci/run sets it).
+no pytest arguments are given (the full run, as CI does), unless `PG18_PASS=0`.
 """
 
 from __future__ import annotations

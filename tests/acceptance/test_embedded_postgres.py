@@ -43,11 +43,10 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: fl
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
-    tmp_path: Path, stop_signal: signal.Signals
+    data_dir: Path, stop_signal: signal.Signals
 ) -> None:
     """With DATABASE_URL unset, `bookmarks run` serves on its own PostgreSQL 18 and leaves none behind on
     exit; a second run reuses the data (no new first user)."""
-    data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"BOOKMARKS_DATA_DIR": str(data_dir)}
     outputs = []
     for _ in range(2):

@@ -9,11 +9,9 @@ import atexit
 import contextlib
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,18 +33,6 @@ pytestmark = pytest.mark.slow  # left out of scripts/quick; always in scripts/te
 TABLES = ("users", "api_tokens", "bookmark_lists", "videos", "jobs", "progress_events", "progress_streams")
 EVENTS_PER_USER = 40
 VIDEOS_PER_LIST = 60
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """BOOKMARKS_DATA_DIR, outside pytest's base temp: a pytest session started as root sets
-    /tmp/pytest-of-root back to 0700, which locks the `pgserver` user out of a data directory under it."""
-    home = Path(tempfile.mkdtemp(prefix="bookmarks-upgrade-test-"))
-    try:
-        (home / "data").mkdir()
-        yield home / "data"
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @contextlib.contextmanager
