@@ -60,7 +60,8 @@ async def close_of(ws: ClientConnection) -> tuple[int | None, str, float]:
 
 async def still_answers(ws: ClientConnection) -> bool:
     await ws.send(json.dumps({"type": "ping"}))
-    return json.loads(await asyncio.wait_for(ws.recv(), READ_TIMEOUT_S))["type"] == "pong"
+    answer: dict[str, str] = json.loads(await asyncio.wait_for(ws.recv(), READ_TIMEOUT_S))
+    return answer["type"] == "pong"
 
 
 def report(what: str, started: float, closes: list[tuple[int | None, str, float]]) -> None:
