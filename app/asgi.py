@@ -32,6 +32,7 @@ from app.dashboard import dashboard_handlers
 from app.database import alchemy_config
 from app.runtime import Runtime, open_runtime
 from app.services.errors import DomainError
+from app.serving import redact_uvicorn_logs
 from app.settings import Settings
 from db.models import User
 from workers.worker import InProcessWorker, make_worker
@@ -87,6 +88,7 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
 
 
 def create_app(settings: Settings) -> Litestar:
+    redact_uvicorn_logs()
     alchemy = alchemy_config(settings)
     plugin = BookmarksPlugin(settings, alchemy)
     return Litestar(

@@ -217,6 +217,9 @@ def watch_command(server: str, token: str) -> None:
 
 
 def register_commands(cli: click.Group) -> None:
+    from app.serving import run_command
+
+    cli.add_command(run_command)  # replaces Litestar's `run`, which cannot pass uvicorn our options
     cli.add_command(import_command)
     cli.add_command(watch_command)
     cli.add_command(users_group)
