@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import uvicorn
@@ -26,7 +27,7 @@ def hello() -> str:
 
 
 @websocket("/ws")
-async def echo(socket: WebSocket[object, object, object]) -> None:
+async def echo(socket: WebSocket[Any, Any, Any]) -> None:
     await socket.accept()
     await socket.send_text(await socket.receive_text())
     await socket.close()
