@@ -19,11 +19,12 @@ from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
 from app.api.deps import provide_event_store, provide_job_queue
 from app.api.errors import domain_error_handler
-from app.api.imports import MULTIPART_OVERHEAD, ImportController
+from app.api.imports import MULTIPART_OVERHEAD, MULTIPART_PART_LIMIT, ImportController
 from app.api.jobs import JobController
 from app.api.lists import ListController
 from app.api.live import HistoryController, progress_socket
 from app.api.metrics import metrics
+from app.api.refusals import BoundedRequest, RefuseNulPaths
 from app.api.system import SystemController
 from app.api.videos import VideoController
 from app.auth import PUBLIC_PATHS, TokenAuthMiddleware
@@ -112,7 +113,12 @@ def create_app(settings: Settings) -> Litestar:
             "job_queue": Provide(provide_job_queue, sync_to_thread=False),
             "event_store": Provide(provide_event_store, sync_to_thread=False),
         },
-        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=PUBLIC_PATHS, runtime=plugin.runtime)],
+        middleware=[
+            RefuseNulPaths(),
+            DefineMiddleware(TokenAuthMiddleware, exclude=PUBLIC_PATHS, runtime=plugin.runtime),
+        ],
+        request_class=BoundedRequest,
+        multipart_form_part_limit=MULTIPART_PART_LIMIT,
         exception_handlers={DomainError: domain_error_handler},
         request_max_body_size=settings.import_max_bytes + MULTIPART_OVERHEAD,
         openapi_config=OpenAPIConfig(
