@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
 from app.api.deps import provide_event_store, provide_job_queue
+from app.api.docs import OfflineSwaggerUI, docs_router
 from app.api.errors import domain_error_handler
 from app.api.imports import MULTIPART_OVERHEAD, MULTIPART_PART_LIMIT, ImportController
 from app.api.jobs import JobController
@@ -124,7 +125,8 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Smart YouTube Bookmarks",
             version="0.1.0",
-            path="/schema",
+            openapi_router=docs_router(),
+            render_plugins=[OfflineSwaggerUI()],
             components=Components(
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
             ),
