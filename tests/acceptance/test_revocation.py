@@ -64,12 +64,20 @@ async def still_answers(ws: ClientConnection) -> bool:
     return answer["type"] == "pong"
 
 
-def report(what: str, started: float, closes: list[tuple[int | None, str, float]]) -> None:
+async def expect_closed(
+    what: str, started: float, doomed: list[ClientConnection], kept: list[ClientConnection], reason: str
+) -> None:
+    """Every doomed socket closes 4401 with `reason`; every kept one still answers. Prints the latencies."""
+    closes = await asyncio.gather(*(close_of(ws) for ws in doomed))
+    assert [(code, why) for code, why, _at in closes] == [(4401, reason)] * len(doomed)
+    assert [await still_answers(ws) for ws in kept] == [True] * len(kept)
     latencies = sorted(at - started for _code, _reason, at in closes)
     print(
         f"\n{what}: {len(closes)} sockets on 2 web processes closed 4401 "
         f"{latencies[0] * 1000:.0f}-{latencies[-1] * 1000:.0f} ms after the commit"
     )
+    for ws in kept:
+        await ws.close()
 
 
 async def test_revoking_a_token_closes_its_sockets_on_every_web_process(
@@ -92,13 +100,8 @@ async def test_revoking_a_token_closes_its_sockets_on_every_web_process(
         await user_service.revoke_token(session, alice.token_id)
         started = time.monotonic()
         await session.commit()
-    closes = await asyncio.gather(*(close_of(ws) for ws in revoked))
 
-    assert [(code, reason) for code, reason, _at in closes] == [(4401, "token revoked")] * len(revoked)
-    assert [await still_answers(ws) for ws in kept] == [True] * len(kept)
-    report("revoked token", started, closes)
-    for ws in kept:
-        await ws.close()
+    await expect_closed("revoked token", started, revoked, kept, "token revoked")
 
 
 async def test_deleting_a_user_closes_their_sockets_on_every_web_process(
@@ -115,13 +118,8 @@ async def test_deleting_a_user_closes_their_sockets_on_every_web_process(
         await session.execute(delete(User).where(User.id == alice.user_id))
         started = time.monotonic()
         await session.commit()
-    closes = await asyncio.gather(*(close_of(ws) for ws in doomed))
 
-    assert [(code, reason) for code, reason, _at in closes] == [(4401, "token deleted")] * len(doomed)
-    assert [await still_answers(ws) for ws in kept] == [True] * len(kept)
-    report("deleted user", started, closes)
-    for ws in kept:
-        await ws.close()
+    await expect_closed("deleted user", started, doomed, kept, "token deleted")
 
 
 async def test_an_expiring_token_closes_its_sockets_when_it_expires(
