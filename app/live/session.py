@@ -152,7 +152,6 @@ _CLIENT_GONE: Final = _Outcome(None, "client disconnected")
 _UNAUTHENTICATED: Final = _Outcome(CLOSE_UNAUTHENTICATED, "unknown, revoked or expired token")
 _NO_TOKEN: Final = _Outcome(CLOSE_UNAUTHENTICATED, "no token")
 # Not answers about a token, so not 4401: a client must not forget its token for a slow or odd first frame.
-_NO_HELLO: Final = _Outcome(CLOSE_BAD_MESSAGE, "no hello within 5 s")
 _NOT_A_HELLO: Final = _Outcome(CLOSE_BAD_MESSAGE, "expected a hello")
 _BAD_MESSAGE: Final = _Outcome(CLOSE_BAD_MESSAGE, "bad message")
 _TOO_MANY_SOCKETS: Final = _Outcome(CLOSE_TOO_MANY_SOCKETS, "too many sockets")
@@ -294,7 +293,8 @@ class _ProgressSession(Generic[SubT]):
             async with asyncio.timeout(self._hello_timeout_s):
                 text = await self._receive()
         except TimeoutError:
-            raise _Ended(_NO_HELLO) from None
+            no_hello = _Outcome(CLOSE_BAD_MESSAGE, f"no hello within {self._hello_timeout_s:g} s")
+            raise _Ended(no_hello) from None
         try:
             return decode_hello(text)
         except BadFrame:

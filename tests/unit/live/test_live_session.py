@@ -253,7 +253,7 @@ async def test_no_hello_in_time_closes_1008(make_harness: MakeHarness) -> None:
 
     result = await harness.result()
 
-    assert harness.socket.closed == (1008, "no hello within 5 s")
+    assert harness.socket.closed == (1008, "no hello within 0.2 s")
     assert result.close_code == 1008
     assert harness.calls == []
 
