@@ -18,12 +18,14 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
 
 from app.api.deps import provide_event_store, provide_job_queue
+from app.api.docs import OfflineSwaggerUI, docs_router
 from app.api.errors import domain_error_handler
-from app.api.imports import MULTIPART_OVERHEAD, ImportController
+from app.api.imports import MULTIPART_OVERHEAD, MULTIPART_PART_LIMIT, ImportController
 from app.api.jobs import JobController
 from app.api.lists import ListController
 from app.api.live import HistoryController, progress_socket
 from app.api.metrics import metrics
+from app.api.refusals import BoundedRequest, RefuseNulPaths
 from app.api.system import SystemController
 from app.api.videos import VideoController
 from app.auth import PUBLIC_PATHS, TokenAuthMiddleware
@@ -32,6 +34,7 @@ from app.dashboard import dashboard_handlers
 from app.database import alchemy_config
 from app.runtime import Runtime, open_runtime
 from app.services.errors import DomainError
+from app.serving import redact_uvicorn_logs
 from app.settings import Settings
 from db.models import User
 from workers.worker import InProcessWorker, make_worker
@@ -87,6 +90,7 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
 
 
 def create_app(settings: Settings) -> Litestar:
+    redact_uvicorn_logs()
     alchemy = alchemy_config(settings)
     plugin = BookmarksPlugin(settings, alchemy)
     return Litestar(
@@ -110,13 +114,19 @@ def create_app(settings: Settings) -> Litestar:
             "job_queue": Provide(provide_job_queue, sync_to_thread=False),
             "event_store": Provide(provide_event_store, sync_to_thread=False),
         },
-        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=PUBLIC_PATHS, runtime=plugin.runtime)],
+        middleware=[
+            RefuseNulPaths(),
+            DefineMiddleware(TokenAuthMiddleware, exclude=PUBLIC_PATHS, runtime=plugin.runtime),
+        ],
+        request_class=BoundedRequest,
+        multipart_form_part_limit=MULTIPART_PART_LIMIT,
         exception_handlers={DomainError: domain_error_handler},
         request_max_body_size=settings.import_max_bytes + MULTIPART_OVERHEAD,
         openapi_config=OpenAPIConfig(
             title="Smart YouTube Bookmarks",
             version="0.1.0",
-            path="/schema",
+            openapi_router=docs_router(),
+            render_plugins=[OfflineSwaggerUI()],
             components=Components(
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
             ),

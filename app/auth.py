@@ -14,9 +14,8 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ratelimit import RateLimiter
-from app.services.users import authenticate
+from app.services.users import Authenticated, authenticate
 from app.settings import Settings
-from db.models import User
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp
@@ -80,13 +79,24 @@ class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
                 "missing bearer token: send 'Authorization: Bearer <token>'", headers=challenge
             )
         runtime = self._runtime()
-        user = await authenticate_limited(
+        found = await authenticate_limited(
             runtime.sessions, runtime.limits.auth_failures, client_key(connection), token
         )
-        if user is None:
-            log.info("rejected an unknown or revoked token for %s", connection.url.path)
-            raise NotAuthorizedException("invalid or revoked token", headers=challenge)
-        return AuthenticationResult(user=user, auth=None)
+        if found is None:
+            log.info("rejected an unknown, revoked or expired token for %s", connection.url.path)
+            raise NotAuthorizedException("invalid, revoked or expired token", headers=challenge)
+        return AuthenticationResult(user=found.user, auth=found)
+
+
+class TooManyFailures(TooManyRequestsException):
+    """429 for an address past AUTH_FAILURES_PER_MINUTE failed token checks."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            "too many failed sign-in attempts from your address; try again later",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+        self.retry_after_s = retry_after_s
 
 
 def client_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -95,15 +105,14 @@ def client_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 
 async def authenticate_limited(
     session_maker: Callable[[], AsyncSession], failures: RateLimiter, client: str, token: str
-) -> User | None:
-    """Token check with a brake: a client that keeps failing gets 429 before any database query."""
-    if failures.exhausted(client):
-        raise TooManyRequestsException(
-            "too many failed sign-in attempts; try again later",
-            headers={"Retry-After": str(failures.retry_after_s(client))},
-        )
+) -> Authenticated | None:
+    """Token check with a brake on failures only: a valid token always passes, whoever shares its address
+    (a NAT, a proxy); past the limit, a bad token gets 429 instead of 401.
+
+    None: the token is unknown, revoked or expired (a definitive answer: 401, or 4401 on the socket).
+    """
     async with session_maker() as session:
-        user = await authenticate(session, token)
-    if user is None:
-        failures.allow(client)
-    return user
+        found = await authenticate(session, token)
+    if found is None and not failures.allow(client):
+        raise TooManyFailures(failures.retry_after_s(client))
+    return found

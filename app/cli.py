@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.launcher import database_for_cli, in_session, prepare_for_serving
 from app.services import users as user_service
 from app.settings import Settings
+from db.models import ApiToken
 
 T = TypeVar("T")
 
@@ -76,17 +78,36 @@ def set_admin(email: str, revoke: bool) -> None:
 def tokens_group() -> None: ...
 
 
+class Duration(click.ParamType[timedelta]):
+    """`30d`, `12h` or `90m`."""
+
+    name = "duration"
+    UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        number, unit = text[:-1], text[-1:]
+        if unit not in self.UNITS or not number.isdigit() or int(number) == 0:
+            self.fail(f"{value!r} is not a duration like 30d, 12h or 90m", param, ctx)
+        return timedelta(**{self.UNITS[unit]: int(number)})
+
+
 @tokens_group.command(name="create", help="Issue a new API token for a user (printed last, once).")
 @click.argument("email")
 @click.option("--name", default="cli", show_default=True, help="A label to recognise the token by.")
-def create_token(email: str, name: str) -> None:
+@click.option("--expires", type=Duration(), default=None, help="Valid for this long: 30d, 12h or 90m.")
+def create_token(email: str, name: str, expires: timedelta | None) -> None:
     settings = Settings.from_env()
 
     async def work(session: AsyncSession) -> user_service.IssuedToken:
         user = await user_service.get_user_by_email(session, email)
-        return await user_service.issue_token(session, user, name)
+        return await user_service.issue_token(session, user, name, expires_in=expires)
 
     issued = fail_on_user_error(lambda: in_session(settings, work))
+    if issued.expires_at is not None:
+        click.echo(f"expires {issued.expires_at:%Y-%m-%d %H:%M} UTC")
     click.echo(f"token id {issued.token_id}; the token is shown only once:")
     click.echo(issued.secret)
 
@@ -112,13 +133,20 @@ def list_tokens(email: str) -> None:
         user = await user_service.get_user_by_email(session, email)
         tokens = await user_service.list_tokens(session, user)
         return [
-            f"{t.id}  {t.name:<20} created {t.created_at:%Y-%m-%d %H:%M}  "
-            f"{'revoked' if t.revoked_at else 'active'}"
-            for t in tokens
+            f"{t.id}  {t.name:<20} created {t.created_at:%Y-%m-%d %H:%M}  {token_state(t)}" for t in tokens
         ]
 
     for line in fail_on_user_error(lambda: in_session(settings, work)):
         click.echo(line)
+
+
+def token_state(token: ApiToken) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is None:
+        return "active"
+    verb = "expired" if token.expires_at <= datetime.now(UTC) else "expires"
+    return f"{verb} {token.expires_at:%Y-%m-%d %H:%M}"
 
 
 @click.group(name="workers", help="Run SAQ workers that fetch video metadata.")
@@ -189,6 +217,9 @@ def watch_command(server: str, token: str) -> None:
 
 
 def register_commands(cli: click.Group) -> None:
+    from app.serving import run_command
+
+    cli.add_command(run_command)  # replaces Litestar's `run`, which cannot pass uvicorn our options
     cli.add_command(import_command)
     cli.add_command(watch_command)
     cli.add_command(users_group)

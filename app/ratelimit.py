@@ -28,11 +28,6 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return allowed
 
-    def exhausted(self, key: str) -> bool:
-        """True when `allow` would refuse now (without taking a token)."""
-        tokens, updated = self._buckets.get(key, (float(self.per_minute), self.clock()))
-        return min(float(self.per_minute), tokens + (self.clock() - updated) * self.per_minute / 60.0) < 1.0
-
     def retry_after_s(self, key: str) -> int:
         tokens, _ = self._buckets.get(key, (0.0, 0.0))
         return max(1, round((1.0 - tokens) * 60.0 / self.per_minute))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.imports.pool import ImportParser
 from app.live.hub import Hub
 from app.live.session import SocketRegistry
 from app.live.store import EventStore
@@ -41,6 +42,7 @@ class Runtime:
     hub: Hub
     sockets: SocketRegistry
     limits: Limits
+    import_parser: ImportParser
     counters: LiveCounters = field(default_factory=LiveCounters)
 
 
@@ -55,6 +57,8 @@ async def open_runtime(settings: Settings, sessions: Callable[[], AsyncSession])
         hub = Hub(settings.dsn, event_store)
         await hub.start()
         stack.push_async_callback(hub.stop)
+        import_parser = ImportParser()
+        stack.callback(import_parser.close)
         yield Runtime(
             settings=settings,
             sessions=sessions,
@@ -66,4 +70,5 @@ async def open_runtime(settings: Settings, sessions: Callable[[], AsyncSession])
                 auth_failures=RateLimiter(settings.auth_failures_per_minute),
                 imports=RateLimiter(settings.imports_per_minute),
             ),
+            import_parser=import_parser,
         )

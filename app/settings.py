@@ -6,6 +6,7 @@ Nothing in the project reads the environment anywhere else: `Settings.from_env()
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ class Settings:
     """Enables `/metrics` for scrapers that send this bearer token."""
     allowed_origins: tuple[str, ...] = ()
     """Origins (besides the app's own) whose pages may open the progress WebSocket."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks whose X-Forwarded-For / X-Forwarded-Proto uvicorn believes (app/serving.py);
+    empty: nobody's, so no client can choose the address the limits count it under."""
     debug: bool = False
 
     @classmethod
@@ -89,6 +93,7 @@ class Settings:
             allowed_origins=tuple(
                 o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()
             ),
+            trusted_proxies=reader.addresses("TRUSTED_PROXIES"),
             debug=reader.bool("DEBUG", defaults.debug),
         )
 
@@ -119,6 +124,18 @@ class _EnvReader:
         if value < minimum:
             raise SettingsError(f"{name} must be at least {minimum}, got {value}")
         return value
+
+    def addresses(self, name: str) -> tuple[str, ...]:
+        """Comma-separated IP addresses and networks (`10.0.0.0/8`), or `*` for everyone."""
+        items = tuple(item.strip() for item in self.env.get(name, "").split(",") if item.strip())
+        for item in items:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise SettingsError(f"{name} must list IP addresses or networks, got {item!r}") from None
+        return items
 
     def bool(self, name: str, default: bool) -> bool:
         raw = self.env.get(name)

@@ -23,7 +23,7 @@ import asyncpg
 import psutil
 import uvloop
 
-from bench import p1_latency, p2_throughput, p3_sockets, p4_import, p5_trigger, p6_stalled
+from bench import p1_latency, p2_throughput, p3_sockets, p4_import, p5_trigger, p6_stalled, p7_refuse
 from bench.common import ADMIN_DSN, Bench, Result, raise_nofile
 from testkit.harness import ROOT
 
@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, Callable[[Bench], Awaitable[Result]]] = {
     "P4": p4_import.run,
     "P5": p5_trigger.run,
     "P6": p6_stalled.run,
+    "P7": p7_refuse.run,
 }
 
 

@@ -24,6 +24,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from app import database
+from app.serving import uvicorn_arguments
 from app.settings import Settings, replace_database
 from bench.rlimit import raise_nofile
 from testkit.accounts import Account, create_account
@@ -272,6 +273,7 @@ class Server(ServerProcess):
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "--factory", self.factory,
+                 *uvicorn_arguments(Settings.from_env(self.env)),
                  "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
                  "--backlog", "4096"],
                 cwd=ROOT, env=dict(self.env), stdout=log, stderr=log, preexec_fn=raise_nofile,

@@ -1,7 +1,8 @@
 """The tables (docs/design.md, "Data"), declared once for SQLAlchemy and Alembic.
 
 Triggers and functions are not visible to SQLAlchemy: their current definitions are declared in
-`db/sql/progress_triggers.sql`, and each migration that changes them carries its own frozen copy.
+`db/sql/progress_triggers.sql` and `db/sql/auth_triggers.sql`, and each migration that changes them
+carries its own frozen copy.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class ApiToken(UUIDv7Base):
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    """None: valid until revoked. Open sockets close when it passes (app/live/hub.py)."""
 
 
 class BookmarkList(UUIDv7AuditBase):

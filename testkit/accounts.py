@@ -15,6 +15,7 @@ class Account:
     user_id: uuid.UUID
     email: str
     token: str
+    token_id: uuid.UUID
 
     @property
     def headers(self) -> dict[str, str]:
@@ -26,4 +27,4 @@ async def create_account(sessions: async_sessionmaker[AsyncSession], email: str)
         user = await user_service.create_user(session, email)
         issued = await user_service.issue_token(session, user)
         await session.commit()
-    return Account(user_id=user.id, email=user.email, token=issued.secret)
+    return Account(user_id=user.id, email=user.email, token=issued.secret, token_id=issued.token_id)

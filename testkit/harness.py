@@ -26,6 +26,9 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from app.serving import APP, uvicorn_arguments
+from app.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 if TYPE_CHECKING:
     AnyConnection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
@@ -49,11 +52,13 @@ def app_env(database_url: str, **overrides: str) -> dict[str, str]:
 
 @dataclass
 class ServerProcess:
-    """`uvicorn --factory app.asgi:create_app_from_env` in a subprocess, restartable on the same port."""
+    """`uvicorn --factory app.asgi:create_app_from_env` in a subprocess, restartable on the same port, with
+    the options `bookmarks run` gives uvicorn (app/serving.py)."""
 
     env: Mapping[str, str]
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
+    log_level: str = "warning"
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,8 +74,9 @@ class ServerProcess:
             self.log_path = Path(os.devnull)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "--factory", "app.asgi:create_app_from_env",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+                [sys.executable, "-m", "uvicorn", "--factory", APP,
+                 *uvicorn_arguments(Settings.from_env(self.env)),
+                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", self.log_level],
                 cwd=ROOT, env=dict(self.env), stdout=log, stderr=log,
             )  # fmt: skip
         await self.wait_healthy()

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Response, WebSocket, get, websocket
-from litestar.exceptions import TooManyRequestsException, WebSocketDisconnect
+from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK
@@ -18,8 +18,8 @@ from litestar.status_codes import HTTP_200_OK
 from app.api.deps import AppRuntime, CurrentUser, DbSession, Events
 from app.api.errors import error_responses
 from app.api.schemas import MAX_SAFE_INT, ProgressHistory
-from app.auth import authenticate_limited, client_key, origin_allowed
-from app.live.session import run_progress_session
+from app.auth import TooManyFailures, authenticate_limited, client_key, origin_allowed
+from app.live.session import Identity, RateLimited, run_progress_session
 from app.live.store import SeqText
 from app.services import jobs as job_service
 
@@ -87,14 +87,14 @@ class HistoryController(Controller):
 async def progress_socket(socket: WebSocket[Any, Any, Any], runtime: AppRuntime) -> None:
     settings = runtime.settings
 
-    async def user_for_token(token: str) -> UUID | None:
+    async def identify(token: str) -> Identity | None:
         try:
-            user = await authenticate_limited(
+            found = await authenticate_limited(
                 runtime.sessions, runtime.limits.auth_failures, client_key(socket), token
             )
-        except TooManyRequestsException:
-            return None
-        return None if user is None else user.id
+        except TooManyFailures as limited:
+            raise RateLimited(limited.retry_after_s) from None
+        return None if found is None else Identity(found.user.id, found.token_id, found.expires_at)
 
     # Accept first: a refusal before accept reaches browsers as 1006, not our close code.
     await socket.accept()
@@ -111,7 +111,7 @@ async def progress_socket(socket: WebSocket[Any, Any, Any], runtime: AppRuntime)
             socket,
             hub=runtime.hub,
             store=runtime.event_store,
-            authenticate=user_for_token,
+            authenticate=identify,
             sockets=runtime.sockets,
             replay_max=settings.replay_max,
             disconnect_errors=(WebSocketDisconnect,),

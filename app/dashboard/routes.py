@@ -6,6 +6,7 @@ The CSP allows no inline script or style: the page is `index.html` plus ES modul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -41,7 +42,7 @@ PUBLIC: Final = {"exclude_from_auth": True}
 
 
 class SecurityHeadersMiddleware(ASGIMiddleware):
-    """Adds SECURITY_HEADERS to every response of the dashboard router.
+    """Adds SECURITY_HEADERS (or the given headers) to every response of a router.
 
     A middleware rather than `response_headers`: the static files handler sends its response itself,
     bypassing the layered response headers, and its JavaScript needs `nosniff` as much as the page.
@@ -49,11 +50,14 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
 
     scopes = (ScopeType.HTTP,)
 
+    def __init__(self, headers: Mapping[str, str] = SECURITY_HEADERS) -> None:
+        self.headers = dict(headers)
+
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableScopeHeaders.from_message(message)
-                for name, value in SECURITY_HEADERS.items():
+                for name, value in self.headers.items():
                     headers[name] = value
             await send(message)
 

@@ -55,6 +55,7 @@ _HEADER_ALIASES: tuple[frozenset[str], ...] = (
     frozenset({"id"}),
 )
 _ALL_HEADER_ALIASES = frozenset().union(*_HEADER_ALIASES)
+_LONGEST_ALIAS = max(map(len, _ALL_HEADER_ALIASES))
 # Old Takeout exports open with a playlist metadata block: this header line, one data row, a blank line.
 _TAKEOUT_METADATA_HEADER = ("playlist id", "channel id")
 
@@ -62,6 +63,7 @@ _CANDIDATE_DELIMITERS = (",", "\t", ";")
 _SNIFF_SAMPLE_LINES = 50
 _BINARY_CONTROL_CHAR = re.compile("[\x00-\x08\x0e-\x1f]")  # C0 controls except tab and line breaks
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE = re.compile(r"([^\r\n]*)(?:\r\n|\r|\n|$)")
 _ANY_DELIMITER = re.compile("[,;\t]")
 
 _UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
@@ -108,13 +110,19 @@ class ImportInputError(ValueError):
 class TooManyRows(ImportInputError):
     """The input has more data rows than one import may hold."""
 
-    def __init__(self, rows: int, limit: int) -> None:
+    def __init__(self, rows: int | None, limit: int, lines: int) -> None:
+        """`rows` None: reading stopped at the first row past the limit (the total is not known)."""
         self.rows = rows
         self.limit = limit
+        self.lines = lines
+        counted = f"{rows:,} rows" if rows is not None else f"more than {limit:,} rows ({lines:,} lines)"
         super().__init__(
-            f"the file has {rows:,} rows but an import may hold at most {limit:,}; "
+            f"the file has {counted} but an import may hold at most {limit:,}; "
             "split it into smaller files and import them one by one"
         )
+
+    def __reduce__(self) -> tuple[type[TooManyRows], tuple[int | None, int, int]]:
+        return TooManyRows, (self.rows, self.limit, self.lines)  # crosses the parser's process boundary
 
 
 class InvalidVideoRef(ValueError):
@@ -360,6 +368,43 @@ class _Record(NamedTuple):
     cells: list[str]
 
 
+class _RowLimit:
+    """Refuses an input as soon as it certainly holds more than `max_rows` rows, while its records are read.
+
+    It counts a lower bound of the rows `_select_candidates` will find: records that are not comments,
+    not a header (a cell naming a column) and not Takeout's playlist metadata. So it never refuses an
+    input the full count would accept; a file past the limit in ways it does not see (its data rows
+    look like headers or comments) is still refused by the exact count after parsing.
+    """
+
+    def __init__(self, text: str, max_rows: int) -> None:
+        self._text = text
+        self._max_rows = max_rows
+        self._rows = 0
+        self._after_metadata = False
+
+    def see(self, cells: Sequence[str]) -> None:
+        first = cells[0]
+        metadata = first[:8].lower() == "playlist"
+        certain = not (metadata or self._after_metadata or first.startswith("#")) and not any(
+            map(_may_be_header_cell, cells)
+        )
+        self._after_metadata = metadata
+        self._rows += certain
+        if self._rows > self._max_rows:
+            lines = self._text.count("\n") + (not self._text.endswith("\n"))
+            raise TooManyRows(None, self._max_rows, lines)
+
+
+def _may_be_header_cell(cell: str) -> bool:
+    if len(cell) > _LONGEST_ALIAS + 2:  # the common case, checked first: a link is longer
+        return False
+    lowered = cell.lower()
+    if lowered in _ALL_HEADER_ALIASES:
+        return True
+    return (" " in lowered or "\t" in lowered) and _normalize_header_cell(lowered) in _ALL_HEADER_ALIASES
+
+
 def _sniff_delimiter(text: str) -> str | None:
     """Pick the delimiter found on the most sample lines, the steadiest count breaking ties; None if none."""
     sample = _sample_lines(text)
@@ -400,21 +445,23 @@ def _count_outside_quotes(line: str, delimiter: str) -> int:
     return count
 
 
-def _read_records(text: str) -> tuple[list[_Record], str | None]:
+def _read_records(text: str, max_rows: int) -> tuple[list[_Record], str | None]:
     """The records of the text and the delimiter between their cells (None for a pasted list)."""
     delimiter = _sniff_delimiter(text)
     if delimiter is None:
         # A pasted list: one link per line. Reading it without CSV quoting means one stray quote
         # cannot swallow the rest of the list into a single cell.
-        return _read_plain_records(text, _ANY_DELIMITER), None
+        return _read_plain_records(text, _ANY_DELIMITER, _RowLimit(text, max_rows)), None
     try:
-        return _read_csv_records(text, delimiter), delimiter
+        return _read_csv_records(text, delimiter, _RowLimit(text, max_rows)), delimiter
     except csv.Error:
         # Broken quoting (a cell past the csv module's size limit): fall back to one record per line.
-        return _read_plain_records(text, re.compile(re.escape(delimiter))), delimiter
+        return _read_plain_records(
+            text, re.compile(re.escape(delimiter)), _RowLimit(text, max_rows)
+        ), delimiter
 
 
-def _read_csv_records(text: str, delimiter: str) -> list[_Record]:
+def _read_csv_records(text: str, delimiter: str, limit: _RowLimit) -> list[_Record]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
     records: list[_Record] = []
     last_lines: list[int] = []
@@ -422,6 +469,7 @@ def _read_csv_records(text: str, delimiter: str) -> list[_Record]:
     for row in reader:
         cells = [cell.strip(_STRIPPED_CHARS) for cell in row]
         if any(cells):
+            limit.see(cells)
             records.append(_Record(start_line, cells))
             last_lines.append(reader.line_num)
         start_line = reader.line_num + 1
@@ -479,12 +527,14 @@ def _count_videos(records: Sequence[_Record]) -> int:
     return sum(_holds_video(cell) for record in records for cell in record.cells)
 
 
-def _read_plain_records(text: str, separator: re.Pattern[str]) -> list[_Record]:
+def _read_plain_records(text: str, separator: re.Pattern[str], limit: _RowLimit) -> list[_Record]:
     records: list[_Record] = []
-    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
+    # Line by line as found (not split up front): a file far past the row limit is refused early.
+    for number, match in enumerate(_LINE.finditer(text), start=1):
         # Strip the line first: an indented link must stay in the first column.
-        cells = [_unquote_plain_cell(cell) for cell in separator.split(line.strip(_STRIPPED_CHARS))]
+        cells = [_unquote_plain_cell(cell) for cell in separator.split(match[1].strip(_STRIPPED_CHARS))]
         if any(cells):
+            limit.see(cells)
             records.append(_Record(number, cells))
     return records
 
@@ -667,9 +717,9 @@ def parse_import(data: bytes, *, max_rows: int = 50_000) -> ParsedImport:
     an input with nothing valid in it is not an error: it comes back with no video ids.
     """
     text = _decode_import_bytes(data)
-    candidates = _select_candidates(*_read_records(text))
+    candidates = _select_candidates(*_read_records(text, max_rows))
     if len(candidates) > max_rows:
-        raise TooManyRows(len(candidates), max_rows)
+        raise TooManyRows(len(candidates), max_rows, text.count("\n") + (not text.endswith("\n")))
     return _collect_video_ids(candidates)
 
 

@@ -68,7 +68,7 @@ _ping_decoder: Final = msgspec.json.Decoder(Ping)
 def decode_hello(text: str) -> Hello:
     try:
         message = msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # msgspec raises RecursionError on deep nesting
         raise BadFrame from None
     try:
         return msgspec.convert(message, Hello)
@@ -79,5 +79,5 @@ def decode_hello(text: str) -> Hello:
 def decode_ping(text: str) -> Ping:
     try:
         return _ping_decoder.decode(text)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise BadFrame from None

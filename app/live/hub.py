@@ -11,6 +11,12 @@ How "every event exactly once, in seq order" holds (docs/design.md):
   moves the position to S, so the next event is S + 1.
 - When the connection dies, the hub reconnects with backoff, re-LISTENs, and puts a catch-up marker into
   every subscription: taking it delivers `seq > position` from the table.
+
+And "a revoked token stops receiving events within 2 s" (docs/design.md, "Revocation"): the same connection
+LISTENs on `auth_changes`, where triggers announce a token revoked, deleted or given a new expiry, and a user
+deleted. The hub re-checks the tokens of that user's subscriptions and ends those no longer valid
+(`Revoked`); a timer ends a subscription when its token expires. Notifications sent while the connection was
+down are lost, so a reconnect re-checks every subscription's token.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 from uuid import UUID
 
@@ -35,6 +42,8 @@ from db.queries import queries
 logger = logging.getLogger("app.live.hub")
 
 CHANNEL_PREFIX: Final = "progress_user_"
+AUTH_CHANNEL: Final = "auth_changes"
+"""Where db/sql/auth_triggers.sql announces tokens and users that changed."""
 APPLICATION_NAME: Final = "bookmarks-hub"
 
 T = TypeVar("T")
@@ -42,6 +51,19 @@ T = TypeVar("T")
 
 class HubClosed(Exception):
     """The subscription has ended: the hub stopped (or the subscription was unsubscribed)."""
+
+
+class Revoked(Exception):
+    """The token the subscription was opened with is no longer valid; `str(error)` says why."""
+
+
+class Credential(msgspec.Struct, frozen=True):
+    """The token a subscription was opened with: the hub ends the subscription when it stops being valid."""
+
+    token_id: UUID
+    expires_at: datetime | None
+    checked_epoch: int
+    """`Hub.auth_epoch` read before the token was checked: a change announced since then is re-checked."""
 
 
 class HubStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,6 +80,16 @@ class HubStatus(msgspec.Struct, frozen=True, kw_only=True):
 def channel_name(user_id: UUID) -> str:
     """The trigger's channel: `'progress_user_' || user_id::text` (lowercase, hyphenated, 50 bytes)."""
     return f"{CHANNEL_PREFIX}{user_id}"
+
+
+class _AuthChange(msgspec.Struct):
+    """What the auth triggers send: a token of a user, or a whole user."""
+
+    user_id: UUID
+    token_id: UUID | None = None
+
+
+_auth_change_decoder: Final = msgspec.json.Decoder(_AuthChange)
 
 
 class _NoticeHead(msgspec.Struct):
@@ -147,6 +179,7 @@ class Subscription:
         self,
         user_id: UUID,
         *,
+        credential: Credential | None,
         store: EventStore,
         queue_size: int,
         on_caught_up: Callable[[int], None],
@@ -154,6 +187,7 @@ class Subscription:
         retry_max_s: float,
     ) -> None:
         self.user_id = user_id
+        self.credential = credential
         self.channel = channel_name(user_id)
         self._store = store
         self._queue_size = queue_size
@@ -165,6 +199,8 @@ class Subscription:
         self._ready: collections.deque[Frame] = collections.deque()
         self._position: int | None = None
         self._ended = False
+        self._revoked: str | None = None
+        self._expiry: asyncio.TimerHandle | None = None
         self._recovery: _Recovery | None = None
 
     @property
@@ -177,10 +213,10 @@ class Subscription:
         self._position = seq
 
     async def next_frame(self) -> Frame:
-        """The next frame to send (an event or a snapshot); raises HubClosed once the subscription ended."""
+        """The next frame to send (an event or a snapshot); raises HubClosed once the subscription ended,
+        Revoked once its token is no longer valid (before any frame still queued)."""
         while True:
-            if self._ended:
-                raise HubClosed
+            self._raise_if_over()
             if self._ready:
                 frame = self._ready.popleft()
                 self._position = frame.seq
@@ -213,16 +249,43 @@ class Subscription:
         self._items.clear()
         self._ready.clear()
         self._finish_recovery()
+        self._cancel_expiry()
         self._wakeup.set()
+
+    def _revoke(self, reason: str) -> None:
+        if self._ended or self._revoked is not None:
+            return
+        self._revoked = reason
+        self._cancel_expiry()
+        self._wakeup.set()
+
+    def _expire_at(self, expires_at: datetime | None) -> None:
+        """(Re)arms the timer that revokes the subscription when its token expires."""
+        self._cancel_expiry()
+        if expires_at is None or self._ended:
+            return
+        delay_s = (expires_at - datetime.now(UTC)).total_seconds()
+        self._expiry = asyncio.get_running_loop().call_later(max(delay_s, 0.0), self._revoke, "token expired")
+
+    def _cancel_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def _raise_if_over(self) -> None:
+        if self._revoked is not None:
+            raise Revoked(self._revoked)
+        if self._ended:
+            raise HubClosed
 
     # -- the consumer side: everything that reads the database happens here, never in the callback --
 
     async def _take(self) -> _QueueItem:
         while not self._items:
-            if self._ended:
-                raise HubClosed
+            self._raise_if_over()
             self._wakeup.clear()
             await self._wakeup.wait()
+        self._raise_if_over()
         return self._items.popleft()
 
     def _apply(self, batch: _Batch) -> None:
@@ -331,10 +394,18 @@ class Hub:
         self._reconnects = 0
         self._events_caught_up = 0
         self._notifications = 0
+        self._auth_epoch = 0
+        self._token_checks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Connects (raising if that fails) and starts supervising the connection."""
-        self._conn = await self._connect()
+        conn = await self._connect()
+        try:
+            await conn.add_listener(AUTH_CHANNEL, self._on_auth_change)
+        except BaseException:
+            conn.terminate()
+            raise
+        self._conn = conn
         self._supervisor = asyncio.create_task(self._supervise(), name="progress-hub-supervisor")
 
     async def stop(self) -> None:
@@ -345,6 +416,10 @@ class Hub:
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.wait([self._supervisor])
+        for check in self._token_checks:
+            check.cancel()
+        if self._token_checks:
+            await asyncio.wait(self._token_checks)
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
@@ -354,11 +429,19 @@ class Hub:
                     sub._end()
             self._subs.clear()
 
-    async def subscribe(self, user_id: UUID) -> Subscription:
+    @property
+    def auth_epoch(self) -> int:
+        """Moves on with every announced token or user change and every reconnect (see `Credential`)."""
+        return self._auth_epoch
+
+    async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> Subscription:
+        """A subscription to the user's events; with a credential, it ends (`Revoked`) when that token is
+        revoked, expires, or its user is deleted."""
         if self._supervisor is None:
             raise RuntimeError("Hub.start() must succeed before subscribe()")
         sub = Subscription(
             user_id,
+            credential=credential,
             store=self._store,
             queue_size=self._queue_size,
             on_caught_up=self._count_caught_up,
@@ -375,6 +458,10 @@ class Hub:
                 except BaseException:
                     del self._subs[sub.channel]
                     raise
+        if credential is not None:
+            sub._expire_at(credential.expires_at)
+            if credential.checked_epoch != self._auth_epoch:
+                self._check_tokens([sub])  # a change was announced while the token was being checked
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
@@ -444,6 +531,57 @@ class Hub:
             return
         for sub in subs:
             sub._offer(notice)
+
+    def _on_auth_change(self, conn: _AnyConnection, pid: int, channel: str, payload: object) -> None:
+        self._auth_epoch += 1
+        try:
+            change = _auth_change_decoder.decode(payload) if isinstance(payload, str) else None
+        except msgspec.DecodeError:
+            change = None
+        if change is None:
+            logger.warning("ignored a malformed notification on %s: %.200r", channel, payload)
+            return
+        subs = [
+            sub
+            for sub in self._subs.get(channel_name(change.user_id), ())
+            if sub.credential is not None
+            and (change.token_id is None or sub.credential.token_id == change.token_id)
+        ]
+        if subs:
+            self._check_tokens(subs)
+
+    def _check_tokens(self, subs: Iterable[Subscription]) -> None:
+        """Re-checks the subscriptions' tokens in the background; ends those no longer valid."""
+        subs = list(subs)
+        if not subs:
+            return
+        task = asyncio.create_task(self._recheck(subs), name="progress-hub-token-check")
+        self._token_checks.add(task)
+        task.add_done_callback(self._token_checks.discard)
+
+    async def _recheck(self, subs: list[Subscription]) -> None:
+        token_ids = list({sub.credential.token_id for sub in subs if sub.credential is not None})
+        delay = self._backoff_initial_s
+        while True:
+            try:
+                states = await self._store.token_states(token_ids)
+                break
+            except CONNECTION_ERRORS as exc:
+                logger.warning("progress hub token check failed, retrying: %r", exc)
+                await asyncio.sleep(_jittered(delay))
+                delay = min(delay * 2, self._backoff_max_s)
+            except Exception:
+                logger.exception("progress hub token check failed for %d sockets", len(subs))
+                return
+        for sub in subs:
+            assert sub.credential is not None
+            state = states.get(sub.credential.token_id)
+            if state is None:
+                sub._revoke("token deleted")
+            elif state.refusal is not None:
+                sub._revoke(state.refusal)
+            else:
+                sub._expire_at(state.expires_at)
 
     async def _listen(self, channel: str) -> None:
         await self._on_connection("LISTEN", lambda conn: conn.add_listener(channel, self._on_notification))
@@ -530,6 +668,7 @@ class Hub:
         async with self._lock:
             try:
                 async with asyncio.timeout(self._probe_interval_s):
+                    await conn.add_listener(AUTH_CHANNEL, self._on_auth_change)
                     for channel in self._subs:
                         await conn.add_listener(channel, self._on_notification)
             except BaseException:
@@ -547,6 +686,9 @@ class Hub:
             )
             for sub in subs:
                 sub._catch_up(recovery)
+            # Changes announced during the outage were lost with the connection.
+            self._auth_epoch += 1
+            self._check_tokens(sub for sub in subs if sub.credential is not None)
 
     def _count_caught_up(self, count: int) -> None:
         self._events_caught_up += count

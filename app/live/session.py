@@ -12,6 +12,7 @@ import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Final, Generic, Protocol, TypeVar
 from uuid import UUID
 
@@ -29,13 +30,16 @@ from app.live.frames import (
     ready_frame,
     snapshot_frame,
 )
-from app.live.hub import HubClosed
+from app.live.hub import Credential, HubClosed, Revoked
 from app.live.store import SeqText
 
 logger = logging.getLogger("app.live.session")
 
 CLOSE_UNAUTHENTICATED: Final = 4401
+"""Only after a token check: the token is unknown, revoked or expired (clients forget it on this code)."""
 CLOSE_TOO_MANY_SOCKETS: Final = 4429
+CLOSE_RATE_LIMITED: Final = 4430
+"""Too many failed token checks from the client's address: try again later, keep the token."""
 CLOSE_BAD_MESSAGE: Final = 1008
 CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_SERVER_RESTARTING: Final = 1012
@@ -66,7 +70,10 @@ SubT = TypeVar("SubT", bound=SubscriptionLike)
 class HubLike(Protocol[SubT]):
     """The part of `app.live.hub.Hub` a session uses."""
 
-    async def subscribe(self, user_id: UUID) -> SubT: ...
+    @property
+    def auth_epoch(self) -> int: ...
+
+    async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> SubT: ...
 
     async def unsubscribe(self, sub: SubT) -> None: ...
 
@@ -77,6 +84,22 @@ class StoreLike(Protocol):
     async def replayable(self, user_id: UUID, after: int, limit: int) -> list[SeqText] | None: ...
 
     async def snapshot(self, user_id: UUID) -> tuple[int, str]: ...
+
+
+class Identity(msgspec.Struct, frozen=True):
+    """Whom a hello's token belongs to, and which token it is."""
+
+    user_id: UUID
+    token_id: UUID
+    expires_at: datetime | None = None
+
+
+class RateLimited(Exception):
+    """Raised by `authenticate` when a limit, not the token, refuses the check (close 4430)."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"rate limited; retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
 
 
 class SocketDisconnected(Exception):
@@ -126,9 +149,10 @@ class _Outcome(msgspec.Struct, frozen=True):
 _CLIENT_GONE: Final = _Outcome(None, "client disconnected")
 
 
-_UNAUTHENTICATED: Final = _Outcome(CLOSE_UNAUTHENTICATED, "unauthenticated")
-_NO_HELLO: Final = _Outcome(CLOSE_UNAUTHENTICATED, "no hello")
-_NOT_A_HELLO: Final = _Outcome(CLOSE_UNAUTHENTICATED, "expected hello")
+_UNAUTHENTICATED: Final = _Outcome(CLOSE_UNAUTHENTICATED, "unknown, revoked or expired token")
+_NO_TOKEN: Final = _Outcome(CLOSE_UNAUTHENTICATED, "no token")
+# Not answers about a token, so not 4401: a client must not forget its token for a slow or odd first frame.
+_NOT_A_HELLO: Final = _Outcome(CLOSE_BAD_MESSAGE, "expected a hello")
 _BAD_MESSAGE: Final = _Outcome(CLOSE_BAD_MESSAGE, "bad message")
 _TOO_MANY_SOCKETS: Final = _Outcome(CLOSE_TOO_MANY_SOCKETS, "too many sockets")
 _SERVER_RESTARTING: Final = _Outcome(CLOSE_SERVER_RESTARTING, "server restarting")
@@ -150,19 +174,18 @@ async def run_progress_session(
     *,
     hub: HubLike[SubT],
     store: StoreLike,
-    authenticate: Callable[[str], Awaitable[UUID | None]],
+    authenticate: Callable[[str], Awaitable[Identity | None]],
     sockets: SocketRegistry,
     replay_max: int,
     hello_timeout_s: float = 5.0,
     send_timeout_s: float = 30.0,
     may_open: Callable[[UUID], bool] | None = None,
-    preauthenticated_user: UUID | None = None,
     disconnect_errors: tuple[type[BaseException], ...] = (SocketDisconnected,),
 ) -> SessionResult:
     """Serve one accepted socket until either side ends it; always closes, unsubscribes and logs once.
 
-    `authenticate(token)` returns the token's user or None. `preauthenticated_user` (the dashboard's
-    session cookie) skips the token check. `may_open(user)` is an extra admission check (False → 4429).
+    `authenticate(token)` returns the token's identity, None for a bad token (4401), or raises
+    RateLimited (4430). `may_open(user)` is an extra admission check (False → 4429).
     """
     session = _ProgressSession(
         conn,
@@ -174,7 +197,6 @@ async def run_progress_session(
         hello_timeout_s=hello_timeout_s,
         send_timeout_s=send_timeout_s,
         may_open=may_open,
-        preauthenticated_user=preauthenticated_user,
         disconnect_errors=disconnect_errors,
     )
     return await session.run()
@@ -187,13 +209,12 @@ class _ProgressSession(Generic[SubT]):
         *,
         hub: HubLike[SubT],
         store: StoreLike,
-        authenticate: Callable[[str], Awaitable[UUID | None]],
+        authenticate: Callable[[str], Awaitable[Identity | None]],
         sockets: SocketRegistry,
         replay_max: int,
         hello_timeout_s: float,
         send_timeout_s: float,
         may_open: Callable[[UUID], bool] | None,
-        preauthenticated_user: UUID | None,
         disconnect_errors: tuple[type[BaseException], ...],
     ) -> None:
         self._conn = conn
@@ -205,7 +226,6 @@ class _ProgressSession(Generic[SubT]):
         self._hello_timeout_s = hello_timeout_s
         self._send_timeout_s = send_timeout_s
         self._may_open = may_open
-        self._preauthenticated_user = preauthenticated_user
         self._disconnect_errors = disconnect_errors
         self._send_lock = asyncio.Lock()
         """Pongs (reader task) and frames (pump task) must not interleave on the socket."""
@@ -246,17 +266,17 @@ class _ProgressSession(Generic[SubT]):
 
     async def _serve(self) -> _Outcome:
         hello = await self._receive_hello()
-        user_id = await self._identify(hello)
+        user_id, credential = await self._identify(hello)
         self._user_id = user_id
         self._admit(user_id)
         try:
-            return await self._serve_user(user_id, hello.after)
+            return await self._serve_user(user_id, credential, hello.after)
         finally:
             self._sockets.release(user_id)
 
-    async def _serve_user(self, user_id: UUID, after: int | None) -> _Outcome:
+    async def _serve_user(self, user_id: UUID, credential: Credential, after: int | None) -> _Outcome:
         try:
-            sub = await self._hub.subscribe(user_id)
+            sub = await self._hub.subscribe(user_id, credential)
         except HubClosed:
             raise _Ended(_SERVER_RESTARTING) from None
         try:
@@ -273,7 +293,8 @@ class _ProgressSession(Generic[SubT]):
             async with asyncio.timeout(self._hello_timeout_s):
                 text = await self._receive()
         except TimeoutError:
-            raise _Ended(_NO_HELLO) from None
+            no_hello = _Outcome(CLOSE_BAD_MESSAGE, f"no hello within {self._hello_timeout_s:g} s")
+            raise _Ended(no_hello) from None
         try:
             return decode_hello(text)
         except BadFrame:
@@ -281,13 +302,17 @@ class _ProgressSession(Generic[SubT]):
         except NotAHello:
             raise _Ended(_NOT_A_HELLO) from None
 
-    async def _identify(self, hello: Hello) -> UUID:
-        if self._preauthenticated_user is not None:
-            return self._preauthenticated_user
-        user_id = None if hello.token is None else await self._authenticate(hello.token)
-        if user_id is None:
+    async def _identify(self, hello: Hello) -> tuple[UUID, Credential]:
+        if hello.token is None:
+            raise _Ended(_NO_TOKEN)
+        epoch = self._hub.auth_epoch  # before the check: a revocation announced during it is re-checked
+        try:
+            identity = await self._authenticate(hello.token)
+        except RateLimited as limited:
+            raise _Ended(_Outcome(CLOSE_RATE_LIMITED, str(limited))) from None
+        if identity is None:
             raise _Ended(_UNAUTHENTICATED)
-        return user_id
+        return identity.user_id, Credential(identity.token_id, identity.expires_at, epoch)
 
     def _admit(self, user_id: UUID) -> None:
         if self._may_open is not None and not self._may_open(user_id):
@@ -334,6 +359,8 @@ class _ProgressSession(Generic[SubT]):
                 frame = await sub.next_frame()
             except HubClosed:
                 raise _Ended(_SERVER_RESTARTING) from None
+            except Revoked as revoked:
+                raise _Ended(_Outcome(CLOSE_UNAUTHENTICATED, str(revoked))) from None
             await self._send_event(frame)
 
     async def _read_client(self) -> None:

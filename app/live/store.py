@@ -6,7 +6,8 @@ trigger sends), so nothing is decoded and re-encoded per event on the way to a s
 
 from __future__ import annotations
 
-from typing import Final, cast
+from datetime import datetime
+from typing import Final, NamedTuple, cast
 from uuid import UUID
 
 import asyncpg
@@ -24,6 +25,9 @@ CONNECTION_ERRORS: Final[tuple[type[BaseException], ...]] = (
 )
 """Errors that mean "the database is unreachable right now"; anything else is a bug worth raising."""
 
+MAX_SEQ: Final = 2**63 - 1
+"""seq is a bigint: a cursor beyond it is beyond any stream's head."""
+
 RECENT_JOBS_S: Final = 600.0
 """A snapshot lists finished jobs for 10 minutes (docs/design.md, "The progress socket"); the dashboard
 keeps them as long."""
@@ -32,8 +36,15 @@ SeqText = tuple[int, str]
 """One event: its seq and its JSON text."""
 
 
+class TokenState(NamedTuple):
+    expires_at: datetime | None
+    refusal: str | None
+    """Why the token may no longer be used ("token revoked", "token expired"); None while it is valid."""
+
+
 class EventStore:
-    """The `progress_events` / `progress_streams` / `jobs` reads, over a small asyncpg pool of its own."""
+    """The `progress_events` / `progress_streams` / `jobs` reads (and the `api_tokens` states the hub
+    re-checks), over a small asyncpg pool of its own."""
 
     def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
         self._pool = pool
@@ -72,8 +83,8 @@ class EventStore:
 
         The one rule for a socket's first frames (its hello's `after`) and for the hub's catch-up.
         """
-        if after < 0:
-            return None
+        if not 0 <= after <= MAX_SEQ:
+            return None  # not a position in any stream: a snapshot, as for any cursor beyond the head
         head, events = await self.head_and_events(user_id, after, limit + 1)
         if after > head or len(events) > limit or not is_contiguous(after, events):
             return None  # from the future (a restored database), too far behind, or pruned under it
@@ -94,6 +105,11 @@ class EventStore:
     async def user_history(self, user_id: UUID, after: int, limit: int) -> list[SeqText]:
         """A page of the user's whole stream: the WebSocket replay, over HTTP."""
         return await self.events_after(user_id, after, limit)
+
+    async def token_states(self, token_ids: list[UUID]) -> dict[UUID, TokenState]:
+        """The tokens among `token_ids` that still exist (the hub re-checks open sockets' tokens)."""
+        rows = await self._pool.fetch(queries["token_states"], token_ids)
+        return {row["id"]: TokenState(row["expires_at"], row["refusal"]) for row in rows}
 
     async def _fetch_one(self, query: str, *args: object) -> asyncpg.Record:
         """For the queries that always return exactly one row (aggregates over subqueries)."""

@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.imports.parsing import ImportInputError, InvalidLine, ParsedImport, TooManyRows, parse_import
+from app.imports.pool import ImportParser
 from app.services import jobs as job_service
 from app.services.errors import InvalidInput, TooLarge
 from app.services.lists import get_owned_list
@@ -37,14 +38,39 @@ def too_large_message(size: int | None, limit: int) -> str:
 
 
 def parse_or_reject(data: bytes, *, max_bytes: int, max_rows: int) -> ParsedImport:
-    if len(data) > max_bytes:
-        raise TooLarge(too_large_message(len(data), max_bytes))
+    """Parses in this thread; the web process uses `parse_elsewhere_or_reject`."""
+    _reject_oversized(data, max_bytes)
     try:
         parsed = parse_import(data, max_rows=max_rows)
-    except TooManyRows as exc:
-        raise TooLarge(str(exc), extra={"max_rows": exc.limit}) from exc
     except ImportInputError as exc:
-        raise InvalidInput(str(exc)) from exc
+        raise _refusal(exc) from exc
+    return _reject_unusable(parsed)
+
+
+async def parse_elsewhere_or_reject(
+    parser: ImportParser, data: bytes, *, max_bytes: int, max_rows: int
+) -> ParsedImport:
+    """The same answers as `parse_or_reject`, parsing large inputs in the parser's worker processes."""
+    _reject_oversized(data, max_bytes)
+    try:
+        parsed = await parser.parse(data, max_rows=max_rows)
+    except ImportInputError as exc:
+        raise _refusal(exc) from exc
+    return _reject_unusable(parsed)
+
+
+def _reject_oversized(data: bytes, max_bytes: int) -> None:
+    if len(data) > max_bytes:
+        raise TooLarge(too_large_message(len(data), max_bytes))
+
+
+def _refusal(exc: ImportInputError) -> TooLarge | InvalidInput:
+    if isinstance(exc, TooManyRows):
+        return TooLarge(str(exc), extra={"max_rows": exc.limit})
+    return InvalidInput(str(exc))
+
+
+def _reject_unusable(parsed: ParsedImport) -> ParsedImport:
     if not parsed.video_ids:
         raise InvalidInput(
             "no valid YouTube video found in the import" if parsed.rows else "the import is empty",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiToken, User
@@ -36,6 +36,17 @@ class IssuedToken:
     token_id: UUID
     user_id: UUID
     secret: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """Who a token belongs to, and which token it was (a socket is closed when that token stops being
+    valid: app/live/hub.py)."""
+
+    user: User
+    token_id: UUID
+    expires_at: datetime | None
 
 
 def hash_token(secret: str) -> str:
@@ -76,12 +87,15 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User:
     return user
 
 
-async def issue_token(session: AsyncSession, user: User, name: str = "default") -> IssuedToken:
+async def issue_token(
+    session: AsyncSession, user: User, name: str = "default", *, expires_in: timedelta | None = None
+) -> IssuedToken:
     secret = new_token_secret()
+    expires_at = None if expires_in is None else datetime.now(UTC) + expires_in
     token = await TokenRepository(session=session).add(
-        ApiToken(user_id=user.id, name=name[:100], token_hash=hash_token(secret))
+        ApiToken(user_id=user.id, name=name[:100], token_hash=hash_token(secret), expires_at=expires_at)
     )
-    return IssuedToken(token_id=token.id, user_id=user.id, secret=secret)
+    return IssuedToken(token_id=token.id, user_id=user.id, secret=secret, expires_at=expires_at)
 
 
 async def revoke_token(session: AsyncSession, token_id: UUID) -> ApiToken:
@@ -100,15 +114,19 @@ async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
     return list(rows)
 
 
-async def authenticate(session: AsyncSession, secret: str) -> User | None:
-    """The live user a token belongs to, or None for an unknown, malformed or revoked token."""
+async def authenticate(session: AsyncSession, secret: str) -> Authenticated | None:
+    """The live user a token belongs to, or None for an unknown, malformed, revoked or expired token."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     row = (
         await session.execute(
             select(ApiToken, User)
             .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None))
+            .where(
+                ApiToken.token_hash == hash_token(secret),
+                ApiToken.revoked_at.is_(None),
+                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > func.now()),
+            )
         )
     ).one_or_none()
     if row is None:
@@ -119,4 +137,4 @@ async def authenticate(session: AsyncSession, secret: str) -> User | None:
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         await session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
         await session.commit()
-    return user
+    return Authenticated(user=user, token_id=token.id, expires_at=token.expires_at)

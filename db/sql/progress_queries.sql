@@ -2,7 +2,7 @@
 -- A user's events with seq > $2 in seq order, at most $3, as (seq, JSON text): replay, catch-up and history.
 SELECT seq, data::text AS data
 FROM progress_events
-WHERE user_id = $1 AND seq > $2
+WHERE user_id = $1 AND seq > $2::bigint
 ORDER BY seq
 LIMIT $3
 
@@ -10,7 +10,7 @@ LIMIT $3
 -- One event of a user by seq as JSON text (completes a truncated NOTIFY payload).
 SELECT data::text AS data
 FROM progress_events
-WHERE user_id = $1 AND seq = $2
+WHERE user_id = $1 AND seq = $2::bigint
 
 -- progress_resume --
 -- In one MVCC snapshot: a user's last seq (every row) and up to $3 events with seq > $2 (none: one row, seq null).
@@ -73,7 +73,7 @@ SELECT
 -- One job's events with seq > $3 in seq order, at most $4, only when the job belongs to user $2.
 SELECT seq, data::text AS data
 FROM progress_events
-WHERE job_id = $1 AND user_id = $2 AND seq > $3
+WHERE job_id = $1 AND user_id = $2 AND seq > $3::bigint
 ORDER BY seq
 LIMIT $4
 

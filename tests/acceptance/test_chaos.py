@@ -59,7 +59,7 @@ PROGRESS_INTERVAL_MS = 0
 JOBS_END_TIMEOUT_S = 180.0
 """After the last fault: a worker-kill stall (heartbeat 15 s + sweep 5 s) and SAQ's retry backoff fit."""
 CLIENTS_FINISH_TIMEOUT_S = 30.0
-REFUSING_CODES = frozenset({1008, 1013, 4401, 4403, 4429})
+REFUSING_CODES = frozenset({1008, 1013, 4401, 4403, 4429, 4430})
 """Close codes that would mean the server refused a well-behaved client (bad message, too slow, auth)."""
 
 

@@ -194,12 +194,13 @@ async def test_server_restart_closes_with_1012_and_clients_resume(
     [
         ('{"type":"hello","token":"sytb_not-a-real-token","after":null}', 4401),
         ('{"type":"hello","after":null}', 4401),
-        ('{"type":"subscribe","token":"x"}', 4401),
+        ('{"type":"subscribe","token":"x"}', 1008),
         ("{not json", 1008),
     ],
 )
 async def test_bad_hello_is_refused_with_its_close_code(server: ServerProcess, hello: str, code: int) -> None:
-    """A wrong token, a missing token, a wrong first message or malformed JSON closes with its code."""
+    """A wrong or missing token closes 4401; a first message that is not a hello, or malformed JSON, 1008
+    (no token was checked, so a client must not take it for a verdict on its token)."""
     async with websockets.connect(server.ws_url, open_timeout=READ_TIMEOUT_S) as ws:
         await ws.send(hello)
         with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -208,11 +209,13 @@ async def test_bad_hello_is_refused_with_its_close_code(server: ServerProcess, h
 
 
 async def test_no_hello_within_5_seconds_is_refused(server: ServerProcess) -> None:
-    """A client that never says hello is closed with 4401 after the hello timeout."""
+    """A client that never says hello is closed with 1008 after the hello timeout (not 4401: no token was
+    checked)."""
     async with websockets.connect(server.ws_url, open_timeout=READ_TIMEOUT_S) as ws:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), READ_TIMEOUT_S)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "no hello within 5 s")
 
 
 async def test_a_revoked_token_is_refused(

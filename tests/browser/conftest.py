@@ -189,8 +189,18 @@ def server_env(**values: str) -> dict[str, str]:
 
 
 @pytest.fixture
+def server_settings() -> dict[str, str]:
+    """Settings (environment variables) a test module adds to the server's: override this fixture."""
+    return {}
+
+
+@pytest.fixture
 def server(
-    browser_database: str, youtube: FakeYouTube, tmp_path: Path, request: pytest.FixtureRequest
+    browser_database: str,
+    youtube: FakeYouTube,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    server_settings: dict[str, str],
 ) -> Iterator[AppServer]:
     """The whole app, web and worker in one process, on its own database, fetching from the fake."""
     env = server_env(
@@ -200,6 +210,7 @@ def server(
         YOUTUBE_API_URL=youtube.api_url,
         YOUTUBE_OEMBED_URL=youtube.oembed_url,
         PROGRESS_INTERVAL_MS="100",
+        **server_settings,
     )
     with AppServer(factory=APP_FACTORY, env=env, log_path=tmp_path / "server.log") as app_server:
         yield app_server

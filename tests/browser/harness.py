@@ -21,6 +21,9 @@ from typing import Any, Final, Self, TypeVar
 import httpx
 from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page
 
+from app.serving import uvicorn_arguments
+from app.settings import Settings
+
 ROOT: Final = Path(__file__).resolve().parents[2]
 ARTIFACTS: Final = ROOT / "test-artifacts"
 CHROMIUM_ARGS: Final = [
@@ -76,6 +79,7 @@ class AppServer:
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "--factory", self.factory,
+                 *uvicorn_arguments(Settings.from_env(self.env)),
                  "--host", "127.0.0.1", "--port", str(self.port),
                  "--timeout-graceful-shutdown", "5", "--log-level", "info"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=log,

@@ -55,9 +55,9 @@ async (token) => {
     receive(frame) {
       this.emit("message", { data: JSON.stringify(frame) });
     }
-    drop(code) {
+    drop(code, reason = "") {
       this.readyState = FakeSocket.CLOSED;
-      this.emit("close", { code });
+      this.emit("close", { code, reason });
     }
     emit(type, event) {
       for (const listener of this.listeners[type] ?? []) listener(event);
@@ -127,8 +127,8 @@ class Client:
         for frame in frames:
             self.page.evaluate("(f) => window.t.sockets.at(-1).receive(f)", frame)
 
-    def drop(self, code: int) -> None:
-        self.page.evaluate("(c) => window.t.sockets.at(-1).drop(c)", code)
+    def drop(self, code: int, reason: str = "") -> None:
+        self.page.evaluate("([c, r]) => window.t.sockets.at(-1).drop(c, r)", [code, reason])
 
     def connect(self, after: int | None, *frames: dict[str, Any]) -> None:
         """Opens the newest socket, checks its hello, and plays the server's answer."""
@@ -232,7 +232,8 @@ def test_backoff_doubles_from_half_a_second_to_thirty_and_resets_after_ready(cli
 
 
 def test_close_codes_choose_what_happens_next(client: Client, page: Page) -> None:
-    """1012 reconnects within a second, 4429 waits at least 30 s, 4401 signs out and stops."""
+    """1012 reconnects within a second, 4429 waits at least 30 s, 4430 waits as long as its reason says and
+    keeps the token (like 1008, 1011 and 1013), and only 4401 signs out and stops."""
     client.drop(1012)
     client.advance(1000)
     assert client.sockets == 2
@@ -243,9 +244,21 @@ def test_close_codes_choose_what_happens_next(client: Client, page: Page) -> Non
     client.advance(1000)
     assert client.sockets == 3
 
+    client.drop(4430, "rate limited; retry in 12 s")
+    client.advance(11_000)
+    assert client.sockets == 3
+    client.advance(1000)
+    assert client.sockets == 4
+
+    for count, code in enumerate((1008, 1011, 1013, 4000), start=5):
+        client.drop(code)
+        client.advance(30_000)
+        assert client.sockets == count
+    assert page.evaluate("() => window.t.unauthorized") == 0
+
     client.drop(4401)
     client.advance(120_000)
-    assert client.sockets == 3
+    assert client.sockets == 8
     assert page.evaluate("() => window.t.unauthorized") == 1
 
 

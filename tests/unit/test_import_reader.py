@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 
@@ -450,6 +451,28 @@ def test_one_row_over_the_default_limit_is_refused() -> None:
     assert "50,000" in str(caught.value)
 
 
+def test_a_million_lines_are_refused_at_the_first_row_past_the_limit() -> None:
+    """A 2 MB file of 1,000,000 one-character lines stops being read at row 50,001: the error gives the
+    limit and the line count (the rows are not counted to the end), and survives pickling (the parser
+    may run in another process)."""
+    with pytest.raises(TooManyRows) as caught:
+        parse_import(b"x\n" * 1_000_000)
+
+    refused = caught.value
+    assert (refused.rows, refused.limit, refused.lines) == (None, 50_000, 1_000_000)
+    assert str(refused).startswith("the file has more than 50,000 rows (1,000,000 lines)")
+    copy = pickle.loads(pickle.dumps(refused))
+    assert (type(copy), str(copy), copy.lines) == (TooManyRows, str(refused), 1_000_000)
+
+
+def test_headers_comments_and_takeout_metadata_never_count_toward_an_early_refusal() -> None:
+    """What may not be a row is not counted while reading: exactly max_rows data rows behind a header,
+    comments and a Takeout metadata block are accepted."""
+    data = b"Playlist Id,Channel Id\nPL1,UC1\n\n# note\nVideo ID,Time Added\n" + b"dQw4w9WgXcQ,1\n" * 5
+
+    assert parse_import(data, max_rows=5).rows == 5
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Properties
 # ---------------------------------------------------------------------------------------------------------
@@ -544,6 +567,7 @@ def test_csv_shaped_text_parses_consistently(text: str, max_rows: int) -> None:
     if isinstance(outcome, ImportInputError):
         assert isinstance(outcome, TooManyRows)
         assert outcome.limit == max_rows
+        assert parse_import(data, max_rows=10**9).rows > max_rows, "refused early, but within the limit"
     else:
         assert outcome.rows <= max_rows
         assert_consistent(outcome, data)

@@ -14,8 +14,11 @@ export const RECENT_MS = 10 * 60 * 1000; // finished jobs stay on the dashboard 
 
 const CLOSE_NORMAL = 1000;
 const CLOSE_RESYNC = 4000; // ours: we saw a gap or a dead socket and start over from our last seq
+// The only code that says the token is bad: the server sends it only after checking the token. On any
+// other close the token is kept and the client reconnects.
 const CLOSE_UNAUTHENTICATED = 4401;
 const CLOSE_TOO_MANY_SOCKETS = 4429;
+const CLOSE_RATE_LIMITED = 4430; // reason: "rate limited; retry in N s"
 const CLOSE_SERVER_RESTARTING = 1012;
 
 const ACTIVE = new Set(["queued", "running"]);
@@ -52,6 +55,12 @@ function progressUrl() {
 function backoffMs(attempt) {
   const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS * 2 ** attempt);
   return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+/** "rate limited; retry in 12 s" → 12000 (0 when the reason says nothing). */
+function retryAfterMs(reason) {
+  const seconds = /retry in (\d+) s/.exec(reason)?.[1];
+  return seconds ? Number(seconds) * 1000 : 0;
 }
 
 export class LiveClient {
@@ -134,7 +143,7 @@ export class LiveClient {
     });
     ws.addEventListener("message", (message) => this.#onFrame(ws, message.data));
     // An "error" is always followed by "close"; recovery happens there.
-    ws.addEventListener("close", (event) => this.#onClose(ws, event.code));
+    ws.addEventListener("close", (event) => this.#onClose(ws, event.code, event.reason ?? ""));
   }
 
   #onFrame(ws, data) {
@@ -187,7 +196,7 @@ export class LiveClient {
     this.#changed(new Set(frame.jobs.map((job) => job.list_id)));
   }
 
-  #onClose(ws, code) {
+  #onClose(ws, code, reason) {
     if (ws !== this.#ws) return; // a socket we already gave up on
     this.#ws = null;
     this.#stopTimers();
@@ -198,10 +207,10 @@ export class LiveClient {
       return;
     }
     this.#setStatus("reconnecting");
-    this.#scheduleReconnect(this.#delayAfter(code));
+    this.#scheduleReconnect(this.#delayAfter(code, reason));
   }
 
-  #delayAfter(code) {
+  #delayAfter(code, reason) {
     if (code === CLOSE_SERVER_RESTARTING) {
       // A deploy or restart: another process (or this one, restarted) answers soon.
       return 250 + Math.random() * 750;
@@ -209,7 +218,10 @@ export class LiveClient {
     const delay = backoffMs(this.#attempt);
     this.#attempt += 1;
     // Too many tabs open for this user: wait until some close instead of hammering the server.
-    return code === CLOSE_TOO_MANY_SOCKETS ? Math.max(delay, TOO_MANY_SOCKETS_DELAY_MS) : delay;
+    if (code === CLOSE_TOO_MANY_SOCKETS) return Math.max(delay, TOO_MANY_SOCKETS_DELAY_MS);
+    // Rate limited: wait as long as the server asks (at most the longest backoff), keeping the token.
+    if (code === CLOSE_RATE_LIMITED) return Math.max(delay, Math.min(retryAfterMs(reason), BACKOFF_MAX_MS));
+    return delay;
   }
 
   #scheduleReconnect(delay) {

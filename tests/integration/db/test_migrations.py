@@ -17,8 +17,19 @@ from litestar.testing import AsyncTestClient
 from app import database
 from app.settings import Settings
 
-OUR_FUNCTIONS = {"progress_events_assign_seq_v1", "progress_events_notify_v1"}
-OUR_TRIGGERS = {"progress_events_assign_seq", "progress_events_notify"}
+OUR_FUNCTIONS = {
+    "progress_events_assign_seq_v1",
+    "progress_events_notify_v1",
+    "api_tokens_notify_change_v1",
+    "users_notify_deleted_v1",
+}
+OUR_TRIGGERS = {
+    "progress_events_assign_seq",
+    "progress_events_notify",
+    "api_tokens_changed",
+    "api_tokens_deleted",
+    "users_deleted",
+}
 OUR_TABLES = {
     "users",
     "api_tokens",

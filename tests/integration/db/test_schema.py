@@ -1,5 +1,6 @@
 """The migrations, applied one revision at a time, build exactly the declared schema: the models plus the
-current function and trigger definitions in db/sql/progress_triggers.sql (which no migration runs)."""
+current function and trigger definitions in db/sql/progress_triggers.sql and auth_triggers.sql (which no
+migration runs)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ DECLARED_FUNCTIONS_AND_TRIGGERS = (
     "create_notify_function",
     "create_assign_seq_trigger",
     "create_notify_trigger",
+    "create_token_changed_function",
+    "create_user_deleted_function",
+    "create_token_changed_trigger",
+    "create_token_deleted_trigger",
+    "create_user_deleted_trigger",
 )
 SCHEMA = {
     "columns": """

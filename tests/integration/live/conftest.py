@@ -89,6 +89,19 @@ class Rows:
         )
         return user_id
 
+    async def token(self, user_id: UUID, *, expires_in_s: float | None = None) -> UUID:
+        """An API token of the user (the hub only ever sees its id)."""
+        token_id = uuid4()
+        await self.db.execute(
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, expires_at)"
+            " VALUES ($1, $2, 'test', $3, now() + make_interval(secs => $4::float8))",
+            token_id,
+            user_id,
+            token_id.hex * 2,
+            expires_in_s,
+        )
+        return token_id
+
     async def job(
         self,
         user_id: UUID,

@@ -13,7 +13,7 @@ import asyncpg
 import msgspec
 import pytest
 
-from app.live.hub import APPLICATION_NAME, Hub, HubClosed, Subscription, channel_name
+from app.live.hub import APPLICATION_NAME, AUTH_CHANNEL, Hub, HubClosed, Subscription, channel_name
 from app.live.store import EventStore
 from db.events import ProgressEvent
 
@@ -80,14 +80,14 @@ async def test_listen_is_ref_counted_per_user(hub: Hub, rows: Rows) -> None:
     channel = channel_name(user)
 
     first, second = await hub.subscribe(user), await hub.subscribe(user)
-    assert await hub.listening_channels() == [channel]
+    assert await hub.listening_channels() == [AUTH_CHANNEL, channel]
     assert (hub.status().channels, hub.status().subscribers) == (1, 2)
 
     await hub.unsubscribe(first)
-    assert await hub.listening_channels() == [channel]
+    assert await hub.listening_channels() == [AUTH_CHANNEL, channel]
 
     await hub.unsubscribe(second)
-    assert await hub.listening_channels() == []
+    assert await hub.listening_channels() == [AUTH_CHANNEL]
     assert (hub.status().channels, hub.status().subscribers) == (0, 0)
 
 
@@ -96,7 +96,7 @@ async def test_the_channel_name_matches_the_trigger_exactly(hub: Hub, rows: Rows
     user = await rows.user()
     await hub.subscribe(user)
     trigger_channel = await rows.db.fetchval("SELECT 'progress_user_' || $1::uuid::text", user)
-    assert await hub.listening_channels() == [trigger_channel]
+    assert await hub.listening_channels() == [AUTH_CHANNEL, trigger_channel]
 
 
 async def test_events_up_to_the_start_position_are_not_repeated(hub: Hub, rows: Rows) -> None:
@@ -209,7 +209,7 @@ async def test_a_killed_listener_reconnects_and_loses_nothing(
     recovered = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
     assert len(recovered) == 1
     assert f"{status.events_caught_up} events caught up" in recovered[0]
-    assert await hub.listening_channels() == [channel_name(user)]
+    assert await hub.listening_channels() == [AUTH_CHANNEL, channel_name(user)]
 
 
 async def test_catching_up_too_far_sends_a_snapshot_instead(

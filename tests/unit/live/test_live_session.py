@@ -12,13 +12,21 @@ import msgspec
 import pytest
 
 from app.live.frames import Frame, event_frame, snapshot_frame
-from app.live.hub import HubClosed
-from app.live.session import SessionResult, SocketDisconnected, SocketRegistry, run_progress_session
+from app.live.hub import Credential, HubClosed, Revoked
+from app.live.session import (
+    Identity,
+    RateLimited,
+    SessionResult,
+    SocketDisconnected,
+    SocketRegistry,
+    run_progress_session,
+)
 from app.live.store import EventStore
 
 WAIT_S = 5.0
 TOKEN = "sybm_secret-token-value"
 ALICE = UUID("00000000-0000-7000-8000-00000000a11c")
+TOKEN_ID = UUID("00000000-0000-7000-8000-0000000070c1")
 
 
 def stored_event(seq: int) -> str:
@@ -85,24 +93,28 @@ class FakeSocket:
 
 
 class FakeSubscription:
-    def __init__(self, user_id: UUID) -> None:
+    def __init__(self, user_id: UUID, credential: Credential | None) -> None:
         self.user_id = user_id
+        self.credential = credential
         self.started_at: int | None = None
-        self._frames: asyncio.Queue[Frame | None] = asyncio.Queue()
+        self._frames: asyncio.Queue[Frame | Exception] = asyncio.Queue()
 
     def push(self, frame: Frame) -> None:
         self._frames.put_nowait(frame)
 
     def end(self) -> None:
-        self._frames.put_nowait(None)
+        self._frames.put_nowait(HubClosed())
+
+    def revoke(self, reason: str) -> None:
+        self._frames.put_nowait(Revoked(reason))
 
     def start_at(self, seq: int) -> None:
         self.started_at = seq
 
     async def next_frame(self) -> Frame:
         frame = await self._frames.get()
-        if frame is None:
-            raise HubClosed
+        if isinstance(frame, Exception):
+            raise frame
         return frame
 
 
@@ -113,12 +125,13 @@ class FakeHub:
         self.subscriptions: list[FakeSubscription] = []
         self.subscribed = asyncio.Event()
         self.active: set[FakeSubscription] = set()
+        self.auth_epoch = 7
 
-    async def subscribe(self, user_id: UUID) -> FakeSubscription:
+    async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> FakeSubscription:
         if self.closed:
             raise HubClosed
         self.calls.append("subscribe")
-        sub = FakeSubscription(user_id)
+        sub = FakeSubscription(user_id, credential)
         self.subscriptions.append(sub)
         self.active.add(sub)
         self.subscribed.set()
@@ -154,8 +167,8 @@ class FakeStore(EventStore):
         return self.last_seq, self.jobs
 
 
-async def known_tokens(token: str) -> UUID | None:
-    return ALICE if token == TOKEN else None
+async def known_tokens(token: str) -> Identity | None:
+    return Identity(ALICE, TOKEN_ID) if token == TOKEN else None
 
 
 class Harness:
@@ -232,15 +245,16 @@ async def make_harness() -> AsyncIterator[MakeHarness]:
 # -- hello and admission --
 
 
-async def test_no_hello_in_time_closes_4401(make_harness: MakeHarness) -> None:
-    """A client that says nothing within the hello timeout is closed as unauthenticated."""
+async def test_no_hello_in_time_closes_1008(make_harness: MakeHarness) -> None:
+    """A client that says nothing within the hello timeout breaks the protocol (1008, not 4401: no token
+    was checked, so a client must not forget its token)."""
     harness = make_harness()
     harness.start()
 
     result = await harness.result()
 
-    assert harness.socket.closed == (4401, "no hello")
-    assert result.close_code == 4401
+    assert harness.socket.closed == (1008, "no hello within 0.2 s")
+    assert result.close_code == 1008
     assert harness.calls == []
 
 
@@ -265,22 +279,26 @@ async def test_invalid_json_closes_1008(make_harness: MakeHarness) -> None:
         [TOKEN],
     ],
 )
-async def test_a_first_message_that_is_not_a_hello_closes_4401(
+async def test_a_first_message_that_is_not_a_hello_closes_1008(
     make_harness: MakeHarness, message: object
 ) -> None:
-    """Well-formed JSON that is not a valid hello is refused as unauthenticated."""
+    """Well-formed JSON that is not a valid hello is a bad message (no token was checked: not 4401)."""
     harness = make_harness()
     harness.start()
     harness.socket.say(message)
 
     await harness.result()
 
-    assert harness.socket.closed == (4401, "expected hello")
+    assert harness.socket.closed == (1008, "expected a hello")
     assert "subscribe" not in harness.calls
 
 
-@pytest.mark.parametrize("token", ["wrong", None])
-async def test_a_bad_or_missing_token_closes_4401(make_harness: MakeHarness, token: str | None) -> None:
+@pytest.mark.parametrize(
+    ("token", "reason"), [("wrong", "unknown, revoked or expired token"), (None, "no token")]
+)
+async def test_a_bad_or_missing_token_closes_4401(
+    make_harness: MakeHarness, token: str | None, reason: str
+) -> None:
     """An unknown or absent token closes with 4401 before anything is subscribed."""
     harness = make_harness()
     harness.start()
@@ -288,20 +306,84 @@ async def test_a_bad_or_missing_token_closes_4401(make_harness: MakeHarness, tok
 
     result = await harness.result()
 
-    assert harness.socket.closed == (4401, "unauthenticated")
+    assert harness.socket.closed == (4401, reason)
     assert (result.user_id, harness.calls) == (None, [])
 
 
-async def test_a_preauthenticated_user_needs_no_token(make_harness: MakeHarness) -> None:
-    """With a session cookie's user, the hello's token is not needed."""
+@pytest.mark.parametrize(
+    "message",
+    [
+        '{"type": "hello", "token": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "[" * 100_000 + "]" * 100_000,
+        '{"type": "hello", "token": "sybm_x", "after": ' + '{"a":' * 5_000 + "1" + "}" * 5_000 + "}",
+    ],
+    ids=["deep token", "deep array", "deep after"],
+)
+async def test_a_deeply_nested_hello_closes_1008_without_an_error_log(
+    make_harness: MakeHarness, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """JSON nested far deeper than any hello is a bad message (1008), not a server failure (1011)."""
     harness = make_harness()
-    harness.start(preauthenticated_user=ALICE)
-    harness.socket.say({"type": "hello", "token": None, "after": None})
+    harness.start()
+    harness.socket.say(message)
+
+    result = await harness.result()
+
+    assert result.close_code == 1008
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("after", [2**31, 2**63 - 1, 2**63, 2**64, 10**30])
+async def test_an_after_beyond_any_stream_gets_a_snapshot(make_harness: MakeHarness, after: int) -> None:
+    """A cursor far beyond the head (past int4, past bigint, past uint64) gets a snapshot, not an error."""
+    harness = make_harness(head=5)
+    harness.start()
+    harness.socket.say(f'{{"type": "hello", "token": "{TOKEN}", "after": {after}}}')
 
     assert (await harness.socket.next_sent()).type == "snapshot"
-    assert harness.hub.subscriptions[0].user_id == ALICE
+    ready = await harness.socket.next_sent()
+    assert (ready.type, ready.seq, ready.resumed) == ("ready", 5, False)
     harness.socket.leave()
-    assert (await harness.result()).user_id == ALICE
+    await harness.result()
+
+
+async def test_a_rate_limited_token_check_closes_4430_not_4401(make_harness: MakeHarness) -> None:
+    """A token check refused by a limit closes with 4430 and says when to retry: the token is not judged."""
+
+    async def limited(token: str) -> Identity | None:
+        raise RateLimited(12)
+
+    harness = make_harness()
+    harness.start(authenticate=limited)
+    harness.socket.say({"type": "hello", "token": TOKEN, "after": None})
+
+    result = await harness.result()
+
+    assert harness.socket.closed == (4430, "rate limited; retry in 12 s")
+    assert (result.close_code, harness.calls) == (4430, [])
+
+
+async def test_the_subscription_carries_the_token_and_the_epoch_read_before_the_check(
+    make_harness: MakeHarness,
+) -> None:
+    """The hub learns which token the socket was opened with, and the auth epoch from before the check."""
+    harness = make_harness()
+    sub = await harness.live()
+
+    assert sub.credential == Credential(TOKEN_ID, None, 7)
+
+
+async def test_a_revoked_token_closes_4401_with_its_reason(make_harness: MakeHarness) -> None:
+    """When the hub says the socket's token is no longer valid, the socket closes 4401 with the reason."""
+    harness = make_harness()
+    sub = await harness.live()
+
+    sub.revoke("token revoked")
+    result = await harness.result()
+
+    assert harness.socket.closed == (4401, "token revoked")
+    assert result.close_code == 4401
+    assert harness.hub.active == set()
 
 
 async def test_the_per_user_socket_limit_closes_4429_and_frees_slots(make_harness: MakeHarness) -> None:

@@ -1,0 +1,121 @@
+"""The hub ends subscriptions whose token stops being valid: revoked, deleted, expired, its user deleted,
+also when the change was announced while the hub was disconnected (docs/design.md, "Revocation")."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+import pytest
+
+from app.live.hub import Credential, Hub, Revoked, Subscription
+
+from .conftest import WAIT_S, HubFactory, Rows
+from .test_live_hub import WaitUntil, terminate_hub_backend
+
+
+async def subscribe(hub: Hub, user: UUID, token: UUID, *, epoch: int | None = None) -> Subscription:
+    sub = await hub.subscribe(user, Credential(token, None, hub.auth_epoch if epoch is None else epoch))
+    sub.start_at(0)
+    return sub
+
+
+async def revoked_reason(sub: Subscription) -> str:
+    with pytest.raises(Revoked) as raised:
+        async with asyncio.timeout(WAIT_S):
+            await sub.next_frame()
+    return str(raised.value)
+
+
+async def still_open(sub: Subscription) -> bool:
+    """True when next_frame neither raises nor returns within a short wait (nothing to deliver)."""
+    try:
+        async with asyncio.timeout(0.3):
+            await sub.next_frame()
+    except TimeoutError:
+        return True
+    return False
+
+
+async def test_revoking_a_token_ends_its_subscriptions_only(hub: Hub, rows: Rows) -> None:
+    """Revoking a token ends every subscription opened with it; the same user's other token is untouched."""
+    user = await rows.user()
+    revoked, kept = await rows.token(user), await rows.token(user)
+    first, second, other = (
+        await subscribe(hub, user, revoked),
+        await subscribe(hub, user, revoked),
+        await subscribe(hub, user, kept),
+    )
+
+    await rows.db.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = $1", revoked)
+
+    assert await revoked_reason(first) == "token revoked"
+    assert await revoked_reason(second) == "token revoked"
+    assert await still_open(other)
+
+
+async def test_deleting_a_user_ends_its_subscriptions(hub: Hub, rows: Rows) -> None:
+    """A deleted user's subscriptions end; another user's do not."""
+    user, other_user = await rows.user(), await rows.user()
+    sub = await subscribe(hub, user, await rows.token(user))
+    other = await subscribe(hub, other_user, await rows.token(other_user))
+
+    await rows.db.execute("DELETE FROM users WHERE id = $1", user)
+
+    assert await revoked_reason(sub) == "token deleted"
+    assert await still_open(other)
+
+
+async def test_a_token_that_expires_ends_its_subscription_when_it_does(hub: Hub, rows: Rows) -> None:
+    """The expiry in the credential arms a timer: the subscription ends when the token expires."""
+    user = await rows.user()
+    token = await rows.token(user, expires_in_s=0.5)
+    expires_at = await rows.db.fetchval("SELECT expires_at FROM api_tokens WHERE id = $1", token)
+    sub = await hub.subscribe(user, Credential(token, expires_at, hub.auth_epoch))
+    sub.start_at(0)
+
+    assert await revoked_reason(sub) == "token expired"
+
+
+async def test_a_shortened_expiry_is_announced_and_applied(hub: Hub, rows: Rows) -> None:
+    """Moving a token's expiry into the past ends its subscription at once."""
+    user = await rows.user()
+    token = await rows.token(user)
+    sub = await subscribe(hub, user, token)
+
+    await rows.db.execute("UPDATE api_tokens SET expires_at = now() - interval '1 s' WHERE id = $1", token)
+
+    assert await revoked_reason(sub) == "token expired"
+
+
+async def test_a_revocation_during_an_outage_is_found_by_the_recheck(
+    make_hub: HubFactory, rows: Rows, live_dsn: str, wait_until: WaitUntil
+) -> None:
+    """A notification lost with the connection does not matter: the reconnect re-checks every token."""
+    hub = await make_hub(backoff_initial_s=1.0)
+    user = await rows.user()
+    token = await rows.token(user)
+    sub = await subscribe(hub, user, token)
+
+    await terminate_hub_backend(live_dsn)
+    await wait_until(lambda: not hub.status().connected)
+    await rows.db.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = $1", token)
+
+    assert await revoked_reason(sub) == "token revoked"
+    assert hub.status().reconnects == 1
+
+
+async def test_a_change_announced_while_the_token_was_checked_is_rechecked(hub: Hub, rows: Rows) -> None:
+    """A credential checked before the latest announced change (an older epoch) is re-checked on subscribe:
+    a revocation that committed between the token check and the subscription still ends it."""
+    user = await rows.user()
+    token = await rows.token(user)
+    epoch = hub.auth_epoch
+    await rows.db.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = $1", token)
+    async with asyncio.timeout(WAIT_S):
+        while hub.auth_epoch == epoch:  # the notification reached the hub, matching no subscription
+            await asyncio.sleep(0.005)
+
+    sub = await subscribe(hub, user, token, epoch=epoch)
+
+    assert await revoked_reason(sub) == "token revoked"
