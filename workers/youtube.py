@@ -293,10 +293,12 @@ def _safe_thumbnail(url: str | None) -> str | None:
 
 
 def _best_thumbnail(thumbnails: dict[str, _Thumbnail]) -> str | None:
+    """The largest thumbnail with a safe URL."""
     for size in _THUMBNAIL_PREFERENCE:
         thumbnail = thumbnails.get(size)
-        if thumbnail is not None and thumbnail.url:
-            return _safe_thumbnail(thumbnail.url)
+        url = _safe_thumbnail(thumbnail.url if thumbnail is not None else None)
+        if url is not None:
+            return url
     return None
 
 
