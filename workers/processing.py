@@ -132,7 +132,7 @@ async def apply_fetch_result(
         for yid, meta in result.found.items()
         if batch[yid] in pending
     }
-    refused = await write_ready(session, connection, job_id, ready)
+    refused = await write_ready(connection, job_id, ready)
     reasons = (
         list(result.unavailable.items())
         + [(yid, f"temporarily unavailable, retry later: {why}") for yid, why in result.transient.items()]
@@ -154,7 +154,7 @@ async def apply_fetch_result(
 
 
 async def write_ready(
-    session: AsyncSession, connection: AsyncConnection, job_id: UUID, ready: dict[str, dict[str, Any]]
+    connection: AsyncConnection, job_id: UUID, ready: dict[str, dict[str, Any]]
 ) -> list[tuple[str, str]]:
     """Writes the ready rows; returns (youtube id, reason) for each row the database refused."""
     if not ready:
@@ -168,7 +168,7 @@ async def write_ready(
         )
     )
     try:
-        async with session.begin_nested():
+        async with connection.begin_nested():
             await connection.execute(statement, list(ready.values()))
         return []
     except DBAPIError as exc:
@@ -176,7 +176,7 @@ async def write_ready(
     refused: list[tuple[str, str]] = []
     for youtube_id, row in ready.items():
         try:
-            async with session.begin_nested():
+            async with connection.begin_nested():
                 await connection.execute(statement, [row])
         except DBAPIError as exc:
             log.warning("job %s: the database refused video %s: %s", job_id, youtube_id, exc.orig)
