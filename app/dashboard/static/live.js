@@ -30,6 +30,8 @@ export function jobStateFromApi(job) {
     seq: job.last_seq ?? 0,
     job_id: job.id,
     list_id: job.list_id,
+    kind: job.kind,
+    source: job.source,
     status: job.status,
     progress: job.progress,
     processed: job.processed,
@@ -39,6 +41,8 @@ export function jobStateFromApi(job) {
     eta_s: job.eta_s,
     message: job.message,
     error: job.last_error,
+    started_at: job.started_at,
+    next_attempt_at: job.next_attempt_at,
     at: job.finished_at ?? job.started_at ?? job.created_at,
   };
 }
