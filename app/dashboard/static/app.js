@@ -76,7 +76,7 @@ const panel = createLivePanel({
   onRetry: (job) => jobAction(job, "retry"),
 });
 
-const history = createHistory({ api, notify, listName, onRetry: (job) => jobAction(job, "retry") });
+const jobHistory = createHistory({ api, notify, listName, onRetry: (job) => jobAction(job, "retry") });
 
 const videos = createVideoTable({
   api,
@@ -134,7 +134,7 @@ async function signIn(token) {
   ui.workspace.setAttribute("aria-busy", "true");
   startLive(token);
   await refreshLists();
-  history.load();
+  jobHistory.load();
   ui.workspace.setAttribute("aria-busy", "false");
   // Someone quick may have created and selected a list while the lists were loading: keep that one.
   if (session.listId) return;
@@ -158,7 +158,7 @@ function signOut(message = "") {
   localStorage.removeItem(LIST_KEY);
   videos.hide();
   importer.clear();
-  history.reset();
+  jobHistory.reset();
   panel.render([]);
   ui.lists.replaceChildren();
   ui.account.hidden = true;
@@ -205,7 +205,7 @@ function noteFinishedJobs(live) {
       ended = true;
     }
   }
-  if (ended) history.refreshSoon();
+  if (ended) jobHistory.refreshSoon();
 }
 
 /** A job in a list this tab has not seen (made in another tab): fetch the lists once, for its name. */
