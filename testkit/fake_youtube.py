@@ -472,7 +472,7 @@ class FakeYouTube:
             "thumbnail_url": thumbnails[best]["url"],
             "view_count": _view_count(video_id),
         }
-        cleaned = {
+        cleaned: dict[str, dict[str, Any]] = {
             "zln": {"title": "T" * 999 + "…", "channel_title": "C" * 999 + "…"},
             "zbg": {"view_count": None, "duration_s": None},
             "zdt": {"published_at": None},
