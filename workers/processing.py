@@ -328,10 +328,7 @@ class JobRunner:
             job.started_at = job.started_at or now
             job.heartbeat_at = now
             job.next_attempt_at = None
-            if resumed:
-                job.message = f"Resuming (attempt {job.attempts} of {MAX_ATTEMPTS})"
-            else:
-                job.message = f"Fetching metadata for {plural(job.total, 'video')}"
+            job.message = "Resuming" if resumed else f"Fetching metadata for {plural(job.total, 'video')}"
             await job_service.write_event(session, job)
             pace.sent(job)
         log.info(
