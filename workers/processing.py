@@ -228,12 +228,15 @@ def outcome_message(job: Job) -> str:
 
 
 def attempt_cause(exc: BaseException) -> str:
-    """A failed attempt's cause in one line (the traceback goes to the log)."""
-    first_line = (str(exc).strip().splitlines() or [""])[0]
-    return (
-        job_service.bound(f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__, 300)
-        or ""
-    )
+    """A failed attempt's cause in one line (the traceback goes to the log); a database error by the
+    driver's own error, not SQLAlchemy's wrapping of it."""
+    label = type(exc).__name__
+    cause: BaseException = exc
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        cause = exc.orig.__cause__ or exc.orig
+        label = f"database error ({type(cause).__name__})"
+    first_line = (str(cause).strip().splitlines() or [""])[0]
+    return job_service.bound(f"{label}: {first_line}" if first_line else label, 300) or ""
 
 
 @dataclass

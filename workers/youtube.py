@@ -23,6 +23,7 @@ import functools
 import json
 import random
 import re
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -442,7 +443,11 @@ class YouTubeClient:
         backoff_max_s: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        retry_budget_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`retry_budget_s`: a fetch retries failed requests only this long after it began, so an
+        outage (even one that times out rather than refuses) is told within about that time."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if max_attempts < 1:
@@ -458,6 +463,8 @@ class YouTubeClient:
         self._backoff_max_s = backoff_max_s
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._retry_budget_s = retry_budget_s
+        self._clock = clock
 
     @property
     def mode(self) -> Literal["api", "oembed"]:
@@ -477,10 +484,11 @@ class YouTubeClient:
                 valid.append(video_id)
             else:
                 result.unavailable[video_id] = REASON_INVALID_ID
+        deadline = self._clock() + self._retry_budget_s
         if self._api_key:
-            failures = await self._fetch_from_api(valid, self._api_key, result)
+            failures = await self._fetch_from_api(valid, self._api_key, result, deadline)
         else:
-            failures = await self._fetch_from_oembed(valid, result)
+            failures = await self._fetch_from_oembed(valid, result, deadline)
         # Every request failed to reach YouTube: an outage, not a verdict on these videos.
         everything_failed = bool(valid) and len(failures) == len(result.transient) == len(valid)
         if everything_failed and all(failure.unreachable for failure in failures):
@@ -490,14 +498,14 @@ class YouTubeClient:
     # ---- Data API mode ----
 
     async def _fetch_from_api(
-        self, ids: Sequence[str], api_key: str, result: FetchResult
+        self, ids: Sequence[str], api_key: str, result: FetchResult, deadline: float
     ) -> list[_Retryable]:
         """Fills `result`; returns the failure of each chunk that failed (one entry per id)."""
         failures: list[_Retryable] = []
         # Chunks go one after another: a quota error then stops before spending more requests.
         for chunk in _chunks(ids, API_BATCH_LIMIT):
             outcome = await self._with_retries(
-                functools.partial(self._request_videos, chunk, api_key), self._interpret_videos
+                functools.partial(self._request_videos, chunk, api_key), self._interpret_videos, deadline
             )
             if isinstance(outcome, _Retryable):
                 result.transient.update(dict.fromkeys(chunk, outcome.reason))
@@ -558,17 +566,25 @@ class YouTubeClient:
 
     # ---- oEmbed mode ----
 
-    async def _fetch_from_oembed(self, ids: Sequence[str], result: FetchResult) -> list[_Retryable]:
+    async def _fetch_from_oembed(
+        self, ids: Sequence[str], result: FetchResult, deadline: float
+    ) -> list[_Retryable]:
         """Fills `result`; returns the failure of each id that failed transiently."""
         slots = asyncio.Semaphore(self._concurrency)
         failures: list[_Retryable] = []
 
         async def fetch_one(video_id: str) -> None:
             async with slots:
-                outcome: _OEmbedOutcome = await self._with_retries(
-                    functools.partial(self._request_oembed, video_id),
-                    functools.partial(self._interpret_oembed, video_id),
-                )
+                outcome: _OEmbedOutcome
+                if self._clock() >= deadline and not (result.found or result.unavailable):
+                    # Past the budget and nothing got through yet: an outage; don't queue more timeouts.
+                    outcome = _Retryable("YouTube did not answer in time; not tried", unreachable=True)
+                else:
+                    outcome = await self._with_retries(
+                        functools.partial(self._request_oembed, video_id),
+                        functools.partial(self._interpret_oembed, video_id),
+                        deadline,
+                    )
             if isinstance(outcome, VideoMetadata):
                 result.found[video_id] = outcome
             elif isinstance(outcome, _Unavailable):
@@ -616,16 +632,19 @@ class YouTubeClient:
         self,
         send: Callable[[], Awaitable[httpx.Response]],
         interpret: Callable[[httpx.Response], _T | _Retryable],
+        deadline: float,
     ) -> _T | _Retryable:
-        """Send until `interpret` accepts the answer or attempts run out; the last failure is returned."""
+        """Send until `interpret` accepts the answer, attempts run out, or the next attempt would start
+        after `deadline`; the last failure is returned."""
         for attempt in range(1, self._max_attempts + 1):
             outcome = await self._attempt(send, interpret)
             if not isinstance(outcome, _Retryable):
                 return outcome
-            if attempt == self._max_attempts:
-                reason = f"{outcome.reason} (gave up after {attempt} attempts)"
+            delay = self._backoff_delay(attempt, outcome.retry_after_s)
+            if attempt == self._max_attempts or self._clock() + delay >= deadline:
+                reason = f"{outcome.reason} (gave up after {attempt} attempt{'s' if attempt > 1 else ''})"
                 return _Retryable(reason, unreachable=outcome.unreachable)
-            await self._sleep(self._backoff_delay(attempt, outcome.retry_after_s))
+            await self._sleep(delay)
         raise AssertionError("unreachable: the loop returns on its last attempt")
 
     @staticmethod

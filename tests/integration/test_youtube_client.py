@@ -298,6 +298,35 @@ async def test_timeouts_on_every_request_are_retried_then_unreachable(fake: Fake
     assert len(sleep.delays) == (1 if api else 3)
 
 
+class SteppingClock:
+    """Stands in for time.monotonic: every reading is `step_s` later than the one before."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now = 0.0
+        self.step_s = step_s
+
+    def __call__(self) -> float:
+        self.now += self.step_s
+        return self.now
+
+
+@pytest.mark.parametrize("api", [True, False], ids=["api", "oembed"])
+async def test_an_outage_is_told_within_the_retry_budget(fake: FakeYouTube, api: bool) -> None:
+    """Retries stop once the fetch's retry budget is spent (however many attempts are left), and once
+    it is spent with nothing through, the remaining oEmbed ids are not even tried."""
+    fake.fail_next(1000, status=503, retry_after=0)
+    clock = SteppingClock(step_s=10.0)  # each look at the clock: 10 s later
+    options = {"max_attempts": 50, "retry_budget_s": 30.0, "clock": clock, "concurrency": 1}
+    async with youtube_client(fake, api=api, **options) as (client, _sleep):
+        with pytest.raises(YouTubeUnreachable) as raised:
+            await client.fetch(video_ids(4))
+
+    # The deadline is read at 10 s (+30 s = 40 s); after each attempt the clock says 20, 30, then 40 s.
+    assert fake.requests == 3, "the budget allows three attempts here, not 50"
+    expected = "gave up after 3 attempts" if api else "YouTube did not answer in time; not tried"
+    assert expected in raised.value.last_failure
+
+
 async def test_connection_errors_on_every_request_raise_unreachable() -> None:
     """When nothing listens at the API's address, the fetch raises YouTubeUnreachable (never the key)."""
     port = free_port()

@@ -94,8 +94,10 @@ async def test_hostile_answers_fail_only_the_poisoned_videos(
             assert {name: video[name] for name in (*METADATA_FIELDS, "channel_id")} == {
                 name: expected[name] for name in (*METADATA_FIELDS, "channel_id")
             }, youtube_id
-    assert await assert_counts_match_videos(session_maker, job) == {"ready": 288, "failed": 12}
+    counts = await assert_counts_match_videos(session_maker, job)
+    assert counts == {"ready": 288, "failed": 12}
     assert youtube.stats()["api_requests"] == 6, "one request per batch: nothing was retried"
+    print(f"hostile: {job['status']}, {counts}, failed kinds {sorted({yid[:3] for yid in failed})}")
     assert_progress_stream(await job_events(session_maker, job_id), job)
 
 
@@ -174,6 +176,8 @@ async def test_an_outage_stops_the_job_and_the_automatic_retry_completes_it(
     assert job["status"] == "failed"
     counts = await assert_counts_match_videos(session_maker, job)
     assert counts == {"pending": 200}
+    took_s = (job["finished_at"] - job["started_at"]).total_seconds()
+    print(f"outage: 200-video job failed {took_s:.1f} s after it started; {counts}")  # docs/reliability.md
     assert job["message"] == "YouTube could not be reached: 200 videos wait for the automatic retry"
     assert "could not reach YouTube (ConnectError)" in job["last_error"]
     first_retry = job["finished_at"] + timedelta(seconds=AUTO_RETRY_DELAYS_S[0])
@@ -198,6 +202,7 @@ async def test_an_outage_stops_the_job_and_the_automatic_retry_completes_it(
         retried = await wait_for_terminal(session_maker, retry[1])
 
         assert (retried["status"], retried["total"], retried["processed"]) == ("completed", 200, 200)
+        print(f"outage: the automatic retry completed {retried['processed']} of {retried['total']}")
         assert (retried["kind"], retried["auto_retries"]) == ("retry", 1)
         assert retried["source"] == "automatic retry of 200 pasted links"
         assert set(youtube.requests_per_id) == set(video_ids(200))
