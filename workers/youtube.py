@@ -446,8 +446,9 @@ class YouTubeClient:
         retry_budget_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`retry_budget_s`: a fetch retries failed requests only this long after it began, so an
-        outage (even one that times out rather than refuses) is told within about that time."""
+        """`retry_budget_s`: a fetch retries requests that did not reach YouTube (connection errors,
+        timeouts, 5xx) only this long after it began, so an outage, even one that times out rather than
+        refuses, is told within about that time."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if max_attempts < 1:
@@ -641,7 +642,9 @@ class YouTubeClient:
             if not isinstance(outcome, _Retryable):
                 return outcome
             delay = self._backoff_delay(attempt, outcome.retry_after_s)
-            if attempt == self._max_attempts or self._clock() + delay >= deadline:
+            # The budget bounds how long an outage takes to tell; throttling (429) keeps its attempts.
+            out_of_time = outcome.unreachable and self._clock() + delay >= deadline
+            if attempt == self._max_attempts or out_of_time:
                 reason = f"{outcome.reason} (gave up after {attempt} attempt{'s' if attempt > 1 else ''})"
                 return _Retryable(reason, unreachable=outcome.unreachable)
             await self._sleep(delay)
