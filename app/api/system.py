@@ -10,12 +10,12 @@ from typing import Any
 from litestar import Controller, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import AppRuntime, CurrentUser
 from app.api.errors import error_responses
 from app.api.schemas import Me
+from app.pgversion import read_server_version
 from app.services import jobs as job_service
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ class SystemController(Controller):
 
 async def _database_ok(session_maker: Callable[[], AsyncSession]) -> dict[str, Any]:
     async with session_maker() as session:
-        await session.execute(text("SELECT 1"))
-    return {}
+        version = await read_server_version(session)
+    return version.report()
 
 
 async def _jobs(session_maker: Callable[[], AsyncSession], job_heartbeat_s: int) -> dict[str, Any]:

@@ -25,3 +25,7 @@ UNION ALL
 SELECT 'videos', status, count(*)::float8 FROM videos GROUP BY status
 UNION ALL
 SELECT 'notify_queue', 'usage', pg_notification_queue_usage()
+
+-- server_version --
+-- The server's release (server_version_num, e.g. 180004, and server_version), for health and metrics.
+SELECT current_setting('server_version_num')::int AS number, current_setting('server_version') AS version

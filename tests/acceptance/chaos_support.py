@@ -29,7 +29,7 @@ from websockets.asyncio.client import ClientConnection
 
 from testkit.fake_youtube import FakeYouTube
 from testkit.harness import READ_TIMEOUT_S, ROOT, Ledger, LiveClient, ServerProcess
-from tests.acceptance.cluster import PG_VERSION
+from tests.acceptance.cluster import restart_cluster
 
 BOOKMARKS: Final = Path(sys.executable).with_name("bookmarks")
 TERMINAL: Final = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
@@ -529,10 +529,9 @@ class ChaosDriver:
         )
 
     async def restart_postgres(self) -> str:
-        command = ["pg_ctlcluster", PG_VERSION, self.cluster, "restart"]
-        result = await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=120)
+        result = await asyncio.to_thread(restart_cluster, self.cluster)
         if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.decode(errors='replace')}")
+            raise RuntimeError(f"{' '.join(result.args)} failed: {result.stderr.decode(errors='replace')}")
         return "pg_ctlcluster restart"
 
     async def kill_worker(self) -> str:

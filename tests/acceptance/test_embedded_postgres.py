@@ -43,11 +43,10 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: fl
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
-    tmp_path: Path, stop_signal: signal.Signals
+    data_dir: Path, stop_signal: signal.Signals
 ) -> None:
-    """With DATABASE_URL unset, `bookmarks run` serves on its own Postgres and leaves none behind on exit;
-    a second run reuses the data (no new first user)."""
-    data_dir = tmp_path / "data"
+    """With DATABASE_URL unset, `bookmarks run` serves on its own PostgreSQL 18 and leaves none behind on
+    exit; a second run reuses the data (no new first user)."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"BOOKMARKS_DATA_DIR": str(data_dir)}
     outputs = []
     for _ in range(2):
@@ -59,6 +58,9 @@ async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
         try:
             await wait_healthy(f"http://127.0.0.1:{port}/api/health", process)
             assert postgres_processes(data_dir), "the embedded server should be running"
+            async with httpx.AsyncClient(timeout=5) as client:
+                health = (await client.get(f"http://127.0.0.1:{port}/api/health")).json()
+            assert health["database"]["server_version"].startswith("18."), health
             process.send_signal(stop_signal)
             output, _ = await asyncio.to_thread(process.communicate, timeout=60)
             outputs.append(output.decode(errors="replace"))
@@ -71,6 +73,7 @@ async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
         async with asyncio.timeout(15):
             while postgres_processes(data_dir):
                 await asyncio.sleep(0.2)
+    assert (data_dir / "pgdata" / "PG_VERSION").read_text().strip() == "18"
     assert "Embedded PostgreSQL ready" in outputs[0]
     assert "#token=sytb_" in outputs[0], "the first run prints a sign-in link"
     assert "#token=" not in outputs[1], "the second run reuses the data and its user"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from app.settings import Settings
 from testkit.accounts import create_account
 from testkit.harness import EventWriter, LiveClient, ServerProcess, app_env, table_seqs
-from tests.acceptance.cluster import PG_VERSION, create_database, private_cluster
+from tests.acceptance.cluster import create_database, private_cluster, restart_cluster
 
 pytestmark = pytest.mark.slow  # left out of scripts/quick; always in scripts/test
 
@@ -82,9 +81,7 @@ async def test_postgres_restart_mid_stream_loses_nothing(
         async with asyncio.timeout(30):
             while writer.processed < 50:
                 await asyncio.sleep(0.01)
-        await asyncio.to_thread(
-            subprocess.run, ["pg_ctlcluster", PG_VERSION, name, "restart"], check=True, capture_output=True
-        )
+        (await asyncio.to_thread(restart_cluster, name)).check_returncode()
         await producing
         ledger = await reader
         assert ledger.seqs == await table_seqs(cluster_database, account.user_id)

@@ -316,7 +316,7 @@ async def test_an_outage_is_told_within_the_retry_budget(fake: FakeYouTube, api:
     it is spent with nothing through, the remaining oEmbed ids are not even tried."""
     fake.fail_next(1000, status=503, retry_after=0)
     clock = SteppingClock(step_s=10.0)  # each look at the clock: 10 s later
-    options = {"max_attempts": 50, "retry_budget_s": 30.0, "clock": clock, "concurrency": 1}
+    options: dict[str, Any] = {"max_attempts": 50, "retry_budget_s": 30.0, "clock": clock, "concurrency": 1}
     async with youtube_client(fake, api=api, **options) as (client, _sleep):
         with pytest.raises(YouTubeUnreachable) as raised:
             await client.fetch(video_ids(4))

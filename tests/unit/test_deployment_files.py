@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from app import settings as settings_module
+from app.embedded import EMBEDDED_MAJOR
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -51,3 +52,13 @@ def test_the_image_installs_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("app", "db", "workers"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_compose_runs_the_embedded_major_with_its_volume_where_postgres_18_wants_it() -> None:
+    """postgres:18 (the embedded default's major) keeps PGDATA in /var/lib/postgresql/18/docker: the volume
+    goes on /var/lib/postgresql, not /var/lib/postgresql/data (a mount there makes 18 refuse to start)."""
+    postgres = COMPOSE["services"]["postgres"]
+    assert postgres["image"] == f"postgres:{EMBEDDED_MAJOR}"
+    assert postgres["volumes"] == ["pgdata:/var/lib/postgresql"]
+    assert "PGDATA" not in postgres["environment"], "the image's own PGDATA keeps the upgrade layout"
+    assert "pgdata" in COMPOSE["volumes"], "a named volume: `docker compose down` keeps the data"
