@@ -107,10 +107,21 @@ class BatchOutcome:
     """(youtube id, reason) of the videos whose metadata the database refused: they failed instead."""
 
 
+def driver_error(exc: DBAPIError) -> BaseException:
+    """The database driver's own error behind SQLAlchemy's wrapping of it (asyncpg's names the cause)."""
+    if exc.orig is None:
+        return exc
+    return exc.orig.__cause__ or exc.orig
+
+
 def refusal_reason(exc: DBAPIError) -> str:
     """Why the database refused a video's row, for the person who sees it failed."""
-    cause = exc.orig.__cause__ if exc.orig is not None and exc.orig.__cause__ is not None else exc.orig
-    return f"YouTube sent metadata that could not be stored ({type(cause).__name__})"
+    return f"YouTube sent metadata that could not be stored ({type(driver_error(exc)).__name__})"
+
+
+def waiting(count: int) -> str:
+    """ "1 video waits", "200 videos wait"."""
+    return f"{plural(count, 'video')} {'waits' if count == 1 else 'wait'}"
 
 
 async def apply_fetch_result(
@@ -232,8 +243,8 @@ def attempt_cause(exc: BaseException) -> str:
     driver's own error, not SQLAlchemy's wrapping of it."""
     label = type(exc).__name__
     cause: BaseException = exc
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        cause = exc.orig.__cause__ or exc.orig
+    if isinstance(exc, DBAPIError):
+        cause = driver_error(exc)
         label = f"database error ({type(cause).__name__})"
     first_line = (str(cause).strip().splitlines() or [""])[0]
     return job_service.bound(f"{label}: {first_line}" if first_line else label, 300) or ""
@@ -341,10 +352,9 @@ class JobRunner:
 
     @staticmethod
     def gave_up_message(job: Job) -> str:
-        waiting = job.total - job.processed
         return (
             f"Stopped after {plural(MAX_ATTEMPTS, 'attempt')} without progress; "
-            f"{plural(waiting, 'video')} {'waits' if waiting == 1 else 'wait'} for a retry"
+            f"{waiting(job.total - job.processed)} for a retry"
         )
 
     async def attempt_failed(self, job_id: UUID, cause: str) -> float | None:
@@ -430,7 +440,6 @@ class JobRunner:
             if job is None or job.status != JobStatus.RUNNING.value:
                 return "gone"
             job_service.apply_counts(job, await job_service.video_counts(session, job_id))
-            waiting = job.total - job.processed
             retry_at = None
             if job.auto_retries < len(AUTO_RETRY_DELAYS_S):
                 retry_at = datetime.now(UTC) + timedelta(seconds=AUTO_RETRY_DELAYS_S[job.auto_retries])
@@ -441,10 +450,8 @@ class JobRunner:
                 detail = f"YouTube API answered {exc.reason}" + (
                     f" (HTTP {exc.status})" if exc.status else ""
                 )
-            message = (
-                f"{cause}: {plural(waiting, 'video')} {'waits' if waiting == 1 else 'wait'} "
-                f"for {'the automatic' if retry_at else 'a'} retry"
-            )
+            which = "the automatic" if retry_at else "a"
+            message = f"{cause}: {waiting(job.total - job.processed)} for {which} retry"
             await self.end_failed(session, job, message, detail, retry_at=retry_at)
             return job.status
 
