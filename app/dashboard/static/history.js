@@ -30,7 +30,11 @@ export function createHistory({ api, notify, listName, onRetry }) {
 
   async function load() {
     const mine = ++generation;
-    const params = new URLSearchParams({ state: "finished", limit: String(HISTORY_PAGE), offset: String(offset) });
+    const params = new URLSearchParams({
+      state: "finished",
+      limit: String(HISTORY_PAGE),
+      offset: String(offset),
+    });
     if (outcome.value) params.set("outcome", outcome.value);
     let page;
     try {
@@ -59,8 +63,9 @@ export function createHistory({ api, notify, listName, onRetry }) {
   function historyItem(job) {
     const state = jobStateFromApi(job);
     const ready = job.processed - job.failed;
-    const took =
-      job.started_at && job.finished_at ? formatSpan((Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000) : "—";
+    const ran = (Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000;
+    const took = Number.isFinite(ran) ? formatSpan(ran) : "—";
+    const started = job.started_at ?? job.created_at;
     const details = h("div", { class: "history__details", id: `history-details-${job.id}` });
     const toggle = h(
       "button",
@@ -72,12 +77,16 @@ export function createHistory({ api, notify, listName, onRetry }) {
       },
       h("span", { class: "history__title" }, jobTitle(state)),
       h("span", { class: "history__list" }, listName(job.list_id) ?? "a deleted list"),
-      h("time", { class: "history__started", datetime: job.started_at ?? job.created_at }, formatClock(job.started_at ?? job.created_at)),
+      h("time", { class: "history__started", datetime: started }, formatClock(started)),
       h("span", { class: "history__took" }, took),
       h("span", { class: "history__counts" }, `${ready} ready, ${job.failed} failed of ${job.total}`),
-      h("span", { class: `history__outcome badge badge--${job.status}` }, JOB_STATUS_LABELS[job.status] ?? job.status),
+      h(
+        "span",
+        { class: `history__outcome badge badge--${job.status}` },
+        JOB_STATUS_LABELS[job.status] ?? job.status,
+      ),
     );
-    const item = h("li", { class: `history__job history__job--${job.status}`, "data-job-id": job.id }, toggle, details);
+    const item = h("li", { class: "history__job", "data-job-id": job.id }, toggle, details);
     details.hidden = true;
     const show = async () => {
       const opening = details.hidden;
@@ -113,7 +122,8 @@ export function createHistory({ api, notify, listName, onRetry }) {
       });
       parts.push(retry);
     }
-    const chartSlot = h("div", { class: "history__chart" }, h("p", { class: "muted" }, "Loading its progress…"));
+    const loading = h("p", { class: "muted" }, "Loading its progress…");
+    const chartSlot = h("div", { class: "history__chart" }, loading);
     parts.push(chartSlot);
     details.replaceChildren(...parts);
     let events;
@@ -193,7 +203,8 @@ export function progressChart(events, job) {
   ]) {
     const line = document.createElementNS(SVG, "polyline");
     line.setAttribute("class", name);
-    line.setAttribute("points", points.map((event) => `${x(event).toFixed(1)},${y(value(event)).toFixed(1)}`).join(" "));
+    const coordinates = points.map((event) => `${x(event).toFixed(1)},${y(value(event)).toFixed(1)}`);
+    line.setAttribute("points", coordinates.join(" "));
     svg.append(line);
   }
   return svg;

@@ -148,7 +148,8 @@ export function nextAttemptText(job, now = Date.now()) {
 /** Something a Retry would fetch again: failed or cancelled videos, or those a stop left pending. */
 export function hasSomethingToRetry(job) {
   if (isActive(job)) return false;
-  return job.failed > 0 || job.status === "cancelled" || (job.status === "failed" && job.total > job.processed);
+  const leftPending = job.status === "failed" && job.total > job.processed;
+  return job.failed > 0 || job.status === "cancelled" || leftPending;
 }
 
 function updateCard(card, job, listName, now) {
@@ -170,7 +171,8 @@ function updateCard(card, job, listName, now) {
   parts.list.textContent = into;
   parts.started.textContent = job.started_at ? `started ${formatClock(job.started_at)}` : "waiting to start";
   const elapsed = elapsedSeconds(job, now);
-  parts.elapsed.textContent = elapsed == null ? "" : `${finished ? "took" : "running for"} ${formatSpan(elapsed)}`;
+  parts.elapsed.textContent =
+    elapsed == null ? "" : `${finished ? "took" : "running for"} ${formatSpan(elapsed)}`;
   parts.elapsed.hidden = elapsed == null;
 
   parts.progress.setAttribute("aria-label", `Progress of ${title} ${into}`);
