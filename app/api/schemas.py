@@ -11,7 +11,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
 from db.events import ProgressEvent, progress_percent
-from db.models import BookmarkList, Job, Video
+from db.models import BookmarkList, Job, RefreshSchedule, Video
 
 T = TypeVar("T")
 
@@ -55,6 +55,8 @@ class ListCreate(msgspec.Struct, forbid_unknown_fields=True):
 class ListUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
     description: Description | msgspec.UnsetType | None = msgspec.UNSET
+    refresh_schedule: RefreshSchedule | msgspec.UnsetType = msgspec.UNSET
+    """How often the list's videos are checked again by a cron (`off`, `weekly`, `monthly`)."""
 
 
 class ListOut(msgspec.Struct):
@@ -62,6 +64,10 @@ class ListOut(msgspec.Struct):
     name: str
     description: str | None
     video_count: int
+    refresh_schedule: str
+    """`off`, `weekly` or `monthly`: how often a cron checks the list's videos again."""
+    next_refresh_at: datetime | None
+    """When the next scheduled check is due (null without a schedule)."""
     created_at: datetime
     updated_at: datetime
 
@@ -72,6 +78,8 @@ class ListOut(msgspec.Struct):
             name=row.name,
             description=row.description,
             video_count=video_count,
+            refresh_schedule=row.refresh_schedule,
+            next_refresh_at=row.next_refresh_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -103,7 +111,12 @@ class VideoOut(msgspec.Struct):
     thumbnail_url: str | None
     view_count: int | None
     error: str | None
+    """Why it is not ready: a failed video's fetch error, an unavailable one's reason."""
     job_id: UUID | None
+    checked_at: datetime | None
+    """When an availability check last had YouTube's answer about it."""
+    unavailable_since: datetime | None
+    """Set while `unavailable`: when a check first found it gone, private or blocked."""
     created_at: datetime
     updated_at: datetime
 
@@ -124,6 +137,8 @@ class VideoOut(msgspec.Struct):
             view_count=row.view_count,
             error=row.error,
             job_id=row.job_id,
+            checked_at=row.checked_at,
+            unavailable_since=row.unavailable_since,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -133,13 +148,22 @@ class JobOut(msgspec.Struct):
     id: UUID
     list_id: UUID | None
     kind: str
-    """`import`, `add` or `retry`."""
+    """`import`, `add`, `retry` or `refresh`."""
     source: str | None
     """What a person recognises the job by: a file name, "12 pasted links", "retry of …"."""
+    upload_id: UUID | None
+    """Shared by the jobs of one upload that filled several lists (a Takeout archive)."""
     status: str
+    """`queued`, `running`, `waiting` (for the YouTube quota, until `next_attempt_at`), or how it ended."""
     total: int
     processed: int
     failed: int
+    changed: int | None
+    """Refresh only (else null): videos whose title, channel or thumbnail changed."""
+    gone: int | None
+    """Refresh only: videos found gone, private or blocked."""
+    returned: int | None
+    """Refresh only: unavailable videos that are back."""
     progress: float
     message: str | None
     last_error: str | None
@@ -150,7 +174,8 @@ class JobOut(msgspec.Struct):
     attempts: int
     """Runs since the job last made progress (bounded; then it ends `failed`)."""
     next_attempt_at: datetime | None
-    """Running: when its next attempt starts after a failed one. Failed: when it is retried automatically."""
+    """Running: when its next attempt starts after a failed one. Waiting: when the quota resets and it
+    resumes. Failed: when it is retried automatically."""
     retry_of: UUID | None
     created_at: datetime
     started_at: datetime | None
@@ -163,10 +188,14 @@ class JobOut(msgspec.Struct):
             list_id=row.list_id,
             kind=row.kind,
             source=row.source,
+            upload_id=row.upload_id,
             status=row.status,
             total=row.total,
             processed=row.processed,
             failed=row.failed,
+            changed=row.changed,
+            gone=row.gone,
+            returned=row.returned,
             progress=progress_percent(row.processed, row.total),
             message=row.message,
             last_error=row.last_error,
