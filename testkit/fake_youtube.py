@@ -585,6 +585,7 @@ class FakeYouTube:
             "published_at": _published_at(video_id),
             "thumbnail_url": thumbnails[best]["url"],
             "view_count": _view_count(video_id),
+            "from_oembed": False,
         }
         cleaned: dict[str, dict[str, Any]] = {
             "zln": {"title": "T" * 999 + "…", "channel_title": "C" * 999 + "…"},

@@ -155,6 +155,12 @@ class BatchOutcome:
     """(youtube id, reason) of the videos whose metadata the database refused: they failed instead."""
 
 
+def in_batch_order(batch: dict[str, UUID], reasons: dict[str, str]) -> list[tuple[str, str]]:
+    """(youtube id, reason) in the batch's order: the same videos give the same last error, whichever
+    answer came back last."""
+    return [(youtube_id, reasons[youtube_id]) for youtube_id in batch if youtube_id in reasons]
+
+
 class FetchWork:
     """Import, add and retry: fetch the job's `pending` videos; each becomes `ready` or `failed`."""
 
@@ -172,8 +178,8 @@ class FetchWork:
         outcome = await apply_fetch_result(session, job.id, batch, result)
         job.processed += outcome.ready + outcome.failed
         job.failed += outcome.failed
-        errors = list(result.unavailable.items()) + list(result.transient.items()) + outcome.refused
-        return Applied(done=outcome.ready + outcome.failed, errors=errors)
+        reasons = result.unavailable | result.transient | dict(outcome.refused)
+        return Applied(done=outcome.ready + outcome.failed, errors=in_batch_order(batch, reasons))
 
     def start_message(self, job: Job) -> str:
         return f"Fetching metadata for {plural(job.total, 'video')}"

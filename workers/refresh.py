@@ -29,7 +29,7 @@ from app.services import jobs as job_service
 from app.services.jobs import NOTHING_BEFORE, plural
 from db.models import ERROR_MAX, Job, Video, VideoStatus
 from db.queries import queries
-from workers.processing import Applied, metadata_values, write_rows
+from workers.processing import Applied, in_batch_order, metadata_values, write_rows
 from workers.youtube import FetchResult, VideoMetadata
 
 VIDEOS = cast(Table, Video.__table__)
@@ -160,8 +160,8 @@ class RefreshWork:
         job.refresh_after = max(batch.values())
         job.total = max(job.total, job.processed)  # a video that turned ready since the job began
         # A video found gone is what a check is for, not an error: only what could not be checked is.
-        unanswered = [(yid, why) for yid, why in result.transient.items() if yid in by_youtube_id]
-        return Applied(done=len(locked), errors=unanswered + refused)
+        unanswered = {yid: why for yid, why in result.transient.items() if yid in by_youtube_id}
+        return Applied(done=len(locked), errors=in_batch_order(batch, unanswered | dict(refused)))
 
     def start_message(self, job: Job) -> str:
         return f"Checking {plural(job.total, 'video')}"

@@ -4,6 +4,8 @@ again (docs/design.md, "Jobs")."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -114,6 +116,13 @@ async def test_a_refresh_flags_what_is_gone_keeps_its_metadata_updates_what_chan
     )  # fmt: skip
     gone_counts = [event["gone"] for event in events]
     assert gone_counts == sorted(gone_counts)
+    filtered = await client.get(f"/api/lists/{list_id}/videos?status=unavailable", headers=alice.headers)
+    assert {video["youtube_id"] for video in filtered.json()["items"]} == gone
+    assert all(video["unavailable_since"] and video["title"] for video in filtered.json()["items"])
+    exported = await client.get(f"/api/lists/{list_id}/export.csv", headers=alice.headers)
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert {row["youtube_id"] for row in rows if row["status"] == "unavailable"} == gone
+    assert all(row["unavailable_since"] and row["checked_at"] for row in rows if row["youtube_id"] in gone)
 
     youtube.restore(deleted[:2])
     youtube.make_private([ids[61]])  # still private: stays unavailable, with its first date
