@@ -239,6 +239,38 @@ class ImportResult(msgspec.Struct):
     """Videos already in the list that had failed or been cancelled: the job fetches them again."""
 
 
+class TakeoutListOut(msgspec.Struct):
+    """One list of a Takeout import: what its playlist(s) brought."""
+
+    list_id: UUID
+    name: str
+    created: bool
+    """A new list; false: the playlist went into your existing list of that name."""
+    job: JobOut | None
+    """The job fetching its new videos; null when every video was already there."""
+    accepted: int
+    duplicates: int
+    invalid: int
+    """Rows of its CSV that hold no video (the per-line reasons are not repeated here)."""
+    files: list[str]
+    """The archive's CSV files it was made from."""
+
+
+class SkippedFileOut(msgspec.Struct):
+    file: str
+    reason: str
+
+
+class TakeoutResult(msgspec.Struct):
+    upload_id: UUID
+    """Shared by the jobs of this upload (`upload_id` on each job and progress event)."""
+    source: str
+    """The archive's file name: every job of the upload has it as its source."""
+    lists: list[TakeoutListOut]
+    skipped: list[SkippedFileOut]
+    """Playlist files that hold no video (no list is made for them)."""
+
+
 class ProgressHistory(msgspec.Struct):
     """A page of progress events in seq order; `next_after_seq` is null on the last page.
 
