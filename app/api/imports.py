@@ -193,7 +193,8 @@ class ImportController(Controller):
                 description="Every video was already in its list: no job",
                 generate_examples=False,
             ),
-            **error_responses(413, 422),
+            # Litestar declares 400 only for handlers with parameters; this one reads its body itself.
+            **error_responses(400, 413, 422),
         },
     )
     async def import_takeout(
