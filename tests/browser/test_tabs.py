@@ -45,8 +45,8 @@ Object.defineProperty(Document.prototype, "visibilityState", {
 """
 
 
-def role(page: Page) -> str | None:
-    value: str | None = page.evaluate("() => document.documentElement.dataset.liveRole ?? null")
+def role(page: Page) -> str:
+    value: str = page.evaluate("() => document.documentElement.dataset.liveRole ?? ''")
     return value
 
 

@@ -269,7 +269,9 @@ function updateCard(card, job, listName, now, { inUpload = false } = {}) {
   parts.eta.textContent = `ETA ${formatEta(job.eta_s)}`;
   parts.eta.hidden = finished || job.status === "queued" || job.next_attempt_at != null;
   parts.message.textContent = job.message ?? "";
-  parts.message.hidden = !job.message;
+  // An availability check's progress and outcome messages only repeat its counts.
+  const repeatsCounts = job.kind === "refresh" && ["running", "completed"].includes(job.status);
+  parts.message.hidden = !job.message || repeatsCounts;
   parts.next.textContent = nextAttemptText(job, now);
   parts.next.hidden = !parts.next.textContent;
   // Never the same sentence twice: an error the message already says is not repeated.
