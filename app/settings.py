@@ -10,7 +10,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -53,6 +57,10 @@ class Settings:
     """Enables `/metrics` for scrapers that send this bearer token."""
     allowed_origins: tuple[str, ...] = ()
     """Origins (besides the app's own) whose pages may open the progress WebSocket."""
+    log_level: str = "INFO"
+    """DEBUG adds per-request lines (uvicorn's access log, httpx, SAQ); WARNING keeps only problems."""
+    log_format: Literal["text", "json"] = "text"
+    """json: one JSON object a line (time, level, logger, message, exception), for log collectors."""
     debug: bool = False
 
     @classmethod
@@ -60,6 +68,7 @@ class Settings:
         env = os.environ if env is None else env
         reader = _EnvReader(env)
         defaults = cls()
+        log_format = reader.choice("LOG_FORMAT", defaults.log_format, LOG_FORMATS)
         return cls(
             database_url=normalise_database_url(env["DATABASE_URL"]) if env.get("DATABASE_URL") else None,
             data_dir=Path(env["BOOKMARKS_DATA_DIR"])
@@ -89,6 +98,8 @@ class Settings:
             allowed_origins=tuple(
                 o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()
             ),
+            log_level=reader.choice("LOG_LEVEL", defaults.log_level, LOG_LEVELS).upper(),
+            log_format="json" if log_format == "json" else "text",
             debug=reader.bool("DEBUG", defaults.debug),
         )
 
@@ -118,6 +129,15 @@ class _EnvReader:
             raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
         if value < minimum:
             raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        raw = self.env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        value = raw.strip().lower()
+        if value not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
         return value
 
     def bool(self, name: str, default: bool) -> bool:

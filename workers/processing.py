@@ -271,7 +271,7 @@ class JobRunner:
                 f"Done: {job.processed - job.failed} ready, {job.failed} failed of {job.total}", MESSAGE_MAX
             )
             await job_service.write_event(session, job, error=job.last_error if job.failed else None)
-            log.info("job %s %s: %s", job_id, job.status, job.message)
+            log.info("job %s %s%s: %s", job_id, job.status, ran_for(job), job.message)
             return job.status
 
     async def fail(self, job_id: UUID, message: str) -> str:
@@ -287,7 +287,7 @@ class JobRunner:
             job.message = job_service.bound(message, MESSAGE_MAX)
             job.last_error = job_service.bound(message, ERROR_MAX)
             await job_service.write_event(session, job, error=job.last_error)
-            log.warning("job %s failed: %s", job_id, message)
+            log.warning("job %s failed%s: %s", job_id, ran_for(job), message)
             return job.status
 
     async def cancel(self, job_id: UUID) -> str:
@@ -298,5 +298,12 @@ class JobRunner:
             await job_service.finish_cancelled(
                 session, job, f"Cancelled after {job.processed} of {job.total}"
             )
-            log.info("job %s cancelled", job_id)
+            log.info("job %s cancelled%s: %s", job_id, ran_for(job), job.message)
             return job.status
+
+
+def ran_for(job: Job) -> str:
+    """The job's run time for a log line (" after 12.3 s"), counted from its first start."""
+    if job.started_at is None or job.finished_at is None:
+        return ""
+    return f" after {(job.finished_at - job.started_at).total_seconds():.1f} s"

@@ -15,6 +15,7 @@ from app.services import jobs as job_service
 from app.services.errors import InvalidInput, TooLarge
 from app.services.lists import get_owned_list
 from app.services.videos import insert_pending_videos
+from app.wording import plural
 from db.models import Job
 
 INVALID_SHOWN_MAX = 1000
@@ -72,7 +73,7 @@ async def create_import(
             job=None, accepted=0, duplicates=duplicates, invalid=parsed.invalid[:INVALID_SHOWN_MAX]
         )
     job.total = accepted
-    job.message = f"Queued {accepted} videos"
+    job.message = f"Queued {plural(accepted, 'video')}"
     await session.flush()
     return ImportOutcome(
         job=job, accepted=accepted, duplicates=duplicates, invalid=parsed.invalid[:INVALID_SHOWN_MAX]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiToken, User
@@ -73,6 +73,34 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User:
     user = await UserRepository(session=session).get_one_or_none(email=address)
     if user is None:
         raise UserError(f"no user with email {address}")
+    return user
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    email: str
+    is_admin: bool
+    created_at: datetime
+    active_tokens: int
+
+
+async def list_users(session: AsyncSession) -> list[UserSummary]:
+    """Every user, oldest first, with the number of tokens that still sign in."""
+    active = func.count(ApiToken.id).filter(ApiToken.revoked_at.is_(None))
+    rows = await session.execute(
+        select(User.email, User.is_admin, User.created_at, active)
+        .outerjoin(ApiToken, ApiToken.user_id == User.id)
+        .group_by(User.id)
+        .order_by(User.created_at, User.email)
+    )
+    return [UserSummary(*row) for row in rows]
+
+
+async def first_user(session: AsyncSession) -> User:
+    """The oldest user (the one `bookmarks run` creates on an empty database)."""
+    user = await session.scalar(select(User).order_by(User.created_at, User.email).limit(1))
+    if user is None:
+        raise UserError("there are no users yet: `bookmarks run` creates the first one")
     return user
 
 
