@@ -29,6 +29,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.text import Text
 
 from app.exits import CommandError, ExitCode
+from app.wording import plural
 
 TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
 SUCCESS = {"completed", "completed_with_errors"}
@@ -362,9 +363,7 @@ async def import_file(server: str, token: str, path: Path, list_name: str) -> in
     async with api_client(server, token) as api, reaching(server):
         list_id = await find_or_create_list(api, list_name)
         result = await upload(api, list_id, path)
-    console.print(
-        f"accepted {result['accepted']}, duplicates {result['duplicates']}, invalid {len(result['invalid'])}"
-    )
+    console.print(line_summary(result))
     for line in result["invalid"][:20]:
         console.print(f"  line {line['line']}: {line['reason']} ({line['value']})")
     job = result["job"]
@@ -387,6 +386,18 @@ async def import_file(server: str, token: str, path: Path, list_name: str) -> in
     if final.get("error"):
         console.print(f"[red]last error: {final['error']}")
     return ExitCode.OK if final["status"] in SUCCESS else ExitCode.JOB_NOT_COMPLETED
+
+
+def line_summary(result: dict[str, Any]) -> str:
+    """ "accepted 3, duplicates 1, invalid 1 (of 9 lines: 3 blank, 1 header or comment)": every line."""
+    lines = result["lines"]
+    others = [f"{lines['blank']} blank"] if lines["blank"] else []
+    if lines["skipped"]:
+        others.append(f"{lines['skipped']} header or comment")
+    return (
+        f"accepted {result['accepted']}, duplicates {result['duplicates']}, invalid {lines['invalid']}"
+        f" (of {plural(lines['total'], 'line')}{': ' + ', '.join(others) if others else ''})"
+    )
 
 
 async def watch(server: str, token: str) -> int:

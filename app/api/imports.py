@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +19,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from app.api.deps import AppRuntime, CurrentUser, DbSession
 from app.api.errors import error_responses
-from app.api.schemas import ImportResult, InvalidLineOut, JobOut
+from app.api.schemas import ImportLines, ImportResult, InvalidLineOut, JobOut
 from app.services import imports as import_service
 from app.services.errors import InvalidInput, TooLarge
 
@@ -138,5 +138,6 @@ class ImportController(Controller):
             accepted=outcome.accepted,
             duplicates=outcome.duplicates,
             invalid=[InvalidLineOut(line=i.line, value=i.value, reason=i.reason) for i in outcome.invalid],
+            lines=ImportLines(**asdict(outcome.lines)),
         )
         return Response(result, status_code=HTTP_202_ACCEPTED if outcome.job else HTTP_200_OK)

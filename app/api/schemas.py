@@ -177,12 +177,30 @@ class InvalidLineOut(msgspec.Struct):
     reason: str
 
 
+class ImportLines(msgspec.Struct):
+    """Every line of the input, counted once: the other five add up to `total`."""
+
+    total: int
+    accepted: int
+    """Lines whose video was added."""
+    duplicates: int
+    """Lines whose video was already in the list, or earlier in the input."""
+    invalid: int
+    """Lines refused, each with its reason in `invalid` (the first 1,000 of them)."""
+    blank: int
+    """Empty lines, and lines of nothing but separators (`;;;`, a spreadsheet's empty row)."""
+    skipped: int
+    """Header rows, `#` comments, Takeout's playlist details, and the further lines of a cell that spans
+    several."""
+
+
 class ImportResult(msgspec.Struct):
     job: JobOut | None
     """None when every valid video was already in the list: there is nothing to fetch."""
     accepted: int
     duplicates: int
     invalid: list[InvalidLineOut]
+    lines: ImportLines
 
 
 class ProgressHistory(msgspec.Struct):

@@ -63,6 +63,7 @@ _SNIFF_SAMPLE_LINES = 50
 _BINARY_CONTROL_CHAR = re.compile("[\x00-\x08\x0e-\x1f]")  # C0 controls except tab and line breaks
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _ANY_DELIMITER = re.compile("[,;\t]")
+_BLANK_CHARS = _STRIPPED_CHARS + ",;"  # a line of only these holds nothing, whatever the delimiter
 
 _UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -99,6 +100,16 @@ class ParsedImport(msgspec.Struct, frozen=True):
     invalid: list[InvalidLine]
     rows: int
     """Data rows considered: header, blank, comment and Takeout metadata lines are not rows."""
+    lines: int = 0
+    """Physical lines in the input (a last line without its line break counts)."""
+    blank: int = 0
+    """Lines with nothing but spaces and separators (`;;;` from a spreadsheet's empty row)."""
+
+    @property
+    def skipped(self) -> int:
+        """Lines that are neither rows nor blank: headers, comments, Takeout's playlist details, and the
+        continuation lines of a cell that spans several."""
+        return self.lines - self.rows - self.blank
 
 
 class ImportInputError(ValueError):
@@ -421,7 +432,7 @@ def _read_csv_records(text: str, delimiter: str) -> list[_Record]:
     start_line = 1
     for row in reader:
         cells = [cell.strip(_STRIPPED_CHARS) for cell in row]
-        if any(cells):
+        if _has_content(cells):
             records.append(_Record(start_line, cells))
             last_lines.append(reader.line_num)
         start_line = reader.line_num + 1
@@ -454,7 +465,7 @@ def _split_swallowing_records(
         by_line = [
             _Record(number, cells)
             for number, line in enumerate(span, start=record.line)
-            if any(cells := _split_line(line, delimiter))
+            if _has_content(cells := _split_line(line, delimiter))
         ]
         swallowed = any(_count_videos([line]) for line in by_line if line.line > record.line)
         unclosed = index == len(records) - 1 and sum(line.count('"') for line in span) % 2 == 1
@@ -484,9 +495,13 @@ def _read_plain_records(text: str, separator: re.Pattern[str]) -> list[_Record]:
     for number, line in enumerate(_LINE_BREAK.split(text), start=1):
         # Strip the line first: an indented link must stay in the first column.
         cells = [_unquote_plain_cell(cell) for cell in separator.split(line.strip(_STRIPPED_CHARS))]
-        if any(cells):
+        if _has_content(cells):
             records.append(_Record(number, cells))
     return records
+
+
+def _has_content(cells: Sequence[str]) -> bool:
+    return any(cell.strip(_BLANK_CHARS) for cell in cells)
 
 
 def _unquote_plain_cell(cell: str) -> str:
@@ -670,7 +685,22 @@ def parse_import(data: bytes, *, max_rows: int = 50_000) -> ParsedImport:
     candidates = _select_candidates(*_read_records(text))
     if len(candidates) > max_rows:
         raise TooManyRows(len(candidates), max_rows)
-    return _collect_video_ids(candidates)
+    lines, blank = _count_lines(text, candidates)
+    return msgspec.structs.replace(_collect_video_ids(candidates), lines=lines, blank=blank)
+
+
+def _count_lines(text: str, candidates: Sequence[_Candidate]) -> tuple[int, int]:
+    """The physical lines of the text, and how many of those that start no row hold nothing."""
+    lines = _LINE_BREAK.split(text)
+    if lines[-1] == "":
+        lines.pop()  # what follows the last line break is not a line
+    rows = {candidate.line for candidate in candidates}
+    blank = sum(1 for number, line in enumerate(lines, start=1) if number not in rows and _is_blank(line))
+    return len(lines), blank
+
+
+def _is_blank(line: str) -> bool:
+    return not line.strip(_BLANK_CHARS + '"')
 
 
 def _collect_video_ids(candidates: Sequence[_Candidate]) -> ParsedImport:

@@ -5,7 +5,7 @@ The caller commits and only then enqueues the job (SAQ runs on its own connectio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,11 +23,29 @@ INVALID_SHOWN_MAX = 1000
 
 
 @dataclass(frozen=True)
+class LineCounts:
+    """Every line of the input, once: accepted + duplicates + invalid + blank + skipped == total."""
+
+    total: int
+    accepted: int
+    duplicates: int
+    invalid: int
+    blank: int
+    skipped: int
+
+    @classmethod
+    def of(cls, parsed: ParsedImport, *, accepted: int, duplicates: int) -> LineCounts:
+        invalid = len(parsed.invalid)
+        return cls(parsed.lines, accepted, duplicates, invalid, parsed.blank, parsed.skipped)
+
+
+@dataclass(frozen=True)
 class ImportOutcome:
     job: Job | None
     accepted: int
     duplicates: int
     invalid: list[InvalidLine]
+    lines: LineCounts
 
 
 def too_large_message(size: int | None, limit: int) -> str:
@@ -49,7 +67,10 @@ def parse_or_reject(data: bytes, *, max_bytes: int, max_rows: int) -> ParsedImpo
     if not parsed.video_ids:
         raise InvalidInput(
             "no valid YouTube video found in the import" if parsed.rows else "the import is empty",
-            extra={"invalid": [_invalid_dict(line) for line in parsed.invalid[:INVALID_SHOWN_MAX]]},
+            extra={
+                "invalid": [_invalid_dict(line) for line in parsed.invalid[:INVALID_SHOWN_MAX]],
+                "lines": asdict(LineCounts.of(parsed, accepted=0, duplicates=parsed.duplicates)),
+            },
         )
     return parsed
 
@@ -69,12 +90,14 @@ async def create_import(
     if accepted == 0:
         await session.delete(job)
         await session.flush()
-        return ImportOutcome(
-            job=None, accepted=0, duplicates=duplicates, invalid=parsed.invalid[:INVALID_SHOWN_MAX]
-        )
-    job.total = accepted
-    job.message = f"Queued {plural(accepted, 'video')}"
-    await session.flush()
+    else:
+        job.total = accepted
+        job.message = f"Queued {plural(accepted, 'video')}"
+        await session.flush()
     return ImportOutcome(
-        job=job, accepted=accepted, duplicates=duplicates, invalid=parsed.invalid[:INVALID_SHOWN_MAX]
+        job=job if accepted else None,
+        accepted=accepted,
+        duplicates=duplicates,
+        invalid=parsed.invalid[:INVALID_SHOWN_MAX],
+        lines=LineCounts.of(parsed, accepted=accepted, duplicates=duplicates),
     )
