@@ -184,14 +184,17 @@ def dashboard_url(host: str, port: int) -> str:
 
 
 def command_name() -> str:
-    """How to type `bookmarks` here: its name when it is on PATH, else the script's full path."""
+    """How to type `bookmarks` here: its name when it is on PATH; else, in a project folder (`scripts/run`),
+    its `scripts/bookmarks`; else the script's path."""
     script = Path(sys.argv[0])
     if script.name != "bookmarks":
         return "bookmarks"
     on_path = shutil.which("bookmarks")
     if on_path is not None and Path(on_path).resolve() == script.resolve():
         return "bookmarks"
-    return str(script.resolve())
+    project_script = script.resolve().parents[2] / "scripts" / "bookmarks"  # <project>/.venv/bin/bookmarks
+    found = project_script if project_script.is_file() else script.resolve()
+    return str(found.relative_to(Path.cwd())) if found.is_relative_to(Path.cwd()) else str(found)
 
 
 async def ensure_first_user(session: AsyncSession) -> str | None:

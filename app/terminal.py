@@ -47,7 +47,7 @@ UNREACHABLE_RETRY_MAX_S = 2.0
 resume within this long of its return instead of after a backoff of up to 30 s."""
 CONNECT_TIMEOUT_S = 10.0
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a log file gets whole lines, not lines cut at 80
 
 
 class ClientError(CommandError):
@@ -120,8 +120,9 @@ def raise_for_problem(response: httpx.Response) -> None:
     except ValueError:
         detail = response.text
     if response.status_code == 401:
-        detail = (
-            f"{detail}: the token is unknown or revoked (`bookmarks tokens create EMAIL` prints a new one)"
+        raise ClientError(
+            f"the server refused the token (401 {detail}); `bookmarks tokens create EMAIL` prints a new one",
+            ExitCode.NO_PERMISSION,
         )
     raise ClientError(
         f"{response.request.method} {response.request.url.path}: {response.status_code} {detail}",
@@ -273,7 +274,15 @@ class JobProgress(Progress):
     def get_renderables(self) -> Iterable[RenderableType]:
         if not self.connection.up:
             yield self.connection_line()
-        yield from super().get_renderables()
+        if self.tasks:
+            yield from super().get_renderables()
+
+    def stop(self) -> None:
+        if self.tasks:
+            super().stop()
+        else:  # nothing was drawn: leave no empty line behind
+            self.live.transient = True
+            self.live.stop()
 
     def connection_line(self) -> Text:
         wait = math.ceil(max(0.0, (self.connection.retry_at or 0) - time.monotonic()))
@@ -313,11 +322,14 @@ class JobBars:
             )
 
     def connection_changed(self, connection: Connection) -> None:
-        was_up = self.progress.connection.up
+        was = self.progress.connection
         self.progress.connection = connection
-        if connection.up and not was_up and connection.down_since is not None:
-            console.print(f"Reconnected after {time.monotonic() - connection.down_since:.1f} s.")
-        elif not connection.up and was_up:
+        if connection.up and not was.up:
+            if was.ever_up and connection.down_since is not None:
+                console.print(f"Reconnected after {time.monotonic() - connection.down_since:.1f} s.")
+            else:
+                console.print(f"Connected to {self.server}.")
+        elif not connection.up and was.up:
             if connection.ever_up:
                 console.print(f"[yellow]Lost the connection ({connection.problem}); reconnecting…")
             else:

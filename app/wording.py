@@ -4,4 +4,4 @@ from __future__ import annotations
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:
-    return f"{count:,} {one if count == 1 else many or one + 's'}"
+    return f"{count} {one if count == 1 else many or one + 's'}"

@@ -21,6 +21,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.services import jobs as job_service
+from app.wording import plural
 from db.models import ERROR_MAX, MESSAGE_MAX, Job, JobStatus, Video, VideoStatus
 from db.queries import queries
 from workers.youtube import FetchResult, VideoMetadata, YouTubeError
@@ -149,7 +150,7 @@ async def pending_batch(
 
 
 def progress_message(job: Job) -> str:
-    text = f"Fetched {job.processed} of {job.total} videos"
+    text = f"Fetched {job.processed} of {plural(job.total, 'video')}"
     if job.failed:
         text += f" ({job.failed} failed)"
     return text
@@ -225,7 +226,7 @@ class JobRunner:
             resumed = job.status == JobStatus.RUNNING.value
             job.status = JobStatus.RUNNING.value
             job.started_at = job.started_at or datetime.now(UTC)
-            job.message = "Resuming" if resumed else f"Fetching metadata for {job.total} videos"
+            job.message = "Resuming" if resumed else f"Fetching metadata for {plural(job.total, 'video')}"
             await job_service.write_event(session, job)
             pace.sent(job)
         log.info(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Generic, TypeAlias, TypeVar
+from typing import Annotated, Generic, Literal, TypeAlias, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -44,7 +44,10 @@ class Me(msgspec.Struct):
     email: str
     created_at: datetime
     is_admin: bool
-    """An operator: may open the queue console at /saq."""
+    """An operator: may open the queue console at /saq/."""
+    metadata_source: Literal["youtube_data_api", "oembed"]
+    """Where this server gets video metadata. `oembed` (no `YOUTUBE_API_KEY`): title, channel and
+    thumbnail only; duration, publish date and views stay empty."""
 
 
 class ListCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import Conflict, NotFound
+from app.wording import plural
 from db.events import ProgressEvent, new_event, stored_data
 from db.models import ERROR_MAX, MESSAGE_MAX, Job, JobStatus, ProgressEventRow, Video, VideoStatus
 
@@ -181,5 +182,5 @@ async def create_retry(session: AsyncSession, user_id: UUID, job_id: UUID) -> Jo
         .values(job_id=job.id, status=VideoStatus.PENDING.value, error=None)
     )
     apply_counts(job, await video_counts(session, job.id))
-    job.message = f"Retrying {job.total} videos"
+    job.message = f"Retrying {plural(job.total, 'video')}"
     return job

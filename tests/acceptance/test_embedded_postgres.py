@@ -45,8 +45,8 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: fl
 async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
     tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
-    """With DATABASE_URL unset, `bookmarks run` serves on its own Postgres and leaves none behind on exit;
-    a second run reuses the data (no new first user)."""
+    """With DATABASE_URL unset, `bookmarks run` serves on its own Postgres and leaves none behind on exit,
+    quietly; a second run reuses the data (no new first user) and says how to get a sign-in link."""
     data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"BOOKMARKS_DATA_DIR": str(data_dir)}
     outputs = []
@@ -74,3 +74,7 @@ async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
     assert "Embedded PostgreSQL ready" in outputs[0]
     assert "#token=sytb_" in outputs[0], "the first run prints a sign-in link"
     assert "#token=" not in outputs[1], "the second run reuses the data and its user"
+    assert "signin-link" in outputs[1], "a later run says how to get a sign-in link"
+    for output in outputs:
+        assert "pg_ctl" not in output, "pgserver's commands are not logged at INFO"
+        assert "shutdown grace period" not in output

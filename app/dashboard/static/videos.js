@@ -3,19 +3,20 @@
 
 import { ApiError } from "./api.js";
 import { byId, debounce, h } from "./dom.js";
-import { VIDEO_STATUS_LABELS, formatDate, formatDuration } from "./format.js";
+import { VIDEO_STATUS_LABELS, formatDate, formatDuration, plural } from "./format.js";
 
 export const PAGE_SIZE = 50;
 const REFRESH_EVERY_MS = 1000;
 const SEARCH_PAUSE_MS = 300;
 
-/** notify(message) shows an error to the user; onChanged() after a video was removed. */
-export function createVideoTable({ api, notify, onChanged }) {
+/** report(message) shows an error by the table ("" clears it); onChanged() after a video was removed. */
+export function createVideoTable({ api, report, onChanged }) {
   const statusFilter = byId("status-filter");
   const search = byId("search");
   const rows = byId("video-rows");
   const summary = byId("videos-summary");
   const emptyNote = byId("videos-empty");
+  const hint = byId("videos-hint");
   const prev = byId("prev-page");
   const next = byId("next-page");
 
@@ -25,6 +26,7 @@ export function createVideoTable({ api, notify, onChanged }) {
   let generation = 0; // answers to older requests (an earlier filter, another list) are dropped
   let lastLoadAt = 0;
   let refreshTimer = null;
+  let partialMetadata = false; // no YouTube API key on the server: no durations or dates
 
   async function load() {
     if (!listId) return;
@@ -38,10 +40,13 @@ export function createVideoTable({ api, notify, onChanged }) {
     try {
       page = await api.get(`/api/lists/${listId}/videos?${params}`);
     } catch (error) {
-      if (mine === generation && !(error instanceof ApiError && error.status === 401)) notify(error.message);
+      if (mine === generation && !(error instanceof ApiError && error.status === 401)) {
+        report(`The videos could not be loaded: ${error.message}`);
+      }
       return;
     }
     if (mine !== generation) return;
+    report("");
     if (page.items.length === 0 && page.total > 0 && offset > 0) {
       // The page emptied under us (videos deleted): step back to the last page that has rows.
       offset = Math.max(0, Math.floor((page.total - 1) / PAGE_SIZE) * PAGE_SIZE);
@@ -64,8 +69,9 @@ export function createVideoTable({ api, notify, onChanged }) {
     const first = videos.length ? offset + 1 : 0;
     const filtered = statusFilter.value || search.value.trim();
     summary.textContent = videos.length
-      ? `Showing ${first}–${offset + videos.length} of ${total} ${filtered ? "matching " : ""}videos`
+      ? `Showing ${first}–${offset + videos.length} of ${plural(total, filtered ? "matching video" : "video")}`
       : "";
+    hint.hidden = !(partialMetadata && videos.some((video) => video.status === "ready"));
     emptyNote.hidden = videos.length > 0;
     emptyNote.textContent = filtered ? "No videos match." : "No videos yet: add one or import a file.";
     prev.disabled = offset === 0;
@@ -79,7 +85,7 @@ export function createVideoTable({ api, notify, onChanged }) {
     try {
       await api.delete(`/api/videos/${video.id}`);
     } catch (error) {
-      notify(error.message);
+      report(`“${name}” could not be removed: ${error.message}`);
       return;
     }
     onChanged?.();
@@ -109,6 +115,7 @@ export function createVideoTable({ api, notify, onChanged }) {
 
   function hide() {
     listId = null;
+    hint.hidden = true;
     generation += 1;
     clearTimeout(refreshTimer);
     refreshTimer = null;
@@ -142,6 +149,10 @@ export function createVideoTable({ api, notify, onChanged }) {
     hide,
     load,
     refreshSoon,
+    /** Metadata comes from oEmbed (no API key): say why durations and dates are empty. */
+    setPartialMetadata(partial) {
+      partialMetadata = partial;
+    },
     get listId() {
       return listId;
     },
@@ -161,8 +172,10 @@ function videoRow(video, onRemove) {
         decoding: "async",
         width: 120,
         height: 68,
+        // A thumbnail that fails (gone, blocked, offline) gets the placeholder, not a broken image.
+        onerror: (event) => event.target.replaceWith(thumbPlaceholder()),
       })
-    : h("span", { class: "thumb-placeholder", "aria-hidden": "true" });
+    : thumbPlaceholder();
   return h(
     "tr",
     { "data-key": rowKey(video), "data-video-id": video.id, "data-status": video.status },
@@ -202,4 +215,8 @@ function videoRow(video, onRemove) {
       ),
     ),
   );
+}
+
+function thumbPlaceholder() {
+  return h("span", { class: "thumb-placeholder", "aria-hidden": "true" });
 }
