@@ -75,6 +75,6 @@ async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
     assert "#token=sytb_" in outputs[0], "the first run prints a sign-in link"
     assert "#token=" not in outputs[1], "the second run reuses the data and its user"
     assert "signin-link" in outputs[1], "a later run says how to get a sign-in link"
-    for output in outputs:
-        assert "pg_ctl" not in output, "pgserver's commands are not logged at INFO"
-        assert "shutdown grace period" not in output
+    for text in outputs:
+        assert "pg_ctl" not in text, "pgserver's commands are not logged at INFO"
+        assert "shutdown grace period" not in text

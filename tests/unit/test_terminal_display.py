@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import time
+from typing import Any
 
 import pytest
 from rich.console import Console, Group
@@ -12,8 +13,9 @@ from rich.console import Console, Group
 from app import terminal
 from app.terminal import Connection, JobBars, JobProgress, progress_display, retry_delay
 
-RUNNING = {
-    "job_id": "0191aaaa-0000-7000-8000-000000000000",
+JOB_ID = "0191aaaa-0000-7000-8000-000000000000"
+RUNNING: dict[str, Any] = {
+    "job_id": JOB_ID,
     "status": "running",
     "total": 1000,
     "processed": 450,
@@ -38,7 +40,7 @@ def bars(monkeypatch: pytest.MonkeyPatch) -> JobBars:
 
 def test_connected_bars_show_rate_eta_and_status(bars: JobBars) -> None:
     """Online, a running job's bar has its counts, rate, ETA and status, and no connection line."""
-    bars.show({RUNNING["job_id"]: RUNNING})
+    bars.show({JOB_ID: RUNNING})
     text = drawn(bars.progress)
     assert "450/1000" in text
     assert "38.5/s ETA 14s" in text
@@ -49,7 +51,7 @@ def test_connected_bars_show_rate_eta_and_status(bars: JobBars) -> None:
 def test_while_the_socket_is_down_bars_say_reconnecting_and_a_line_counts_down(bars: JobBars) -> None:
     """Down: each running bar keeps its counts (as of then) but says "reconnecting…" with no rate or ETA,
     and a line above says why and in how many seconds the next try comes."""
-    bars.show({RUNNING["job_id"]: RUNNING})
+    bars.show({JOB_ID: RUNNING})
     bars.connection_changed(
         Connection(
             up=False,
