@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.exits import CommandError, ExitCode
 from app.launcher import (
+    DEFAULT_SERVER,
     dashboard_url,
     database_errors,
     database_ready,
@@ -270,7 +271,7 @@ def list_tokens(settings: Settings, email: str) -> None:
 server_option = click.option(
     "--server",
     envvar="BOOKMARKS_SERVER",
-    default="http://127.0.0.1:8000",
+    default=DEFAULT_SERVER,
     show_default=True,
     help="The app's address, as a browser reaches it (env BOOKMARKS_SERVER).",
 )

@@ -33,6 +33,8 @@ from app.settings import Settings
 T = TypeVar("T")
 
 FIRST_USER_EMAIL = "local@localhost.localdomain"
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+"""Where `bookmarks run` listens by default, and where `import`, `watch` and `signin-link` look."""
 
 
 @contextlib.contextmanager
@@ -157,18 +159,21 @@ def prepare_for_serving(settings: Settings, base_url: str) -> None:
     with database_errors(settings):
         database.upgrade(settings)
     issued = in_session(settings, ensure_first_user)
+    new_link = f"{command_name()} signin-link" + (
+        "" if base_url == DEFAULT_SERVER else f" --server {base_url}"
+    )
     if issued is not None:
         link = sign_in_link(base_url, issued)
         click.echo(
             f"\nCreated the first user, {FIRST_USER_EMAIL}. Open this sign-in link (its token is shown only"
             f" once; the part after # never reaches a server log):\n\n    {link}\n\n"
-            f"Another link, any time: {command_name()} signin-link\n",
+            f"Another link, any time: {new_link}\n",
             err=True,
         )
     else:
         click.echo(
-            f"\nDashboard: {base_url}/\nTo sign in, open the link that `{command_name()} signin-link` prints"
-            f" (a new one each time; `{command_name()} users list` shows who can sign in).\n",
+            f"\nDashboard: {base_url}/\nTo sign in, open the link that `{new_link}` prints (a new one each"
+            f" time; `{command_name()} users list` shows who can sign in).\n",
             err=True,
         )
 
