@@ -209,3 +209,29 @@ def test_a_sign_in_link_pasted_into_an_open_tab_signs_in(
     page.goto(f"{server.url}/#token={account.token}")  # same page, new hash: no reload
     Dashboard(page, server.url).expect_signed_in()
     expect(page).to_have_url(server.url + "/")
+
+
+def test_a_failed_cancel_is_explained_in_its_card(
+    page: Page, server: AppServer, account: Account, youtube: FakeYouTube
+) -> None:
+    """When Cancel fails, the reason appears in that job's card, announced, and Cancel can be tried again."""
+    youtube.latency_ms = SLOW_BATCH_MS
+    board = Dashboard.sign_in_with_link(page, server.url, account.token)
+    board.create_list("Stubborn")
+    board.import_text(watch_urls(video_ids(400, prefix="stb")))
+    card = board.pin(board.card())
+    expect(board.bar(card)).to_have_attribute("aria-valuenow", MID_PROGRESS)
+    page.route(
+        "**/api/jobs/*/cancel",
+        lambda route: route.fulfill(
+            status=503, content_type="application/json", body=b'{"status_code": 503, "detail": "try later"}'
+        ),
+    )
+
+    cancel = card.get_by_role("button", name="Cancel the import into Stubborn")
+    cancel.click()
+
+    expect(card.get_by_role("alert")).to_have_text("Cancel failed: try later")
+    expect(cancel).to_be_enabled()
+    youtube.latency_ms = 0
+    expect(card).to_have_class(status_class("completed"))

@@ -76,7 +76,7 @@ function createCard(job, { onCancel, onRetry }) {
     message: h("p", { class: "job__message" }),
     error: h("p", { class: "job__error" }),
     offline: h("p", { class: "job__offline", id: `offline-${job.job_id}`, hidden: true }),
-    actionError: h("p", { class: "job__error", role: "alert" }),
+    actionError: h("p", { class: "job__action-error", role: "alert" }),
     cancel: h("button", { type: "button", class: "button button--small" }, "Cancel"),
     retry: h("button", { type: "button", class: "button button--small button--primary" }, "Retry"),
   };
