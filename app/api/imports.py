@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
@@ -18,7 +18,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from app.api.deps import AppRuntime, CurrentUser, DbSession
 from app.api.errors import error_responses
-from app.api.schemas import ImportResult, InvalidLineOut, JobOut
+from app.api.schemas import ImportLines, ImportResult, InvalidLineOut, JobOut
 from app.services import imports as import_service
 from app.services.errors import InvalidInput, TooLarge
 
@@ -154,6 +154,7 @@ class ImportController(Controller):
             accepted=outcome.accepted,
             duplicates=outcome.duplicates,
             invalid=[InvalidLineOut(line=i.line, value=i.value, reason=i.reason) for i in outcome.invalid],
+            lines=ImportLines(**asdict(outcome.lines)),
             retried=outcome.retried,
         )
         return Response(result, status_code=HTTP_202_ACCEPTED if outcome.job else HTTP_200_OK)

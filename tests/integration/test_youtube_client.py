@@ -418,6 +418,7 @@ async def test_key_never_appears_in_messages_or_request_logs(
     fake.api_key = "valid-S3CR3T-key"
     fake.fail_next(2, status=500)
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # the app's logging config keeps it at WARNING
     async with youtube_client(fake, max_attempts=2) as (client, _):
         with pytest.raises(YouTubeUnreachable) as outage:
             await client.fetch(video_ids(3))

@@ -2,7 +2,7 @@
 // live panel, the video table and the import forms.
 
 import { Api } from "./api.js";
-import { byId, h } from "./dom.js";
+import { byId, h, showError } from "./dom.js";
 import { plural } from "./format.js";
 import { createHistory } from "./history.js";
 import { createImporter } from "./importer.js";
@@ -39,30 +39,32 @@ const ui = {
   accountEmail: byId("account-email"),
   consoleLink: byId("console-link"),
   connection: byId("connection"),
-  notice: byId("notice"),
-  noticeText: byId("notice-text"),
   signin: byId("signin"),
   signinForm: byId("signin-form"),
   tokenInput: byId("token-input"),
   signinError: byId("signin-error"),
   workspace: byId("workspace"),
   lists: byId("lists"),
+  listsError: byId("lists-error"),
   newListForm: byId("new-list-form"),
   newListName: byId("new-list-name"),
+  newListError: byId("new-list-error"),
   noList: byId("no-list"),
   listView: byId("list-view"),
   listTitle: byId("list-title"),
   renameButton: byId("rename-list"),
   renameForm: byId("rename-form"),
   renameInput: byId("rename-input"),
+  renameError: byId("rename-error"),
+  listError: byId("list-error"),
   addVideos: byId("add-videos"),
 };
 
-function notify(message) {
+/** An error next to what caused it; "" clears it. */
+function report(el, message, input = null) {
   // A request that failed because the token was revoked has already signed us out and said why.
   if (message && !session.signedIn) return;
-  ui.noticeText.textContent = message;
-  ui.notice.hidden = !message;
+  showError(el, message, input);
 }
 
 const listName = (listId) => session.lists.find((list) => list.id === listId)?.name ?? null;
@@ -76,18 +78,24 @@ const panel = createLivePanel({
   onRetry: (job) => jobAction(job, "retry"),
 });
 
-const jobHistory = createHistory({ api, notify, listName, onRetry: (job) => jobAction(job, "retry") });
+const jobHistory = createHistory({
+  api,
+  report: (message) => report(byId("history-error"), message),
+  listName,
+  onRetry: (job) => jobAction(job, "retry"),
+});
 
 const videos = createVideoTable({
   api,
-  notify,
+  report: (message) => report(byId("videos-error"), message),
+  reportList: (message) => report(ui.listError, message),
   onChanged: refreshLists,
   onJobs: (jobs) => jobs.forEach((job) => session.live?.upsert(jobStateFromApi(job))),
 });
 
 const importer = createImporter({
   api,
-  notify,
+  report,
   getListId: () => session.listId,
   onJob: (job) => {
     session.live?.upsert(jobStateFromApi(job));
@@ -103,9 +111,18 @@ const importer = createImporter({
 /** A sign-in link (`/#token=sytb_…`) stores its token and leaves no trace of it in the address bar. */
 function takeTokenFromLink() {
   const token = new URLSearchParams(location.hash.slice(1)).get("token");
-  if (!token) return;
+  if (!token) return null;
   localStorage.setItem(TOKEN_KEY, token);
   history.replaceState(null, "", location.pathname + location.search);
+  return token;
+}
+
+/** A sign-in link pasted into a tab already on the page changes only the hash: sign in with it. */
+function signInFromNewLink() {
+  const token = takeTokenFromLink();
+  if (!token) return;
+  if (session.signedIn) signOut();
+  signIn(token);
 }
 
 async function signIn(token) {
@@ -128,6 +145,7 @@ async function signIn(token) {
   session.signedIn = true;
   ui.accountEmail.textContent = me.email;
   ui.consoleLink.hidden = !me.is_admin;
+  videos.setPartialMetadata(me.metadata_source === "oembed");
   ui.account.hidden = false;
   ui.signin.hidden = true;
   ui.workspace.hidden = false;
@@ -164,7 +182,7 @@ function signOut(message = "") {
   ui.account.hidden = true;
   ui.workspace.hidden = true;
   ui.connection.textContent = "";
-  notify("");
+  for (const el of document.querySelectorAll("#workspace .form-error")) showError(el, "");
   showSignIn(message);
 }
 
@@ -187,7 +205,11 @@ function startLive(token) {
       noteFinishedJobs(live);
     },
     onStatus: (status) => {
-      ui.connection.textContent = status === "reconnecting" ? "Reconnecting…" : "";
+      const offline = status === "reconnecting";
+      ui.connection.textContent = offline ? "Reconnecting…" : "";
+      // Cards now show the state they had when the connection dropped, until it is back.
+      panel.setOffline(offline);
+      drawJobs();
     },
     onUnauthorized: () => signOut(REVOKED),
   });
@@ -222,15 +244,11 @@ function drawJobs() {
   panel.render(session.live ? session.live.visibleJobs() : []);
 }
 
+/** Cancel or retry; a failure is thrown to the card, which shows it. */
 async function jobAction(job, action) {
-  try {
-    const answer = await api.post(`/api/jobs/${job.job_id}/${action}`);
-    // The socket will say the same soon; showing the answer now makes the click feel instant.
-    session.live?.upsert(jobStateFromApi(answer));
-  } catch (error) {
-    notify(error.message);
-    throw error;
-  }
+  const answer = await api.post(`/api/jobs/${job.job_id}/${action}`);
+  // The socket will say the same soon; showing the answer now makes the click feel instant.
+  session.live?.upsert(jobStateFromApi(answer));
 }
 
 // -- lists --
@@ -240,9 +258,10 @@ async function refreshLists() {
     const page = await api.get("/api/lists?limit=1000");
     session.lists = page.items;
   } catch (error) {
-    if (error.status !== 401) notify(error.message);
+    if (error.status !== 401) report(ui.listsError, `The lists could not be loaded: ${error.message}`);
     return;
   }
+  report(ui.listsError, "");
   drawLists();
 }
 
@@ -288,7 +307,7 @@ function selectList(listId) {
   if (listId && listId === session.listId && !ui.listView.hidden) return; // already shown: keep the forms
   session.listId = listId ?? null;
   closeRename();
-  notify("");
+  report(ui.listError, "");
   if (!session.listId) {
     localStorage.removeItem(LIST_KEY);
     ui.listView.hidden = true;
@@ -314,10 +333,12 @@ async function createList(event) {
   try {
     const list = await api.post("/api/lists", { name });
     ui.newListName.value = "";
+    report(ui.newListError, "", ui.newListName);
     session.lists.push(list);
     selectList(list.id);
   } catch (error) {
-    notify(error.message);
+    report(ui.newListError, error.message, ui.newListName);
+    ui.newListName.focus();
   }
 }
 
@@ -330,6 +351,7 @@ function openRename() {
 }
 
 function closeRename({ refocus = false } = {}) {
+  report(ui.renameError, "", ui.renameInput);
   ui.renameForm.hidden = true;
   ui.renameButton.setAttribute("aria-expanded", "false");
   if (refocus) ui.renameButton.focus();
@@ -345,7 +367,8 @@ async function renameList(event) {
     closeRename({ refocus: true });
     drawLists();
   } catch (error) {
-    notify(error.message);
+    report(ui.renameError, error.message, ui.renameInput);
+    ui.renameInput.focus();
   }
 }
 
@@ -359,7 +382,7 @@ async function deleteList() {
   try {
     await api.delete(`/api/lists/${list.id}`);
   } catch (error) {
-    notify(error.message);
+    report(ui.listError, `The list could not be deleted: ${error.message}`);
     return;
   }
   session.lists = session.lists.filter((other) => other.id !== list.id);
@@ -374,9 +397,10 @@ async function exportList() {
   try {
     file = await api.download(`/api/lists/${list.id}/export.csv`);
   } catch (error) {
-    notify(error.message);
+    report(ui.listError, `The export failed: ${error.message}`);
     return;
   }
+  report(ui.listError, "");
   const url = URL.createObjectURL(file.blob);
   const link = h("a", { href: url, download: fileName(list.name) ?? file.filename });
   document.body.append(link);
@@ -402,7 +426,6 @@ function wire() {
     if (session.signedIn) ui.tokenInput.value = "";
   });
   byId("sign-out").addEventListener("click", () => signOut());
-  byId("notice-dismiss").addEventListener("click", () => notify(""));
   ui.newListForm.addEventListener("submit", createList);
   ui.renameButton.addEventListener("click", () => (ui.renameForm.hidden ? openRename() : closeRename()));
   ui.renameForm.addEventListener("submit", renameList);
@@ -417,6 +440,7 @@ function wire() {
 function boot() {
   takeTokenFromLink();
   wire();
+  window.addEventListener("hashchange", signInFromNewLink);
   const token = localStorage.getItem(TOKEN_KEY);
   if (token) signIn(token);
   else showSignIn();

@@ -24,6 +24,7 @@ const STATUS_CLASSES = Object.keys(JOB_STATUS_LABELS).map((status) => `job--${st
 export function createLivePanel({ root, empty, announcer, listName, onCancel, onRetry }) {
   const cards = new Map(); // job_id → card
   const lastStatus = new Map(); // job_id → status we last drew, to announce only changes
+  let offlineSince = null; // while the socket is down: when it went down (the cards show that moment)
 
   function render(jobs, now = Date.now()) {
     // Newest first: a new import (or a retry) appears at the top, where the eye already is.
@@ -43,6 +44,7 @@ export function createLivePanel({ root, empty, announcer, listName, onCancel, on
         cards.set(job.job_id, card);
       }
       updateCard(card, job, listName(job.list_id), now);
+      showOffline(card, offlineSince);
       // Move only what is out of place: moving a node would take the focus away from its buttons.
       if (root.children[index] !== card.el) root.insertBefore(card.el, root.children[index] ?? null);
       announceChange(job);
@@ -59,7 +61,12 @@ export function createLivePanel({ root, empty, announcer, listName, onCancel, on
     }`;
   }
 
-  return { render };
+  /** The socket is down (true) or back (false); call render() after it. */
+  function setOffline(offline) {
+    offlineSince = offline ? (offlineSince ?? new Date()) : null;
+  }
+
+  return { render, setOffline };
 }
 
 function createCard(job, { onCancel, onRetry }) {
@@ -78,6 +85,8 @@ function createCard(job, { onCancel, onRetry }) {
     message: h("p", { class: "job__message" }),
     next: h("p", { class: "job__next" }),
     error: h("p", { class: "job__error" }),
+    offline: h("p", { class: "job__offline", id: `offline-${job.job_id}`, hidden: true }),
+    actionError: h("p", { class: "job__action-error", role: "alert" }),
     cancel: h("button", { type: "button", class: "button button--small" }, "Cancel"),
     retry: h("button", { type: "button", class: "button button--small button--primary" }, "Retry"),
   };
@@ -99,11 +108,13 @@ function createCard(job, { onCancel, onRetry }) {
       h("p", { class: "job__stats" }, parts.percent, parts.counts, parts.rate, parts.eta),
       h("div", { class: "job__actions" }, parts.cancel, parts.retry),
     ),
+    parts.offline,
+    parts.actionError,
     parts.message,
     parts.next,
     parts.error,
   );
-  const card = { el, parts, job, busy: null, retried: false };
+  const card = { el, parts, job, busy: null, retried: false, offline: false };
   parts.cancel.addEventListener("click", () => act(card, "cancel", onCancel));
   parts.retry.addEventListener("click", () => act(card, "retry", onRetry));
   return card;
@@ -111,13 +122,15 @@ function createCard(job, { onCancel, onRetry }) {
 
 async function act(card, action, handler) {
   card.busy = action;
+  card.parts.actionError.textContent = "";
   updateButtons(card);
   let done = false;
   try {
     await handler(card.job);
     done = true;
-  } catch {
-    // The caller has shown the error; the button becomes usable again.
+  } catch (error) {
+    // Next to the button that failed, announced; the button becomes usable again.
+    card.parts.actionError.textContent = `${action === "cancel" ? "Cancel" : "Retry"} failed: ${error.message}`;
   }
   if (done && action === "retry") card.retried = true; // its failed videos now belong to the new job
   // A running job stops between batches: keep "Cancelling…" until its terminal event arrives.
@@ -179,7 +192,7 @@ function updateCard(card, job, listName, now) {
   parts.progress.setAttribute("aria-valuenow", String(job.progress ?? 0));
   parts.progress.setAttribute(
     "aria-valuetext",
-    `${percent}: ${job.processed} of ${job.total} videos processed, ${ready} ready, ${job.failed} failed`,
+    `${percent}: ${job.processed} of ${plural(job.total, "video")} processed, ${ready} ready, ${job.failed} failed`,
   );
   // CSSOM writes are allowed by the CSP (style-src 'self'); inline style attributes would not be.
   const share = (count) => `${job.total ? Math.min(100, (100 * count) / job.total) : 0}%`;
@@ -202,16 +215,39 @@ function updateCard(card, job, listName, now) {
   const repeated = job.error && job.message && job.message.includes(job.error);
   parts.error.textContent = job.error && !repeated ? `Last error: ${job.error}` : "";
   parts.error.hidden = !parts.error.textContent;
+  // The buttons' names say which job they act on ("Cancel 400 pasted links into Music").
+  card.name = `${title} ${into}`;
+  updateButtons(card);
+}
+
+/** While the socket is down: the card's state is as of `since`; no ETA, and no actions, saying why. */
+function showOffline(card, since) {
+  const offline = since !== null && (isActive(card.job) || !card.parts.retry.hidden);
+  card.offline = offline;
+  card.el.classList.toggle("job--offline", offline);
+  card.parts.offline.hidden = !offline;
+  card.parts.offline.textContent = offline
+    ? `Not connected: this is the state at ${since.toLocaleTimeString()}. ` +
+      "Cancel and Retry come back with the connection."
+    : "";
+  if (offline) card.parts.eta.hidden = true;
   updateButtons(card);
 }
 
 function updateButtons(card) {
-  const { job, parts, busy } = card;
+  const { job, parts, busy, offline } = card;
   const active = isActive(job);
+  const cancelling = busy === "cancel" || busy === "cancel-sent";
   parts.cancel.hidden = !active;
-  parts.cancel.disabled = busy === "cancel" || busy === "cancel-sent";
-  parts.cancel.textContent = parts.cancel.disabled ? "Cancelling…" : "Cancel";
+  parts.cancel.disabled = cancelling || offline;
+  parts.cancel.textContent = cancelling ? "Cancelling…" : "Cancel";
+  parts.cancel.setAttribute("aria-label", `${cancelling ? "Cancelling" : "Cancel"} ${card.name}`);
   parts.retry.hidden = !hasSomethingToRetry(job) || card.retried;
-  parts.retry.disabled = busy === "retry";
+  parts.retry.disabled = busy === "retry" || offline;
   parts.retry.textContent = busy === "retry" ? "Retrying…" : "Retry";
+  parts.retry.setAttribute("aria-label", `${busy === "retry" ? "Retrying" : "Retry"} ${card.name}`);
+  for (const button of [parts.cancel, parts.retry]) {
+    if (offline) button.setAttribute("aria-describedby", parts.offline.id);
+    else button.removeAttribute("aria-describedby");
+  }
 }
