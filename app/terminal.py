@@ -5,7 +5,7 @@ the last seq it saw, dedupes by seq, treats a snapshot as the new truth, and rec
 jitter. Bars are labelled by the job's source and list and coloured by its outcome. While the socket is
 down the bars say so (their state is as of the last update) and a line counts down to the next attempt; a
 server that refuses connections (restarting) is tried again every second or two, so the bars resume as
-soon as it is back.
+soon as it is back; a close 4430 (rate limited) waits as long as the server asks.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import json
 import math
 import random
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -51,12 +52,17 @@ OUTCOME_STYLES = {
     "cancelled": "magenta",
 }
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_RATE_LIMITED = 4430
+"""Too many failed token checks from this address; the reason says `retry in N s`. Not a refusal of the
+token: it is kept, and tried again then."""
 CLOSE_REASONS = {
     1011: "the server failed",
     1012: "the server is restarting",
     1013: "the server asked this client to slow down",
     4429: "too many open connections for this user",
+    CLOSE_RATE_LIMITED: "rate limited: too many failed sign-ins from this address",
 }
+RETRY_IN = re.compile(r"retry in (\d+) s")
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
 UNREACHABLE_RETRY_MAX_S = 2.0
@@ -212,6 +218,7 @@ class LiveFollower:
         attempt = 0
         while True:
             unreachable = False
+            asked_s = 0.0
             try:
                 if await self.session():
                     return self.states
@@ -225,12 +232,14 @@ class LiveFollower:
                     ) from closed
                 problem = CLOSE_REASONS.get(code or 0, "the connection dropped")
                 unreachable = code == 1012
+                if code == CLOSE_RATE_LIMITED and closed.rcvd is not None:
+                    asked_s = retry_after_s(closed.rcvd.reason)
             except (OSError, websockets.InvalidHandshake, TimeoutError, httpx.TransportError) as error:
                 problem = connect_problem(error)
                 unreachable = isinstance(error, OSError | httpx.ConnectError)
             if self.connection.up:
                 attempt = 0
-            delay = retry_delay(attempt, unreachable=unreachable)
+            delay = max(retry_delay(attempt, unreachable=unreachable), min(asked_s, BACKOFF_MAX_S))
             attempt += 1
             self.reconnects += 1
             self.went_down(problem, delay)
@@ -280,6 +289,12 @@ class LiveFollower:
             retry_at=now + retry_in_s,
         )
         self.on_connection(self.connection)
+
+
+def retry_after_s(reason: str) -> float:
+    """The wait a 4430's reason asks for ("rate limited; retry in 12 s"), or 0."""
+    found = RETRY_IN.search(reason)
+    return float(found[1]) if found else 0.0
 
 
 def retry_delay(attempt: int, *, unreachable: bool) -> float:
