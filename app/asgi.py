@@ -11,11 +11,10 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlche
 from litestar import Litestar, Request
 from litestar.config.app import AppConfig
 from litestar.di import Provide
-from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
+from litestar.plugins import InitPluginProtocol
 
 from app.api.deps import provide_event_store, provide_job_queue
 from app.api.docs import OfflineSwaggerUI, docs_router
@@ -32,6 +31,7 @@ from app.auth import PUBLIC_PATHS, TokenAuthMiddleware
 from app.console import console_router
 from app.dashboard import dashboard_handlers
 from app.database import alchemy_config
+from app.logs import litestar_logging_config
 from app.runtime import Runtime, open_runtime
 from app.services.errors import DomainError
 from app.serving import redact_uvicorn_logs
@@ -46,7 +46,7 @@ def provide_user(request: Request[User, Any, Any]) -> User:
     return request.user
 
 
-class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
+class BookmarksPlugin(InitPluginProtocol):
     """Builds this web process's `Runtime` in the app's lifespan, and runs the in-process worker."""
 
     def __init__(self, settings: Settings, alchemy: SQLAlchemyAsyncConfig) -> None:
@@ -58,11 +58,6 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
         if self._runtime is None:
             raise RuntimeError("the app's lifespan has not started (or has ended)")
         return self._runtime
-
-    def on_cli_init(self, cli: Any) -> None:
-        from app.cli import register_commands
-
-        register_commands(cli)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.lifespan.append(self.lifespan)
@@ -133,15 +128,12 @@ def create_app(settings: Settings) -> Litestar:
             ),
             security=[{"BearerToken": []}],
         ),
-        logging_config=LoggingConfig(
-            root={"level": "INFO", "handlers": ["queue_listener"]},
-            log_exceptions="always",
-            disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429},
-        ),
+        logging_config=litestar_logging_config(settings),
         debug=settings.debug,
     )
 
 
 def create_app_from_env() -> Litestar:
-    """Zero-argument factory for the CLI and `uvicorn --factory`: reads the environment once, here."""
+    """Zero-argument factory for `uvicorn --factory` (what `bookmarks run` serves): reads the environment
+    once, here."""
     return create_app(Settings.from_env())

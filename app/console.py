@@ -23,6 +23,7 @@ from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
+from litestar.response import Redirect
 from litestar.types import Guard
 from saq.web.common import STATIC_PATH, job_dict
 from sqlalchemy import select
@@ -109,8 +110,12 @@ async def saq_job(job_queue: JobQueue, queue: str, key: str) -> Any:
 
 
 @get(["/", "/queues/{queue:str}", "/queues/{queue:str}/jobs/{key:str}"], sync_to_thread=False)
-def page() -> Response[bytes]:
+def page(request: Request[Any, Any, Any]) -> Response[bytes] | Redirect:
     """One page for every console URL; `app.js` routes on the path."""
+    if request.scope.get("raw_path") == CONSOLE_PATH.encode():
+        # Routing takes /saq for /saq/ (the scope's path loses the slash), but app.js knows only /saq/
+        # and would show its "not found"; the raw path is what the browser asked for.
+        return Redirect(CONSOLE_PATH + "/")
     return Response(PAGE, media_type=MediaType.HTML)
 
 

@@ -6,8 +6,10 @@ Three things uvicorn gets wrong for us by default (README, "Security"):
   believed, and by default nobody;
 - it never times out a request whose headers do not finish (a slowloris holds a connection for ever):
   `HeaderDeadlineProtocol` closes it after HEADER_TIMEOUT_S;
-- its access log prints query strings, where a careless client may put a token: `RedactQueries` cuts
-  them from uvicorn's log lines (installed by the app itself, so it holds however uvicorn was started).
+- its access log prints query strings, where a careless client may put a token, and at DEBUG the
+  websockets library dumps each handshake's headers (cookies, authorization) and the client's frames (the
+  hello carries the token): `RedactSecrets` cuts them from uvicorn's log lines (installed by the app
+  itself, so it holds however uvicorn was started, and whatever LOG_LEVEL says).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import logging
 from typing import Any, Final
 
-import click
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.settings import Settings
@@ -25,6 +26,12 @@ APP: Final = "app.asgi:create_app_from_env"
 HEADER_TIMEOUT_S: Final = 10.0
 """A client has this long from its first byte (or its connection) to the end of a request's headers."""
 REDACTED: Final = "?[query removed]"
+REMOVED: Final = "[removed]"
+CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+CLIENT_FRAME_DUMP: Final = "< %s"
+"""websockets' DEBUG line for a frame the client sent: `< TEXT '{"type": "hello", "token": …}' [93 bytes]`."""
+HEADER_DUMP: Final = frozenset({"< %s: %s", "> %s: %s"})
+DATA_FRAMES: Final = frozenset({"TEXT", "BINARY", "CONT"})
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +102,31 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-class RedactQueries(logging.Filter):
-    """Cuts the query string from the request targets in uvicorn's log lines (access and WebSocket)."""
+class RedactSecrets(logging.Filter):
+    """Cuts what may hold a token from uvicorn's log lines: the query string of request targets (access and
+    WebSocket lines), and in websockets' DEBUG wire dumps the values of credential headers and the
+    contents of the client's frames (their kind and size stay)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(_is_target_with_query(arg) for arg in record.args):
-            record.args = tuple(_without_query(arg) for arg in record.args)
+        args = record.args
+        if not isinstance(args, tuple):
+            return True
+        if record.msg in HEADER_DUMP and len(args) == 2 and str(args[0]).lower() in CREDENTIAL_HEADERS:
+            record.args = (args[0], REMOVED)
+        elif record.msg == CLIENT_FRAME_DUMP and len(args) == 1:
+            record.args = (_without_data(str(args[0])),)
+        elif any(_is_target_with_query(arg) for arg in args):
+            record.args = tuple(_without_query(arg) for arg in args)
         return True
+
+
+def _without_data(frame: str) -> str:
+    """`TEXT '{"type": "hello", …}' [93 bytes]` → `TEXT [removed] [93 bytes]`; control frames (CLOSE, PING)
+    as they are."""
+    kind, _, rest = frame.partition(" ")
+    if kind not in DATA_FRAMES:
+        return frame
+    return f"{kind} {REMOVED}{rest[rest.rfind(' [') :] if ' [' in rest else ''}"
 
 
 def _is_target_with_query(value: object) -> bool:
@@ -115,57 +140,8 @@ def _without_query(value: object) -> object:
 
 
 def redact_uvicorn_logs() -> None:
-    """Installs `RedactQueries` on uvicorn's loggers, once per process."""
+    """Installs `RedactSecrets` on uvicorn's loggers, once per process."""
     for name in ("uvicorn.access", "uvicorn.error"):
         logger = logging.getLogger(name)
-        if not any(isinstance(existing, RedactQueries) for existing in logger.filters):
-            logger.addFilter(RedactQueries())
-
-
-@click.command(name="run", help="Serve the app with uvicorn (see README, 'Security', for what it adds).")
-@click.option(
-    "-H", "--host", default="127.0.0.1", show_default=True, envvar="LITESTAR_HOST", help="Bind address."
-)
-@click.option("-p", "--port", type=int, default=8000, show_default=True, envvar="LITESTAR_PORT", help="Port.")
-@click.option(
-    "-W",
-    "--wc",
-    "--web-concurrency",
-    "workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    envvar=["LITESTAR_WEB_CONCURRENCY", "WEB_CONCURRENCY"],
-    help="Web processes (each its own hub).",
-)
-@click.option("-U", "--uds", default=None, help="Bind to this UNIX domain socket instead.")
-@click.option("-F", "--fd", type=int, default=None, help="Bind to a socket from this file descriptor.")
-@click.option("-r", "--reload", is_flag=True, help="Restart on code changes (development).")
-@click.option("--ssl-certfile", default=None, help="Serve HTTPS with this certificate.")
-@click.option("--ssl-keyfile", default=None, help="... and this key.")
-def run_command(
-    host: str,
-    port: int,
-    workers: int,
-    uds: str | None,
-    fd: int | None,
-    reload: bool,
-    ssl_certfile: str | None,
-    ssl_keyfile: str | None,
-) -> None:
-    """Replaces Litestar's `run`, which cannot pass uvicorn these options."""
-    import uvicorn
-
-    uvicorn.run(
-        APP,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        uds=uds,
-        fd=fd,
-        reload=reload,
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-        **uvicorn_options(Settings.from_env()),
-    )
+        if not any(isinstance(existing, RedactSecrets) for existing in logger.filters):
+            logger.addFilter(RedactSecrets())

@@ -11,7 +11,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -60,6 +64,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks whose X-Forwarded-For / X-Forwarded-Proto uvicorn believes (app/serving.py);
     empty: nobody's, so no client can choose the address the limits count it under."""
+    log_level: str = "INFO"
+    """DEBUG adds per-request lines (uvicorn's access log, httpx, SAQ); WARNING keeps only problems."""
+    log_format: Literal["text", "json"] = "text"
+    """json: one JSON object a line (time, level, logger, message, exception), for log collectors."""
     debug: bool = False
 
     @classmethod
@@ -67,6 +75,7 @@ class Settings:
         env = os.environ if env is None else env
         reader = _EnvReader(env)
         defaults = cls()
+        log_format = reader.choice("LOG_FORMAT", defaults.log_format, LOG_FORMATS)
         return cls(
             database_url=normalise_database_url(env["DATABASE_URL"]) if env.get("DATABASE_URL") else None,
             data_dir=Path(env["BOOKMARKS_DATA_DIR"])
@@ -98,6 +107,8 @@ class Settings:
                 o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()
             ),
             trusted_proxies=reader.addresses("TRUSTED_PROXIES"),
+            log_level=reader.choice("LOG_LEVEL", defaults.log_level, LOG_LEVELS).upper(),
+            log_format="json" if log_format == "json" else "text",
             debug=reader.bool("DEBUG", defaults.debug),
         )
 
@@ -140,6 +151,15 @@ class _EnvReader:
             except ValueError:
                 raise SettingsError(f"{name} must list IP addresses or networks, got {item!r}") from None
         return items
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        raw = self.env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        value = raw.strip().lower()
+        if value not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return value
 
     def bool(self, name: str, default: bool) -> bool:
         raw = self.env.get(name)

@@ -1,15 +1,24 @@
 """`bookmarks import` and `bookmarks watch`: the live protocol (docs/design.md) in a terminal.
 
-A third-party client in ~200 lines: HTTP for the upload, then one WebSocket that says hello with the last
-seq it saw, dedupes by seq, treats a snapshot as the new truth, and reconnects with backoff and jitter.
+A third-party client in a few hundred lines: HTTP for the upload, then one WebSocket that says hello with
+the last seq it saw, dedupes by seq, treats a snapshot as the new truth, and reconnects with backoff and
+jitter. Bars are labelled by the job's source and list and coloured by its outcome. While the socket is
+down the bars say so (their state is as of the last update) and a line counts down to the next attempt; a
+server that refuses connections (restarting) is tried again every second or two, so the bars resume as
+soon as it is back; a close 4430 (rate limited) waits as long as the server asks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 import random
-from collections.abc import Callable
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,31 +26,59 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import websockets
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, Progress, Task, TaskID, TextColumn
 from rich.progress_bar import ProgressBar
+from rich.text import Text
+
+from app.exits import CommandError, ExitCode
+from app.wording import plural
 
 TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
-EXIT_CODES = {"completed": 0, "completed_with_errors": 3, "failed": 4, "cancelled": 4}
-"""`bookmarks import`'s exit code by how the job ended (README, "Command line"): 0 only when every video
-is ready. 1 is a client error (bad token, refused file, unreachable server), 2 a usage error (click)."""
+EXIT_CODES = {
+    "completed": ExitCode.OK,
+    "completed_with_errors": ExitCode.COMPLETED_WITH_ERRORS,
+    "failed": ExitCode.JOB_FAILED,
+    "cancelled": ExitCode.JOB_FAILED,
+}
+"""`bookmarks import`'s exit code by how the job ended (README, "Exit codes"): 0 only when every video is
+ready. Problems before the job could start have their own codes (app/exits.py)."""
 OUTCOME_STYLES = {
     "queued": "grey50",
     "running": "blue",
+    "waiting": "dark_orange",
     "completed": "green",
     "completed_with_errors": "yellow",
     "failed": "red",
     "cancelled": "magenta",
 }
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_RATE_LIMITED = 4430
+"""Too many failed token checks from this address; the reason says `retry in N s`. Not a refusal of the
+token: it is kept, and tried again then."""
+CLOSE_REASONS = {
+    1011: "the server failed",
+    1012: "the server is restarting",
+    1013: "the server asked this client to slow down",
+    4429: "too many open connections for this user",
+    CLOSE_RATE_LIMITED: "rate limited: too many failed sign-ins from this address",
+}
+RETRY_IN = re.compile(r"retry in (\d+) s")
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
+UNREACHABLE_RETRY_MAX_S = 2.0
+"""A server that refuses connections (restarting, or not started yet) costs nothing to ask again: the bars
+resume within this long of its return instead of after a backoff of up to 30 s."""
+CONNECT_TIMEOUT_S = 10.0
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a log file gets whole lines, not lines cut at 80
 
 
-class ClientError(Exception):
+class ClientError(CommandError):
     """A problem the user must fix (bad token, bad file, server refused); the message says which."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.DATA) -> None:
+        super().__init__(message, code)
 
 
 def websocket_url(server: str) -> str:
@@ -54,8 +91,49 @@ def api_client(server: str, token: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=server,
         headers={"Authorization": f"Bearer {token}"},
-        timeout=httpx.Timeout(120.0, connect=10.0),
+        timeout=httpx.Timeout(120.0, connect=CONNECT_TIMEOUT_S),
     )
+
+
+@contextlib.asynccontextmanager
+async def reaching(server: str) -> AsyncIterator[None]:
+    """An HTTP request that cannot reach the server becomes one line that says so (exit 69)."""
+    try:
+        yield
+    except httpx.TransportError as error:
+        raise ClientError(
+            f"cannot reach the server at {server} ({connect_problem(error)}): is `bookmarks run` running"
+            " there? (--server or BOOKMARKS_SERVER)",
+            ExitCode.UNAVAILABLE,
+        ) from error
+
+
+def connect_problem(error: BaseException) -> str:
+    """Why a connection failed, in a few words."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "unknown host"
+        if isinstance(seen, TimeoutError | httpx.TimeoutException):
+            return "no answer"
+        if isinstance(seen, websockets.InvalidStatus):
+            return f"HTTP {seen.response.status_code}"
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(error, httpx.ConnectError):
+        return "connection refused"  # httpcore says "All connection attempts failed", without a cause
+    return str(error) or type(error).__name__
+
+
+def problem_code(status: int) -> ExitCode:
+    if status in {401, 403}:
+        return ExitCode.NO_PERMISSION
+    if status == 429:
+        return ExitCode.TEMPORARY
+    if status >= 500:
+        return ExitCode.UNAVAILABLE
+    return ExitCode.DATA
 
 
 def raise_for_problem(response: httpx.Response) -> None:
@@ -65,8 +143,14 @@ def raise_for_problem(response: httpx.Response) -> None:
         detail = response.json().get("detail", response.text)
     except ValueError:
         detail = response.text
+    if response.status_code == 401:
+        raise ClientError(
+            f"the server refused the token (401 {detail}); `bookmarks tokens create EMAIL` prints a new one",
+            ExitCode.NO_PERMISSION,
+        )
     raise ClientError(
-        f"{response.request.method} {response.request.url.path}: {response.status_code} {detail}"
+        f"{response.request.method} {response.request.url.path}: {response.status_code} {detail}",
+        problem_code(response.status_code),
     )
 
 
@@ -103,6 +187,19 @@ async def upload(api: httpx.AsyncClient, list_id: str, path: Path) -> dict[str, 
 
 
 @dataclass
+class Connection:
+    """What the follower knows of its socket, for the display."""
+
+    up: bool = False
+    ever_up: bool = False
+    problem: str = ""
+    """Why it is down."""
+    down_since: float | None = None
+    retry_at: float | None = None
+    """When (time.monotonic()) the next attempt starts."""
+
+
+@dataclass
 class LiveFollower:
     """Keeps job states current from the socket, across reconnects, until `done(states)` is true."""
 
@@ -110,31 +207,53 @@ class LiveFollower:
     token: str
     on_change: Callable[[dict[str, dict[str, Any]]], None]
     done: Callable[[dict[str, dict[str, Any]]], bool]
+    on_connection: Callable[[Connection], None] = lambda _: None
+    before_frame: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+    """Awaited before each frame is applied (`watch` looks up the names of lists it has not seen)."""
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_seq: int | None = None
     reconnects: int = 0
+    connection: Connection = field(default_factory=Connection)
 
     async def run(self) -> dict[str, dict[str, Any]]:
-        delay = BACKOFF_INITIAL_S
+        attempt = 0
         while True:
+            unreachable = False
+            asked_s = 0.0
             try:
                 if await self.session():
                     return self.states
-                delay = BACKOFF_INITIAL_S
+                problem = "the server closed the connection"
             except websockets.ConnectionClosed as closed:
-                if closed.rcvd is not None and closed.rcvd.code == CLOSE_UNAUTHENTICATED:
-                    raise ClientError("the server refused the token (4401)") from closed
-            except (OSError, websockets.InvalidHandshake, TimeoutError):
-                pass
+                code = closed.rcvd.code if closed.rcvd is not None else None
+                if code == CLOSE_UNAUTHENTICATED:
+                    raise ClientError(
+                        "the server refused the token (4401): it is unknown, revoked or expired",
+                        ExitCode.NO_PERMISSION,
+                    ) from closed
+                problem = CLOSE_REASONS.get(code or 0, "the connection dropped")
+                unreachable = code == 1012
+                if code == CLOSE_RATE_LIMITED and closed.rcvd is not None:
+                    asked_s = retry_after_s(closed.rcvd.reason)
+            except (OSError, websockets.InvalidHandshake, TimeoutError, httpx.TransportError) as error:
+                problem = connect_problem(error)
+                unreachable = isinstance(error, OSError | httpx.ConnectError)
+            if self.connection.up:
+                attempt = 0
+            delay = max(retry_delay(attempt, unreachable=unreachable), min(asked_s, BACKOFF_MAX_S))
+            attempt += 1
             self.reconnects += 1
-            await asyncio.sleep(random.uniform(0, delay))  # full jitter: a restarted server isn't stampeded
-            delay = min(delay * 2, BACKOFF_MAX_S)
+            self.went_down(problem, delay)
+            await asyncio.sleep(delay)
 
     async def session(self) -> bool:
-        async with websockets.connect(self.url, open_timeout=10) as ws:
+        async with websockets.connect(self.url, open_timeout=CONNECT_TIMEOUT_S) as ws:
             await ws.send(json.dumps({"type": "hello", "token": self.token, "after": self.last_seq}))
             async for raw in ws:
-                if self.handle(json.loads(raw)):
+                frame = json.loads(raw)
+                if self.before_frame is not None:
+                    await self.before_frame(frame)
+                if self.handle(frame):
                     return True
         return False
 
@@ -145,6 +264,7 @@ class LiveFollower:
             self.last_seq = frame["seq"]
         elif kind == "ready":
             self.last_seq = frame["seq"]
+            self.came_up()
         elif kind == "event":
             if self.last_seq is not None and frame["seq"] <= self.last_seq:
                 return False  # already seen (a replay overlapping what we had)
@@ -154,6 +274,59 @@ class LiveFollower:
             return False
         self.on_change(self.states)
         return self.done(self.states)
+
+    def came_up(self) -> None:
+        self.connection = Connection(up=True, ever_up=True, down_since=self.connection.down_since)
+        self.on_connection(self.connection)
+
+    def went_down(self, problem: str, retry_in_s: float) -> None:
+        now = time.monotonic()
+        was = self.connection
+        self.connection = Connection(
+            up=False,
+            ever_up=was.ever_up,
+            problem=problem,
+            down_since=now if was.up or was.down_since is None else was.down_since,
+            retry_at=now + retry_in_s,
+        )
+        self.on_connection(self.connection)
+
+
+def retry_after_s(reason: str) -> float:
+    """The wait a 4430's reason asks for ("rate limited; retry in 12 s"), or 0."""
+    found = RETRY_IN.search(reason)
+    return float(found[1]) if found else 0.0
+
+
+def retry_delay(attempt: int, *, unreachable: bool) -> float:
+    """Exponential backoff with equal jitter; short for a server that refuses (restarting: ask again soon)."""
+    ceiling = min(BACKOFF_INITIAL_S * 2**attempt, UNREACHABLE_RETRY_MAX_S if unreachable else BACKOFF_MAX_S)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+class JobProgress(Progress):
+    """rich's Progress, plus a line above the bars while the socket is down, counting to the next try."""
+
+    connection = Connection(up=True)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        if not self.connection.up:
+            yield self.connection_line()
+        if self.tasks:
+            yield from super().get_renderables()
+
+    def stop(self) -> None:
+        if self.tasks:
+            super().stop()
+        else:  # nothing was drawn: leave no empty line behind
+            self.live.transient = True
+            self.live.stop()
+
+    def connection_line(self) -> Text:
+        wait = math.ceil(max(0.0, (self.connection.retry_at or 0) - time.monotonic()))
+        verb = "reconnecting" if self.connection.ever_up else "connecting"
+        when = f"next try in {wait} s" if wait else "trying now"
+        return Text(f"{verb}… {self.connection.problem}; {when} (Ctrl-C to stop)", style="yellow")
 
 
 class OutcomeBarColumn(BarColumn):
@@ -180,12 +353,15 @@ class JobLabels:
 
     list_names: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    looked_up: set[str] = field(default_factory=set)
+    """List ids already looked for (a list deleted since is not asked for again and again)."""
 
     def label(self, state: dict[str, Any]) -> str:
         job_id = state["job_id"]
         if job_id not in self.labels:
             list_name = self.list_names.get(state.get("list_id") or "", "a deleted list")
-            base = f"{state.get('source') or state.get('kind') or 'job'} into {list_name}"
+            preposition = "of" if state.get("kind") == "refresh" else "into"
+            base = f"{state.get('source') or state.get('kind') or 'job'} {preposition} {list_name}"
             taken = set(self.labels.values())
             label = base
             if label in taken and state.get("started_at"):
@@ -197,16 +373,27 @@ class JobLabels:
             self.labels[job_id] = label
         return self.labels[job_id]
 
+    def unknown_lists(self, frame: dict[str, Any]) -> set[str]:
+        """The lists a frame names whose names have not been looked up yet."""
+        jobs = frame.get("jobs", []) if frame.get("type") == "snapshot" else [frame]
+        named = {str(job["list_id"]) for job in jobs if job.get("list_id")}
+        return named - self.list_names.keys() - self.looked_up
+
 
 class JobBars:
-    """One rich progress bar per job, labelled by its source and list, coloured by its outcome."""
+    """One rich progress bar per job, labelled by its source and list and coloured by its outcome; while
+    the socket is down, each says its state is as of then."""
 
-    def __init__(self, progress: Progress, labels: JobLabels | None = None) -> None:
+    def __init__(self, progress: JobProgress, server: str, labels: JobLabels | None = None) -> None:
         self.progress = progress
+        self.server = server
         self.labels = labels or JobLabels()
         self.tasks: dict[str, TaskID] = {}
+        self.states: dict[str, dict[str, Any]] = {}
 
     def show(self, states: dict[str, dict[str, Any]]) -> None:
+        self.states = states
+        connected = self.progress.connection.up
         for job_id, state in states.items():
             if job_id not in self.tasks:
                 self.tasks[job_id] = self.progress.add_task(
@@ -219,19 +406,38 @@ class JobBars:
                 )
             eta = state.get("eta_s")
             rate = state.get("rate")
+            running = state["status"] not in TERMINAL
             self.progress.update(
                 self.tasks[job_id],
                 total=max(state["total"], 1),
                 completed=state["processed"],
-                status=state["status"],
+                status=state["status"] if connected or not running else "reconnecting…",
                 failed=state["failed"],
-                rate=f"{rate:.1f}/s" if rate else "",
-                eta=f"ETA {eta}s" if eta and state["status"] not in TERMINAL else "",
+                rate=f"{rate:.1f}/s" if rate and connected else "",
+                eta=f"ETA {eta}s" if eta and running and connected else "",
             )
 
+    def connection_changed(self, connection: Connection) -> None:
+        was = self.progress.connection
+        self.progress.connection = connection
+        if connection.up and not was.up:
+            if was.ever_up and connection.down_since is not None:
+                console.print(f"Reconnected after {time.monotonic() - connection.down_since:.1f} s.")
+            else:
+                console.print(f"Connected to {self.server}.")
+        elif not connection.up and was.up:
+            if connection.ever_up:
+                console.print(f"[yellow]Lost the connection ({connection.problem}); reconnecting…")
+            else:
+                console.print(
+                    f"[yellow]Cannot reach the server at {self.server} ({connection.problem}); "
+                    "trying again until it answers (Ctrl-C to stop)…"
+                )
+        self.show(self.states)
 
-def progress_display() -> Progress:
-    return Progress(
+
+def progress_display() -> JobProgress:
+    return JobProgress(
         TextColumn("[bold]{task.description}"),
         OutcomeBarColumn(),
         TextColumn("{task.completed}/{task.total}"),
@@ -240,6 +446,90 @@ def progress_display() -> Progress:
         TextColumn("{task.fields[status]}"),
         console=console,
     )
+
+
+def follow(
+    server: str,
+    token: str,
+    bars: JobBars,
+    done: Callable[[dict[str, dict[str, Any]]], bool],
+    only: str | None = None,
+    before_frame: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+) -> LiveFollower:
+    return LiveFollower(
+        websocket_url(server),
+        token,
+        on_change=lambda states: bars.show(
+            {only: states[only]} if only in states else {} if only else states
+        ),
+        done=done,
+        on_connection=bars.connection_changed,
+        before_frame=before_frame,
+    )
+
+
+async def import_file(server: str, token: str, path: Path, list_name: str) -> int:
+    """Upload, then follow the job live; the exit code says how it ended."""
+    async with api_client(server, token) as api, reaching(server):
+        list_id = await find_or_create_list(api, list_name)
+        result = await upload(api, list_id, path)
+    console.print(line_summary(result))
+    for line in result["invalid"][:20]:
+        console.print(f"  line {line['line']}: {line['reason']} ({line['value']})")
+    job = result["job"]
+    if job is None:
+        console.print("Nothing new to fetch: every video is already in the list.")
+        return ExitCode.OK
+    job_id = job["id"]
+    with progress_display() as progress:
+        bars = JobBars(progress, server, JobLabels({list_id: list_name}))
+        follower = follow(
+            server,
+            token,
+            bars,
+            done=lambda states: states.get(job_id, {}).get("status") in TERMINAL,
+            only=job_id,
+        )
+        states = await follower.run()
+    final = states[job_id]
+    style = OUTCOME_STYLES.get(final["status"], "")
+    console.print(f"[{style}]{final['status']}[/{style}]: {final.get('message') or ''}")
+    if final.get("error") and final["error"] not in (final.get("message") or ""):
+        console.print(f"[red]last error: {final['error']}")
+    return EXIT_CODES.get(final["status"], ExitCode.JOB_FAILED)
+
+
+def line_summary(result: dict[str, Any]) -> str:
+    """ "accepted 3 (1 retried), duplicates 1, invalid 1 (of 9 lines: 3 blank, 1 header or comment)":
+    every line (a retried one is accepted: the job fetches it again)."""
+    lines = result["lines"]
+    others = [f"{lines['blank']:,} blank"] if lines["blank"] else []
+    if lines["skipped"]:
+        others.append(f"{lines['skipped']:,} header or comment")
+    retried = f" ({result['retried']:,} retried)" if result.get("retried") else ""
+    return (
+        f"accepted {result['accepted']:,}{retried}, duplicates {result['duplicates']:,},"
+        f" invalid {lines['invalid']:,}"
+        f" (of {plural(lines['total'], 'line')}{': ' + ', '.join(others) if others else ''})"
+    )
+
+
+async def watch(server: str, token: str) -> int:
+    """Show every job live until interrupted, each labelled by its source and list."""
+    labels = JobLabels()
+    async with api_client(server, token) as api:
+
+        async def learn_list_names(frame: dict[str, Any]) -> None:
+            # Asked over HTTP once the socket is up (a server not there yet is the socket's to wait
+            # for), and again when a job names a list created since.
+            if unknown := labels.unknown_lists(frame):
+                labels.list_names.update(await list_names(api))
+                labels.looked_up |= unknown
+
+        with progress_display() as progress:
+            bars = JobBars(progress, server, labels)
+            await follow(server, token, bars, done=lambda _: False, before_frame=learn_list_names).run()
+    return ExitCode.OK
 
 
 async def list_names(api: httpx.AsyncClient) -> dict[str, str]:
@@ -252,46 +542,3 @@ async def list_names(api: httpx.AsyncClient) -> dict[str, str]:
         names.update({str(item["id"]): item["name"] for item in page["items"]})
         if not page["items"] or len(names) >= page["total"]:
             return names
-
-
-async def import_file(server: str, token: str, path: Path, list_name: str) -> int:
-    """Upload, then follow the job live; the exit code says how it ended."""
-    async with api_client(server, token) as api:
-        list_id = await find_or_create_list(api, list_name)
-        result = await upload(api, list_id, path)
-    console.print(
-        f"accepted {result['accepted']}, duplicates {result['duplicates']}, invalid {len(result['invalid'])}"
-    )
-    for line in result["invalid"][:20]:
-        console.print(f"  line {line['line']}: {line['reason']} ({line['value']})")
-    job = result["job"]
-    if job is None:
-        console.print("Nothing new to fetch: every video is already in the list.")
-        return 0
-    job_id = job["id"]
-    with progress_display() as progress:
-        bars = JobBars(progress, JobLabels({list_id: list_name}))
-        follower = LiveFollower(
-            websocket_url(server),
-            token,
-            on_change=lambda states: bars.show({job_id: states[job_id]} if job_id in states else {}),
-            done=lambda states: states.get(job_id, {}).get("status") in TERMINAL,
-        )
-        states = await follower.run()
-    final = states[job_id]
-    style = OUTCOME_STYLES.get(final["status"], "")
-    console.print(f"[{style}]{final['status']}[/{style}]: {final.get('message') or ''}")
-    if final.get("error") and final["error"] not in (final.get("message") or ""):
-        console.print(f"[red]last error: {final['error']}")
-    return EXIT_CODES.get(final["status"], EXIT_CODES["failed"])
-
-
-async def watch(server: str, token: str) -> int:
-    """Show every job live until interrupted, each labelled by its source and list."""
-    async with api_client(server, token) as api:
-        labels = JobLabels(await list_names(api))
-    with progress_display() as progress:
-        bars = JobBars(progress, labels)
-        follower = LiveFollower(websocket_url(server), token, on_change=bars.show, done=lambda _: False)
-        await follower.run()
-    return 0

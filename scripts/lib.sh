@@ -15,8 +15,15 @@ ensure_venv() {
     want=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
     step "installing the project${extra:+ with [$extra]}"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".${extra:+[$extra]}"
+    # pip's and setuptools' notes (an editable install's warning box) go to a log shown only on failure.
+    local log="$VENV/install.log"
+    if ! { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip \
+           && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".${extra:+[$extra]}"; \
+         } >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "installing the project failed (the log above is in $log)" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 }
 

@@ -37,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from app.services import jobs as job_service
 from app.services import quota as quota_service
-from app.services.jobs import plural
 from app.services.quota import QuotaReached
+from app.wording import plural
 from db.models import ERROR_MAX, MESSAGE_MAX, Job, JobStatus, Video, VideoStatus
 from db.queries import queries
 from workers.youtube import FetchResult, VideoMetadata, YouTubeError, YouTubeUnreachable
@@ -540,7 +540,7 @@ class JobRunner:
             job.next_attempt_at = None
             job.message = job_service.bound(work.outcome_message(job), MESSAGE_MAX)
             await job_service.write_event(session, job, error=job.last_error if job.failed else None)
-            log.info("job %s %s: %s", job_id, job.status, job.message)
+            log.info("job %s %s%s: %s", job_id, job.status, ran_for(job), job.message)
             return job.status
 
     async def stop_at_job_level(self, job_id: UUID, exc: YouTubeError) -> str:
@@ -579,7 +579,7 @@ class JobRunner:
         job.message = job_service.bound(message, MESSAGE_MAX)
         job.last_error = job_service.bound(cause, ERROR_MAX)
         await job_service.write_event(session, job, error=job.last_error)
-        log.warning("job %s failed: %s (%s)", job.id, job.message, cause)
+        log.warning("job %s failed%s: %s (%s)", job.id, ran_for(job), job.message, cause)
 
     async def mark_quota_spent(self) -> QuotaReached:
         """YouTube said its quota is exhausted: today's budget counts as spent, for every worker."""
@@ -618,5 +618,12 @@ class JobRunner:
             if job is None or JobStatus(job.status).is_terminal:
                 return "gone"
             await job_service.finish_cancelled(session, job, self.work_for(job).cancelled_message(job))
-            log.info("job %s cancelled", job_id)
+            log.info("job %s cancelled%s: %s", job_id, ran_for(job), job.message)
             return job.status
+
+
+def ran_for(job: Job) -> str:
+    """The job's run time for a log line (" after 12.3 s"), counted from its first start."""
+    if job.started_at is None or job.finished_at is None:
+        return ""
+    return f" after {(job.finished_at - job.started_at).total_seconds():.1f} s"

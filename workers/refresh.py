@@ -26,7 +26,8 @@ from sqlalchemy import Table, bindparam, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import jobs as job_service
-from app.services.jobs import NOTHING_BEFORE, plural
+from app.services.jobs import NOTHING_BEFORE
+from app.wording import plural
 from db.models import ERROR_MAX, Job, Video, VideoStatus
 from db.queries import queries
 from workers.processing import Applied, in_batch_order, metadata_values, write_rows

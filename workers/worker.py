@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -27,6 +28,7 @@ from app.services import jobs as job_service
 from app.services import quota as quota_service
 from app.services.errors import Conflict
 from app.settings import Settings
+from app.wording import plural
 from db.models import BookmarkList, Job, JobKind, JobStatus, RefreshSchedule
 from db.queries import queries
 from workers.processing import FetchWork, JobRunner, Work
@@ -271,17 +273,22 @@ def make_worker(settings: Settings) -> Worker[Context]:
 
 
 async def run_worker(settings: Settings) -> None:
-    """A worker process's main: until SIGINT/SIGTERM (SAQ handles the signals)."""
-    worker = make_worker(settings)
-    await worker.queue.connect()
+    """A worker process's main: until SIGINT/SIGTERM."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    worker = InProcessWorker(make_worker(settings))
+    await worker.start()
     try:
-        await worker.start()
+        await stopping.wait()
     finally:
-        await worker.queue.disconnect()
+        await worker.stop()
 
 
 class InProcessWorker:
-    """A SAQ worker running as a task of the web process (single-machine mode)."""
+    """A SAQ worker running as a task of this process: the web process's (single-machine mode), or the
+    whole of a `bookmarks workers run` process."""
 
     def __init__(self, worker: Worker[Context]) -> None:
         # SAQ installs SIGINT/SIGTERM handlers on start; inside uvicorn they would replace the server's own.
@@ -295,9 +302,24 @@ class InProcessWorker:
         self.task.add_done_callback(self._report_crash)
 
     async def stop(self) -> None:
+        """Stops at once: a running job is cancelled mid-batch and resumes from its last committed batch
+        when a worker (this one restarted, or another) takes it again."""
         if self.task is None:
             return
-        await self.worker.stop()
+        running = sorted(job.key for job in self.worker.job_task_contexts if job.function == PROCESS_JOB)
+        if running:
+            log.info(
+                "stopping with %s running (%s): %s from the last committed batch when a worker runs again",
+                plural(len(running), "job"),
+                ", ".join(running),
+                "it resumes" if len(running) == 1 else "they resume",
+            )
+        saq_log = logging.getLogger("saq")
+        saq_log.addFilter(expected_cancellation)
+        try:
+            await self.worker.stop()
+        finally:
+            saq_log.removeFilter(expected_cancellation)
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         await self.worker.queue.disconnect()
@@ -306,3 +328,9 @@ class InProcessWorker:
     def _report_crash(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("the in-process worker stopped", exc_info=task.exception())
+
+
+def expected_cancellation(record: logging.LogRecord) -> bool:
+    """SAQ's stop gives its tasks the grace period we set (none), cancels them and warns that they did not
+    finish: on a deliberate stop that is the plan, and `InProcessWorker.stop` has said what it means."""
+    return not record.getMessage().startswith("Some tasks did not finish within the shutdown grace period")

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
@@ -20,6 +20,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from app.api.deps import AppRuntime, CurrentUser, DbSession
 from app.api.errors import error_responses
 from app.api.schemas import (
+    ImportLines,
     ImportResult,
     InvalidLineOut,
     JobOut,
@@ -178,6 +179,7 @@ class ImportController(Controller):
             accepted=outcome.accepted,
             duplicates=outcome.duplicates,
             invalid=[InvalidLineOut(line=i.line, value=i.value, reason=i.reason) for i in outcome.invalid],
+            lines=ImportLines(**asdict(outcome.lines)),
             retried=outcome.retried,
         )
         return Response(result, status_code=HTTP_202_ACCEPTED if outcome.job else HTTP_200_OK)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Generic, TypeAlias, TypeVar
+from typing import Annotated, Generic, Literal, TypeAlias, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -44,7 +44,10 @@ class Me(msgspec.Struct):
     email: str
     created_at: datetime
     is_admin: bool
-    """An operator: may open the queue console at /saq."""
+    """An operator: may open the queue console at /saq/."""
+    metadata_source: Literal["youtube_data_api", "oembed"]
+    """Where this server gets video metadata. `oembed` (no `YOUTUBE_API_KEY`): title, channel and
+    thumbnail only; duration, publish date and views stay empty."""
 
 
 class ListCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -228,6 +231,23 @@ class InvalidLineOut(msgspec.Struct):
     reason: str
 
 
+class ImportLines(msgspec.Struct):
+    """Every line of the input, counted once: the other five add up to `total`."""
+
+    total: int
+    accepted: int
+    """Lines whose video the job fetches: new to the list, or in it but failed or cancelled (`retried`)."""
+    duplicates: int
+    """Lines whose video was already in the list, or earlier in the input."""
+    invalid: int
+    """Lines refused, each with its reason in `invalid` (the first 1,000 of them)."""
+    blank: int
+    """Empty lines, and lines of nothing but separators (`;;;`, a spreadsheet's empty row)."""
+    skipped: int
+    """Header rows, `#` comments, Takeout's playlist details, and the further lines of a cell that spans
+    several."""
+
+
 class ImportResult(msgspec.Struct):
     job: JobOut | None
     """None when every valid video was already in the list: there is nothing to fetch."""
@@ -235,8 +255,10 @@ class ImportResult(msgspec.Struct):
     """Videos the job fetches, `retried` included."""
     duplicates: int
     invalid: list[InvalidLineOut]
-    retried: int = 0
-    """Videos already in the list that had failed or been cancelled: the job fetches them again."""
+    lines: ImportLines
+    retried: int
+    """Of `accepted`, the videos already in the list that had failed or been cancelled: the job fetches
+    them again (their lines count as `lines.accepted`, not as duplicates)."""
 
 
 class TakeoutListOut(msgspec.Struct):

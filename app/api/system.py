@@ -53,8 +53,14 @@ class SystemController(Controller):
         return Response(body, status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE)
 
     @get("/api/me", operation_id="me", responses=error_responses())
-    async def me(self, user: CurrentUser) -> Me:
-        return Me(id=user.id, email=user.email, created_at=user.created_at, is_admin=user.is_admin)
+    async def me(self, user: CurrentUser, runtime: AppRuntime) -> Me:
+        return Me(
+            id=user.id,
+            email=user.email,
+            created_at=user.created_at,
+            is_admin=user.is_admin,
+            metadata_source="youtube_data_api" if runtime.settings.youtube_api_key else "oembed",
+        )
 
 
 async def _database_ok(session_maker: Callable[[], AsyncSession]) -> dict[str, Any]:

@@ -65,6 +65,7 @@ _BINARY_CONTROL_CHAR = re.compile("[\x00-\x08\x0e-\x1f]")  # C0 controls except 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _LINE = re.compile(r"([^\r\n]*)(?:\r\n|\r|\n|$)")
 _ANY_DELIMITER = re.compile("[,;\t]")
+_BLANK_CHARS = _STRIPPED_CHARS + ",;"  # a line of only these holds nothing, whatever the delimiter
 
 _UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -101,6 +102,16 @@ class ParsedImport(msgspec.Struct, frozen=True):
     invalid: list[InvalidLine]
     rows: int
     """Data rows considered: header, blank, comment and Takeout metadata lines are not rows."""
+    lines: int = 0
+    """Physical lines in the input (a last line without its line break counts)."""
+    blank: int = 0
+    """Lines with nothing but spaces and separators (`;;;` from a spreadsheet's empty row)."""
+
+    @property
+    def skipped(self) -> int:
+        """Lines that are neither rows nor blank: headers, comments, Takeout's playlist details, and the
+        continuation lines of a cell that spans several."""
+        return self.lines - self.rows - self.blank
 
 
 class ImportInputError(ValueError):
@@ -392,8 +403,7 @@ class _RowLimit:
         self._after_metadata = metadata
         self._rows += certain
         if self._rows > self._max_rows:
-            lines = self._text.count("\n") + (not self._text.endswith("\n"))
-            raise TooManyRows(None, self._max_rows, lines)
+            raise TooManyRows(None, self._max_rows, _count_lines(self._text))
 
 
 def _may_be_header_cell(cell: str) -> bool:
@@ -468,7 +478,7 @@ def _read_csv_records(text: str, delimiter: str, limit: _RowLimit) -> list[_Reco
     start_line = 1
     for row in reader:
         cells = [cell.strip(_STRIPPED_CHARS) for cell in row]
-        if any(cells):
+        if _has_content(cells):
             limit.see(cells)
             records.append(_Record(start_line, cells))
             last_lines.append(reader.line_num)
@@ -502,7 +512,7 @@ def _split_swallowing_records(
         by_line = [
             _Record(number, cells)
             for number, line in enumerate(span, start=record.line)
-            if any(cells := _split_line(line, delimiter))
+            if _has_content(cells := _split_line(line, delimiter))
         ]
         swallowed = any(_count_videos([line]) for line in by_line if line.line > record.line)
         unclosed = index == len(records) - 1 and sum(line.count('"') for line in span) % 2 == 1
@@ -533,10 +543,14 @@ def _read_plain_records(text: str, separator: re.Pattern[str], limit: _RowLimit)
     for number, match in enumerate(_LINE.finditer(text), start=1):
         # Strip the line first: an indented link must stay in the first column.
         cells = [_unquote_plain_cell(cell) for cell in separator.split(match[1].strip(_STRIPPED_CHARS))]
-        if any(cells):
+        if _has_content(cells):
             limit.see(cells)
             records.append(_Record(number, cells))
     return records
+
+
+def _has_content(cells: Sequence[str]) -> bool:
+    return any(cell.strip(_BLANK_CHARS) for cell in cells)
 
 
 def _unquote_plain_cell(cell: str) -> str:
@@ -719,8 +733,29 @@ def parse_import(data: bytes, *, max_rows: int = 50_000) -> ParsedImport:
     text = _decode_import_bytes(data)
     candidates = _select_candidates(*_read_records(text, max_rows))
     if len(candidates) > max_rows:
-        raise TooManyRows(len(candidates), max_rows, text.count("\n") + (not text.endswith("\n")))
-    return _collect_video_ids(candidates)
+        raise TooManyRows(len(candidates), max_rows, _count_lines(text))
+    blank = _count_blank_lines(text, candidates)
+    return msgspec.structs.replace(_collect_video_ids(candidates), lines=_count_lines(text), blank=blank)
+
+
+def _count_lines(text: str) -> int:
+    """The physical lines of the text: a last line without its line break counts, what follows the last
+    line break does not (the same lines `_LINE_BREAK` splits, counted without making them)."""
+    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return breaks + (text != "" and not text.endswith(("\n", "\r")))
+
+
+def _count_blank_lines(text: str, candidates: Sequence[_Candidate]) -> int:
+    """How many of the lines that start no row hold nothing."""
+    lines = _LINE_BREAK.split(text)
+    if lines[-1] == "":
+        lines.pop()  # what follows the last line break is not a line
+    rows = {candidate.line for candidate in candidates}
+    return sum(1 for number, line in enumerate(lines, start=1) if number not in rows and _is_blank(line))
+
+
+def _is_blank(line: str) -> bool:
+    return not line.strip(_BLANK_CHARS + '"')
 
 
 def _collect_video_ids(candidates: Sequence[_Candidate]) -> ParsedImport:

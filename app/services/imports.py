@@ -7,7 +7,7 @@ a second one made), and a job per list, all sharing the upload's `upload_id`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from uuid import UUID
 
 from sqlalchemy import func, select
@@ -21,10 +21,31 @@ from app.services import jobs as job_service
 from app.services.errors import InvalidInput, TooLarge
 from app.services.lists import create_list, get_owned_list
 from app.services.videos import insert_pending_videos
+from app.wording import plural
 from db.models import BookmarkList, Job, JobKind
 
 INVALID_SHOWN_MAX = 1000
 """Per-line reasons returned for one import (a 50,000-line file of junk should not answer 10 MB)."""
+
+
+@dataclass(frozen=True)
+class LineCounts:
+    """Every line of the input, once: accepted + duplicates + invalid + blank + skipped == total.
+
+    A line whose video had failed or been cancelled and is fetched again (`ImportOutcome.retried`) is
+    `accepted`, not a duplicate: the job fetches it like a new one."""
+
+    total: int
+    accepted: int
+    duplicates: int
+    invalid: int
+    blank: int
+    skipped: int
+
+    @classmethod
+    def of(cls, parsed: ParsedImport, *, accepted: int, duplicates: int) -> LineCounts:
+        invalid = len(parsed.invalid)
+        return cls(parsed.lines, accepted, duplicates, invalid, parsed.blank, parsed.skipped)
 
 
 @dataclass(frozen=True)
@@ -34,7 +55,9 @@ class ImportOutcome:
     """Videos the job fetches: new ones, and `retried` ones that had failed or were cancelled."""
     duplicates: int
     invalid: list[InvalidLine]
-    retried: int = 0
+    lines: LineCounts
+    retried: int
+    """Of `accepted`, the videos already in the list that had failed or been cancelled."""
 
 
 def too_large_message(size: int | None, limit: int) -> str:
@@ -93,7 +116,10 @@ def _reject_unusable(parsed: ParsedImport) -> ParsedImport:
     if not parsed.video_ids:
         raise InvalidInput(
             "no valid YouTube video found in the import" if parsed.rows else "the import is empty",
-            extra={"invalid": [_invalid_dict(line) for line in parsed.invalid[:INVALID_SHOWN_MAX]]},
+            extra={
+                "invalid": [_invalid_dict(line) for line in parsed.invalid[:INVALID_SHOWN_MAX]],
+                "lines": asdict(LineCounts.of(parsed, accepted=0, duplicates=parsed.duplicates)),
+            },
         )
     return parsed
 
@@ -104,7 +130,7 @@ def _invalid_dict(line: InvalidLine) -> dict[str, object]:
 
 def import_source(parsed: ParsedImport, file_name: str | None) -> str:
     """The uploaded file's name, else what was pasted ("12 pasted links")."""
-    return file_name or job_service.plural(parsed.rows, "pasted link")
+    return file_name or plural(parsed.rows, "pasted link")
 
 
 async def create_import(
@@ -121,19 +147,16 @@ async def create_import(
     if accepted == 0:
         await session.delete(job)
         await session.flush()
-        return ImportOutcome(
-            job=None, accepted=0, duplicates=duplicates, invalid=parsed.invalid[:INVALID_SHOWN_MAX]
-        )
-    job.total = accepted
-    job.message = f"Queued {job_service.plural(accepted, 'video')}"
-    if retried:
-        job.message += f" ({retried:,} retried)"
-    await session.flush()
+    else:
+        job.total = accepted
+        job.message = f"Queued {plural(accepted, 'video')}" + (f" ({retried:,} retried)" if retried else "")
+        await session.flush()
     return ImportOutcome(
-        job=job,
+        job=job if accepted else None,
         accepted=accepted,
         duplicates=duplicates,
         invalid=parsed.invalid[:INVALID_SHOWN_MAX],
+        lines=LineCounts.of(parsed, accepted=accepted, duplicates=duplicates),
         retried=retried,
     )
 

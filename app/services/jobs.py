@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import Conflict, NotFound
+from app.wording import plural
 from db.events import ProgressEvent, new_event, stored_data
 from db.models import (
     ERROR_MAX,
@@ -58,10 +59,6 @@ def bound(text: str | None, limit: int) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 1] + "…"
-
-
-def plural(count: int, one: str, many: str | None = None) -> str:
-    return f"{count:,} {one if count == 1 else (many or one + 's')}"
 
 
 def clean_source(text: str | None) -> str | None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiToken, User
@@ -87,6 +87,34 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User:
     return user
 
 
+@dataclass(frozen=True)
+class UserSummary:
+    email: str
+    is_admin: bool
+    created_at: datetime
+    active_tokens: int
+
+
+async def list_users(session: AsyncSession) -> list[UserSummary]:
+    """Every user, oldest first, with the number of tokens that still sign in."""
+    active = func.count(ApiToken.id).filter(token_signs_in())
+    rows = await session.execute(
+        select(User.email, User.is_admin, User.created_at, active)
+        .outerjoin(ApiToken, ApiToken.user_id == User.id)
+        .group_by(User.id)
+        .order_by(User.created_at, User.email)
+    )
+    return [UserSummary(*row) for row in rows]
+
+
+async def first_user(session: AsyncSession) -> User:
+    """The oldest user (the one `bookmarks run` creates on an empty database)."""
+    user = await session.scalar(select(User).order_by(User.created_at, User.email).limit(1))
+    if user is None:
+        raise UserError("there are no users yet: `bookmarks run` creates the first one")
+    return user
+
+
 async def issue_token(
     session: AsyncSession, user: User, name: str = "default", *, expires_in: timedelta | None = None
 ) -> IssuedToken:
@@ -114,6 +142,13 @@ async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
     return list(rows)
 
 
+def token_signs_in() -> ColumnElement[bool]:
+    """A token row that still signs in: not revoked, not expired."""
+    return ApiToken.revoked_at.is_(None) & or_(
+        ApiToken.expires_at.is_(None), ApiToken.expires_at > func.now()
+    )
+
+
 async def authenticate(session: AsyncSession, secret: str) -> Authenticated | None:
     """The live user a token belongs to, or None for an unknown, malformed, revoked or expired token."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
@@ -124,8 +159,7 @@ async def authenticate(session: AsyncSession, secret: str) -> Authenticated | No
             .join(User, User.id == ApiToken.user_id)
             .where(
                 ApiToken.token_hash == hash_token(secret),
-                ApiToken.revoked_at.is_(None),
-                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > func.now()),
+                token_signs_in(),
             )
         )
     ).one_or_none()

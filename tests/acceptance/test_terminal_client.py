@@ -1,9 +1,11 @@
-"""`bookmarks import` against a real server: live bars, exit codes, and a server restart mid-import."""
+"""`bookmarks import` and `watch` against a real server: live bars, exit codes, a server restart
+mid-import, a server that is not there yet, and a token the server refuses."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from app.exits import ExitCode
 from app.terminal import TERMINAL, LiveFollower, websocket_url
 from testkit.accounts import Account
 from testkit.fake_youtube import FakeYouTube
-from testkit.harness import ROOT, ServerProcess, app_env
+from testkit.harness import ROOT, ServerProcess, app_env, free_port
 
 
 @pytest.fixture
@@ -59,7 +62,8 @@ def links(count: int, prefix: str = "t") -> str:
 async def test_import_follows_the_job_through_a_server_restart(
     database_url: str, alice: Account, youtube: FakeYouTube, tmp_path: Path
 ) -> None:
-    """The CLI uploads, follows the job live across a web restart (in-process worker), and exits 0."""
+    """The CLI uploads, follows the job live across a web restart (in-process worker), saying that it lost
+    the connection and when it got it back, and exits 0."""
     youtube.latency_ms = 150
     server = await start_app_with_worker(database_url, youtube, tmp_path, PROGRESS_INTERVAL_MS="100")
     file = tmp_path / "links.txt"
@@ -81,15 +85,17 @@ async def test_import_follows_the_job_through_a_server_restart(
         await server.stop()
     text = output.decode(errors="replace")
     assert cli.returncode == 0, text
-    assert "accepted 1500, duplicates 0, invalid 0" in text
-    assert "completed: All 1,500 videos ready" in text
+    assert "accepted 1,500, duplicates 0, invalid 0 (of 1,500 lines)" in text
+    lost = text.index("Lost the connection (the server is restarting); reconnecting…")
+    back = text.index("Reconnected after ")
+    assert lost < back < text.index("completed: All 1,500 videos ready"), text
 
 
 async def test_import_exit_codes_say_how_the_job_ended(
     database_url: str, alice: Account, youtube: FakeYouTube, tmp_path: Path
 ) -> None:
     """`bookmarks import` exits 0 only when every video is ready, 3 when some failed
-    (completed_with_errors), 4 when the job failed (every video failed), 1 on a client error."""
+    (completed_with_errors), 4 when the job failed (every video failed), 77 when the token is refused."""
     server = await start_app_with_worker(database_url, youtube, tmp_path)
 
     def run_import(name: str, ids: list[str], token: str = alice.token) -> tuple[int, str]:
@@ -110,7 +116,7 @@ async def test_import_exit_codes_say_how_the_job_ended(
         ]
     finally:
         await server.stop()
-    assert [code for code, _ in outcomes] == [0, 3, 4, 1], outcomes
+    assert [code for code, _ in outcomes] == [0, 3, 4, ExitCode.NO_PERMISSION], outcomes
     assert "completed: All 3 videos ready" in outcomes[0][1]
     assert "completed_with_errors: 1 ready, 1 failed of 2 videos" in outcomes[1][1]
     assert "failed: All 2 videos failed" in outcomes[2][1]
@@ -154,3 +160,75 @@ async def test_the_follower_never_applies_an_event_twice_across_reconnects(
     assert states[str(writer.job_id)]["status"] == "completed"
     assert applied == sorted(set(applied)), "an event was applied twice or out of order"
     assert follower.reconnects >= 1
+
+
+async def read_until(stream: asyncio.StreamReader, text: str, seen: list[str], timeout_s: float = 30) -> None:
+    """Reads lines into `seen` until one contains `text`; fails with what was seen after `timeout_s`."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not any(text in line for line in seen):
+                line = await stream.readline()
+                if not line:
+                    raise AssertionError(f"the output ended before {text!r}: {seen}")
+                seen.append(line.decode(errors="replace"))
+    except TimeoutError:
+        raise AssertionError(f"no {text!r} within {timeout_s} s: {seen}") from None
+
+
+async def test_watch_says_it_cannot_reach_the_server_and_connects_once_it_starts(
+    database_url: str, alice: Account, tmp_path: Path
+) -> None:
+    """`watch` against a server that is not running says so at once and keeps trying (it does not hang
+    silently); when the server starts on that port it connects; Ctrl-C ends it with 130."""
+    port = free_port()
+    server_url = f"http://127.0.0.1:{port}"
+    cli_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    watch = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from app.cli import run_cli; run_cli()", "watch",
+        "--server", server_url, "--token", alice.token,
+        cwd=ROOT, env=cli_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    server = ServerProcess(env=app_env(database_url), port=port, log_path=tmp_path / "server.log")
+    seen: list[str] = []
+    try:
+        assert watch.stderr is not None
+        await read_until(
+            watch.stderr,
+            f"Cannot reach the server at {server_url} (connection refused); trying again until it answers",
+            seen,
+        )
+        await server.start()
+        await read_until(watch.stderr, f"Connected to {server_url}.", seen)
+        watch.send_signal(signal.SIGINT)
+        async with asyncio.timeout(15):
+            code = await watch.wait()
+    finally:
+        if watch.returncode is None:
+            watch.kill()
+            await watch.wait()
+        await server.stop()
+    assert code == ExitCode.INTERRUPTED, seen
+    assert not any("Traceback" in line for line in seen), seen
+
+
+@pytest.mark.parametrize("command", ["import", "watch"])
+async def test_a_refused_token_is_one_line_and_exit_77(
+    server: ServerProcess, command: str, tmp_path: Path
+) -> None:
+    """A token the server does not know ends `import` (HTTP 401) and `watch` (close 4401) with one line on
+    stderr and exit code 77, never a traceback."""
+    file = tmp_path / "links.txt"
+    file.write_text(links(2))
+    args = ["import", str(file), "--list", "L"] if command == "import" else ["watch"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from app.cli import run_cli; run_cli()", *args,
+        "--server", server.base_url, "--token", "sytb_" + "x" * 43,
+        cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        out, err = await process.communicate()
+    lines = err.decode().splitlines()
+    assert process.returncode == ExitCode.NO_PERMISSION, lines
+    assert len(lines) == 1 and lines[0].startswith("bookmarks: the server refused the token"), lines
+    assert out == b""

@@ -22,8 +22,9 @@ def watch_urls(ids: list[str]) -> str:
 
 
 def showing(first: int, last: int, total: int, *, matching: bool = False) -> str:
-    """The table's summary line, e.g. "Showing 1-50 of 62 videos" (with an en dash)."""
-    return f"Showing {first}\N{EN DASH}{last} of {total} {'matching ' if matching else ''}videos"
+    """The table's summary line, e.g. "Showing 1-50 of 62 videos" (with an en dash; "1 video")."""
+    noun = "video" if total == 1 else "videos"
+    return f"Showing {first}\N{EN DASH}{last} of {total} {'matching ' if matching else ''}{noun}"
 
 
 def status_class(status: str) -> re.Pattern[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page
 
 from app.serving import uvicorn_arguments
 from app.settings import Settings
+from testkit.harness import free_port
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 ARTIFACTS: Final = ROOT / "test-artifacts"
@@ -51,13 +51,6 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     """Runs a coroutine on a loop of its own in another thread: Playwright's sync API owns this one."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -86,10 +86,13 @@ def test_the_whole_flow_logs_no_console_errors_and_closes_the_socket_cleanly(
 def test_a_csv_with_bad_lines_shows_each_reason_and_imports_the_good_lines(
     page: Page, server: AppServer, account: Account
 ) -> None:
-    """An uploaded CSV: the good lines are imported, and every bad line is listed with its reason."""
+    """An uploaded CSV: the good lines are imported, every bad line is listed with its reason, and every
+    line is accounted for (a spreadsheet's empty row `;;;` and a blank line too)."""
     content = (
         b"url,note\n"
         b"https://www.youtube.com/watch?v=csv00000001,good\n"
+        b";;;\n"
+        b"\n"
         b"https://youtu.be/csv00000002,good\n"
         b"https://www.youtube.com/playlist?list=PL1234567890,playlist\n"
         b"https://www.youtube.com/@somechannel,channel\n"
@@ -105,7 +108,10 @@ def test_a_csv_with_bad_lines_shows_each_reason_and_imports_the_good_lines(
     board.create_list("From CSV")
     board.import_file("links.csv", content)
 
-    expect(board.import_summary).to_have_text("Accepted 3 videos · 1 duplicate skipped · 4 invalid lines.")
+    expect(board.import_summary).to_have_text(
+        "Accepted 3 videos · 1 duplicate skipped · 4 invalid lines · 2 blank lines · 1 header or comment line"
+        " (11 lines in all)."
+    )
     expect(board.invalid_lines).to_have_count(4)
     for row, line in zip(board.invalid_lines.all(), expected.invalid, strict=True):
         expect(row.locator("td")).to_have_text([str(line.line), line.value, line.reason])

@@ -120,7 +120,7 @@ def test_finished_jobs_show_their_outcome_in_text_and_colour(
     expect(done.locator(".job__percent")).to_have_text("100%")
     expect(done.locator(".job__status")).to_have_text("Completed")
     expect(done.locator(".job__error")).to_be_hidden()
-    expect(done.get_by_role("button", name="Retry")).to_be_hidden()
+    expect(done.get_by_role("button", name="Retry 5 pasted links into Mixed")).to_be_hidden()
 
     broken = ["prv00000001", "del00000001"]
     board.import_text(watch_urls(video_ids(3, start=100) + broken))
@@ -132,7 +132,7 @@ def test_finished_jobs_show_their_outcome_in_text_and_colour(
     expect(board.bar(partial)).to_have_attribute("aria-valuenow", "100")
     expect(board.counts(partial)).to_have_text("5 of 5 videos processed, 2 failed")
     expect(partial.locator(".job__error")).to_have_text(re.compile(r"^Last error: (prv|del)00000001: .+"))
-    expect(partial.get_by_role("button", name="Retry")).to_be_visible()
+    expect(partial.get_by_role("button", name="Retry 5 pasted links into Mixed")).to_be_visible()
     # The two statuses are told apart by more than a class name: their colours differ.
     colours = [card.evaluate("el => getComputedStyle(el).borderLeftColor") for card in (done, partial)]
     assert colours[0] != colours[1]
@@ -179,17 +179,19 @@ def test_cancel_mid_job_then_retry_starts_a_new_bar_for_the_rest(
     first = board.pin(board.card())
     expect(board.bar(first)).to_have_attribute("aria-valuenow", MID_PROGRESS)
 
-    first.get_by_role("button", name="Cancel").click()
+    first.get_by_role("button", name=f"Cancel {BIG_IMPORT} pasted links into Cancel me").click()
     expect(first).to_have_class(status_class("cancelled"))
     expect(first.locator(".job__status")).to_have_text("Cancelled")
-    expect(first.get_by_role("button", name="Cancel")).to_be_hidden()
+    expect(
+        first.get_by_role("button", name=f"Cancel {BIG_IMPORT} pasted links into Cancel me")
+    ).to_be_hidden()
     cancelled = api.get("/api/jobs", params={"state": "finished"}).json()["items"][0]
     assert cancelled["status"] == "cancelled"
     left = BIG_IMPORT - cancelled["processed"]
     assert left > 0
 
     youtube.latency_ms = 0
-    first.get_by_role("button", name="Retry").click()
+    first.get_by_role("button", name=f"Retry {BIG_IMPORT} pasted links into Cancel me").click()
     expect(board.cards).to_have_count(2)
     retry = board.card(0)
     expect(retry).not_to_have_attribute("data-job-id", cancelled["id"])
@@ -197,5 +199,5 @@ def test_cancel_mid_job_then_retry_starts_a_new_bar_for_the_rest(
     expect(board.counts(retry)).to_have_text(f"{left} of {left} videos processed, 0 failed")
     expect(board.card(1)).to_have_attribute("data-job-id", cancelled["id"])
     expect(first).to_have_class(status_class("cancelled"))
-    expect(first.get_by_role("button", name="Retry")).to_be_hidden()
+    expect(first.get_by_role("button", name=f"Retry {BIG_IMPORT} pasted links into Cancel me")).to_be_hidden()
     expect(board.summary).to_have_text(showing(1, 50, BIG_IMPORT))

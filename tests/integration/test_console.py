@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.exits import ExitCode
 from db.models import User
 from testkit.accounts import Account, create_account
 from tests.integration.api.helpers import count_rows, create_list, fetch_all, import_ids
@@ -184,8 +185,22 @@ async def test_operators_are_made_and_unmade_from_the_command_line(client: Clien
 
 
 async def test_a_command_on_a_database_without_tables_says_what_to_run(empty_database: str) -> None:
-    """Not a page of traceback: the operator is told to migrate first."""
+    """Not a page of traceback: one line tells the operator to migrate first, and the exit code is 78."""
     code, output = await bookmarks(empty_database, "users", "create", "ops@example.com", "--admin")
-    assert code == 1, output
-    assert "the database has no tables yet: run `bookmarks database upgrade` first" in output
-    assert "Traceback" not in output
+    assert code == ExitCode.CONFIG, output
+    assert output.splitlines() == [
+        "bookmarks: the database has no tables yet: run `bookmarks database upgrade --no-prompt` first"
+        " (`bookmarks run` does it by itself)"
+    ]
+
+
+async def test_the_console_without_its_trailing_slash_redirects_to_it(
+    client: Client, session_maker: Sessions
+) -> None:
+    """`/saq`, as people type it, leads to `/saq/`: SAQ's page routes on the path and knows only the latter."""
+    ops = await operator(session_maker)
+    response = await client.get("/saq", headers=basic(ops.token), follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (302, "/saq/")
+    page = await client.get("/saq/", headers=basic(ops.token))
+    assert page.status_code == 200
+    assert "root.js" in page.text

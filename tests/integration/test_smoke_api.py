@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from app.asgi import create_app
+from app.settings import Settings
 from testkit.accounts import Account
 
 
@@ -42,3 +47,14 @@ async def test_an_import_of_many_thousand_rows_is_one_statement(
     assert response.json()["accepted"] == 6000
     listed = await client.get(f"/api/lists/{list_id}", headers=alice.headers)
     assert listed.json()["video_count"] == 6000
+
+
+@pytest.mark.parametrize(("api_key", "source"), [(None, "oembed"), ("a-key", "youtube_data_api")])
+async def test_me_says_where_the_metadata_comes_from(
+    settings: Settings, alice: Account, api_key: str | None, source: str
+) -> None:
+    """/api/me tells the dashboard whether durations and dates will come (Data API) or not (oEmbed)."""
+    app = create_app(dataclasses.replace(settings, youtube_api_key=api_key))
+    async with AsyncTestClient(app=app) as client:
+        me = (await client.get("/api/me", headers=alice.headers)).json()
+    assert (me["email"], me["metadata_source"]) == ("alice@example.com", source)

@@ -7,7 +7,6 @@ import logging
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from testkit.fake_youtube import HOSTILE_KINDS, FakeYouTube, format_iso8601_duration, oembed_body
+from testkit.harness import free_port
 from workers.youtube import (
     REASON_INVALID_ID,
     REASON_NOT_FOUND,
@@ -77,13 +77,6 @@ def assert_partitioned(result: FetchResult, ids: list[str]) -> None:
     assert not (found & unavailable)
     assert not (found & transient)
     assert not (unavailable & transient)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 # ---- Data API mode: mapping and batching ----
@@ -470,6 +463,7 @@ async def test_key_never_appears_in_messages_or_request_logs(
     fake.api_key = "valid-S3CR3T-key"
     fake.fail_next(2, status=500)
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # the app's logging config keeps it at WARNING
     async with youtube_client(fake, max_attempts=2) as (client, _):
         with pytest.raises(YouTubeUnreachable) as outage:
             await client.fetch(video_ids(3))

@@ -241,6 +241,8 @@ def test_duplicates_count_every_repeat_of_an_earlier_id() -> None:
             InvalidLine(4, "bad", "not a valid video id (a video id has 11 characters, this has 3)"),
         ],
         rows=5,
+        lines=5,
+        blank=0,
     )
 
 
@@ -334,7 +336,9 @@ def test_long_invalid_values_are_cut_to_200_characters() -> None:
 )
 def test_input_without_rows_is_an_empty_result_not_an_error(data: bytes) -> None:
     """Nothing to import is a normal result (the endpoint answers 422), not an exception."""
-    assert parse_import(data) == ParsedImport(video_ids=[], duplicates=0, invalid=[], rows=0)
+    result = parse_import(data)
+    assert (result.video_ids, result.duplicates, result.invalid, result.rows) == ([], 0, [], 0)
+    assert result.blank + result.skipped == result.lines
 
 
 def test_input_with_nothing_valid_returns_only_invalid_lines() -> None:
@@ -571,3 +575,24 @@ def test_csv_shaped_text_parses_consistently(text: str, max_rows: int) -> None:
     else:
         assert outcome.rows <= max_rows
         assert_consistent(outcome, data)
+
+
+@pytest.mark.parametrize(
+    ("data", "lines", "blank", "skipped"),
+    [
+        pytest.param(b"dQw4w9WgXcQ\n;;;\n\n9bZkp7q19f0", 4, 2, 0, id="pasted, no final line break"),
+        pytest.param(b"url;note\r\nhttps://youtu.be/dQw4w9WgXcQ;a\r\n;;;\r\n\r\n", 4, 2, 1, id="semicolons"),
+        pytest.param(b"url,note\nhttps://youtu.be/dQw4w9WgXcQ,a\n;;;\n,,\n", 4, 2, 1, id="commas"),
+        pytest.param(b'url,note\n"dQw4w9WgXcQ","two\nlines"\n# done\n', 4, 0, 3, id="quoted newline"),
+        pytest.param(b"\n\r\n  \n", 3, 3, 0, id="only blank"),
+    ],
+)
+def test_every_line_is_a_row_a_blank_line_or_skipped(
+    data: bytes, lines: int, blank: int, skipped: int
+) -> None:
+    """Lines add up: rows (each accepted, a duplicate or invalid) plus blank plus skipped (headers, comments,
+    a cell's further lines) is the input's line count; a line of only separators is blank, never invalid."""
+    result = parse_import(data)
+    assert (result.lines, result.blank, result.skipped) == (lines, blank, skipped)
+    assert result.invalid == []
+    assert result.rows + result.blank + result.skipped == result.lines

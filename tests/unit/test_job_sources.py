@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.services.jobs import clean_source, plural, retry_source
+from app.services.jobs import clean_source, retry_source
 from db.models import SOURCE_MAX, Job
 
 
@@ -21,13 +21,3 @@ def test_a_retry_names_its_origin_once() -> None:
     assert retry_source(first) == "retry of links.csv"
     assert again.source == "automatic retry of links.csv"
     assert retry_source(again) == "retry of links.csv"
-
-
-def test_plural_forms() -> None:
-    """One video, 2 videos, 1,500 videos."""
-    assert [plural(n, "video") for n in (0, 1, 2, 1500)] == [
-        "0 videos",
-        "1 video",
-        "2 videos",
-        "1,500 videos",
-    ]

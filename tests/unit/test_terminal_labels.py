@@ -24,8 +24,25 @@ def test_labels_name_source_and_list_and_never_collide() -> None:
     assert labels.label(third) == "links.csv into Music (2)"
     assert labels.label(orphan) == "1 video added into a deleted list"
     assert labels.label(first) == "links.csv into Music", "a job keeps its label"
+    check = {"job_id": "0190aaaa-5", "list_id": "l1", "kind": "refresh", "source": "availability check"}
+    assert labels.label(check) == "availability check of Music", "a check fills no list: it checks one"
 
 
 def test_exit_codes_are_zero_only_when_every_video_is_ready() -> None:
     """0 for completed; distinct non-zero codes for completed_with_errors and for failed/cancelled."""
     assert EXIT_CODES == {"completed": 0, "completed_with_errors": 3, "failed": 4, "cancelled": 4}
+
+
+def test_watch_asks_for_the_names_of_lists_it_has_not_seen() -> None:
+    """A snapshot or event naming a list with no known name is looked up once; one already looked up
+    (deleted since) or a job without a list is not asked for again."""
+    labels = JobLabels({"l1": "Music"})
+    snapshot = {
+        "type": "snapshot",
+        "seq": 4,
+        "jobs": [{"list_id": "l1"}, {"list_id": "l2"}, {"list_id": None}],
+    }
+    assert labels.unknown_lists(snapshot) == {"l2"}
+    labels.looked_up |= {"l2"}
+    assert labels.unknown_lists({"type": "event", "list_id": "l2"}) == set()
+    assert labels.unknown_lists({"type": "event", "list_id": "l3"}) == {"l3"}

@@ -4,7 +4,7 @@
 
 import { Api } from "./api.js";
 import { createRunningBadge } from "./badge.js";
-import { byId, h } from "./dom.js";
+import { byId, h, showError } from "./dom.js";
 import { formatDate, plural } from "./format.js";
 import { createHistory } from "./history.js";
 import { createImporter } from "./importer.js";
@@ -47,22 +47,24 @@ const ui = {
   accountEmail: byId("account-email"),
   consoleLink: byId("console-link"),
   connection: byId("connection"),
-  notice: byId("notice"),
-  noticeText: byId("notice-text"),
   signin: byId("signin"),
   signinForm: byId("signin-form"),
   tokenInput: byId("token-input"),
   signinError: byId("signin-error"),
   workspace: byId("workspace"),
   lists: byId("lists"),
+  listsError: byId("lists-error"),
   newListForm: byId("new-list-form"),
   newListName: byId("new-list-name"),
+  newListError: byId("new-list-error"),
   noList: byId("no-list"),
   listView: byId("list-view"),
   listTitle: byId("list-title"),
   renameButton: byId("rename-list"),
   renameForm: byId("rename-form"),
   renameInput: byId("rename-input"),
+  renameError: byId("rename-error"),
+  listError: byId("list-error"),
   addVideos: byId("add-videos"),
   checkAvailability: byId("check-availability"),
   schedule: byId("refresh-schedule"),
@@ -71,11 +73,11 @@ const ui = {
   paused: byId("live-paused"),
 };
 
-function notify(message) {
+/** An error next to what caused it; "" clears it. */
+function report(el, message, input = null) {
   // A request that failed because the token was revoked has already signed us out and said why.
   if (message && !session.signedIn) return;
-  ui.noticeText.textContent = message;
-  ui.notice.hidden = !message;
+  showError(el, message, input);
 }
 
 const listName = (listId) => session.lists.find((list) => list.id === listId)?.name ?? null;
@@ -89,11 +91,17 @@ const panel = createLivePanel({
   onRetry: (job) => jobAction(job, "retry"),
 });
 
-const jobHistory = createHistory({ api, notify, listName, onRetry: (job) => jobAction(job, "retry") });
+const jobHistory = createHistory({
+  api,
+  report: (message) => report(byId("history-error"), message),
+  listName,
+  onRetry: (job) => jobAction(job, "retry"),
+});
 
 const videos = createVideoTable({
   api,
-  notify,
+  report: (message) => report(byId("videos-error"), message),
+  reportList: (message) => report(ui.listError, message),
   onChanged: refreshLists,
   onJobs: (jobs) => jobs.forEach((job) => session.live?.upsert(jobStateFromApi(job))),
 });
@@ -118,7 +126,7 @@ const notifier = createNotifier({
 
 const importer = createImporter({
   api,
-  notify,
+  report,
   getListId: () => session.listId,
   onJob: (job) => {
     session.live?.upsert(jobStateFromApi(job));
@@ -134,9 +142,18 @@ const importer = createImporter({
 /** A sign-in link (`/#token=sytb_…`) stores its token and leaves no trace of it in the address bar. */
 function takeTokenFromLink() {
   const token = new URLSearchParams(location.hash.slice(1)).get("token");
-  if (!token) return;
+  if (!token) return null;
   localStorage.setItem(TOKEN_KEY, token);
   history.replaceState(null, "", location.pathname + location.search);
+  return token;
+}
+
+/** A sign-in link pasted into a tab already on the page changes only the hash: sign in with it. */
+function signInFromNewLink() {
+  const token = takeTokenFromLink();
+  if (!token) return;
+  if (session.signedIn) signOut();
+  signIn(token);
 }
 
 async function signIn(token) {
@@ -159,6 +176,7 @@ async function signIn(token) {
   session.signedIn = true;
   ui.accountEmail.textContent = me.email;
   ui.consoleLink.hidden = !me.is_admin;
+  videos.setPartialMetadata(me.metadata_source === "oembed");
   ui.account.hidden = false;
   ui.signin.hidden = true;
   ui.workspace.hidden = false;
@@ -197,7 +215,7 @@ function signOut(message = "") {
   ui.account.hidden = true;
   ui.workspace.hidden = true;
   ui.connection.textContent = "";
-  notify("");
+  for (const el of document.querySelectorAll("#workspace .form-error")) showError(el, "");
   showSignIn(message);
 }
 
@@ -234,8 +252,12 @@ function startLive(token, userId) {
     live,
     userId,
     onStatus: (status) => {
-      ui.connection.textContent = status === "reconnecting" ? "Reconnecting…" : "";
+      const offline = status === "reconnecting";
+      ui.connection.textContent = offline ? "Reconnecting…" : "";
       document.documentElement.dataset.liveStatus = status;
+      // Cards now show the state they had when the connection dropped, until it is back.
+      panel.setOffline(offline);
+      if (!session.paused) drawJobs();
     },
     onRole: (role) => {
       document.documentElement.dataset.liveRole = role;
@@ -306,15 +328,11 @@ function showRunning() {
   badge.show(session.live ? session.live.visibleJobs().filter(isActive).length : 0);
 }
 
+/** Cancel or retry; a failure is thrown to the card, which shows it. */
 async function jobAction(job, action) {
-  try {
-    const answer = await api.post(`/api/jobs/${job.job_id}/${action}`);
-    // The socket will say the same soon; showing the answer now makes the click feel instant.
-    session.live?.upsert(jobStateFromApi(answer));
-  } catch (error) {
-    notify(error.message);
-    throw error;
-  }
+  const answer = await api.post(`/api/jobs/${job.job_id}/${action}`);
+  // The socket will say the same soon; showing the answer now makes the click feel instant.
+  session.live?.upsert(jobStateFromApi(answer));
 }
 
 // -- lists --
@@ -324,9 +342,10 @@ async function refreshLists() {
     const page = await api.get("/api/lists?limit=1000");
     session.lists = page.items;
   } catch (error) {
-    if (error.status !== 401) notify(error.message);
+    if (error.status !== 401) report(ui.listsError, `The lists could not be loaded: ${error.message}`);
     return;
   }
+  report(ui.listsError, "");
   drawLists();
 }
 
@@ -378,10 +397,11 @@ async function checkAvailability() {
   ui.checkAvailability.disabled = true;
   try {
     const job = await api.post(`/api/lists/${list.id}/refresh`);
+    report(ui.listError, "");
     session.live?.upsert(jobStateFromApi(job));
     refreshLists(); // a scheduled list is next due one interval from now
   } catch (error) {
-    notify(error.message);
+    report(ui.listError, `The check could not start: ${error.message}`);
   } finally {
     ui.checkAvailability.disabled = false;
   }
@@ -393,9 +413,10 @@ async function changeSchedule() {
   try {
     const updated = await api.patch(`/api/lists/${list.id}`, { refresh_schedule: ui.schedule.value });
     session.lists = session.lists.map((other) => (other.id === updated.id ? updated : other));
+    report(ui.listError, "");
     drawSchedule(updated);
   } catch (error) {
-    notify(error.message);
+    report(ui.listError, `The schedule could not be saved: ${error.message}`);
     drawSchedule(list);
   }
 }
@@ -408,7 +429,7 @@ function selectList(listId) {
   if (listId && listId === session.listId && !ui.listView.hidden) return; // already shown: keep the forms
   session.listId = listId ?? null;
   closeRename();
-  notify("");
+  report(ui.listError, "");
   if (!session.listId) {
     localStorage.removeItem(LIST_KEY);
     ui.listView.hidden = true;
@@ -434,10 +455,12 @@ async function createList(event) {
   try {
     const list = await api.post("/api/lists", { name });
     ui.newListName.value = "";
+    report(ui.newListError, "", ui.newListName);
     session.lists.push(list);
     selectList(list.id);
   } catch (error) {
-    notify(error.message);
+    report(ui.newListError, error.message, ui.newListName);
+    ui.newListName.focus();
   }
 }
 
@@ -450,6 +473,7 @@ function openRename() {
 }
 
 function closeRename({ refocus = false } = {}) {
+  report(ui.renameError, "", ui.renameInput);
   ui.renameForm.hidden = true;
   ui.renameButton.setAttribute("aria-expanded", "false");
   if (refocus) ui.renameButton.focus();
@@ -465,7 +489,8 @@ async function renameList(event) {
     closeRename({ refocus: true });
     drawLists();
   } catch (error) {
-    notify(error.message);
+    report(ui.renameError, error.message, ui.renameInput);
+    ui.renameInput.focus();
   }
 }
 
@@ -479,7 +504,7 @@ async function deleteList() {
   try {
     await api.delete(`/api/lists/${list.id}`);
   } catch (error) {
-    notify(error.message);
+    report(ui.listError, `The list could not be deleted: ${error.message}`);
     return;
   }
   session.lists = session.lists.filter((other) => other.id !== list.id);
@@ -494,9 +519,10 @@ async function exportList() {
   try {
     file = await api.download(`/api/lists/${list.id}/export.csv`);
   } catch (error) {
-    notify(error.message);
+    report(ui.listError, `The export failed: ${error.message}`);
     return;
   }
+  report(ui.listError, "");
   const url = URL.createObjectURL(file.blob);
   const link = h("a", { href: url, download: fileName(list.name) ?? file.filename });
   document.body.append(link);
@@ -522,7 +548,6 @@ function wire() {
     if (session.signedIn) ui.tokenInput.value = "";
   });
   byId("sign-out").addEventListener("click", () => signOut());
-  byId("notice-dismiss").addEventListener("click", () => notify(""));
   ui.newListForm.addEventListener("submit", createList);
   ui.renameButton.addEventListener("click", () => (ui.renameForm.hidden ? openRename() : closeRename()));
   ui.renameForm.addEventListener("submit", renameList);
@@ -540,6 +565,7 @@ function wire() {
 function boot() {
   takeTokenFromLink();
   wire();
+  window.addEventListener("hashchange", signInFromNewLink);
   const token = localStorage.getItem(TOKEN_KEY);
   if (token) signIn(token);
   else showSignIn();

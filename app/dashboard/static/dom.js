@@ -30,3 +30,19 @@ export function debounce(fn, ms) {
     timer = setTimeout(() => fn(...args), ms);
   };
 }
+
+/**
+ * Shows `message` in `el`, the error line next to what caused it (a role="alert" element, so screen
+ * readers announce it); "" clears it. `input`, if given, is marked invalid and described by the message.
+ */
+export function showError(el, message, input = null) {
+  el.textContent = message;
+  if (!input) return;
+  if (message) {
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", el.id);
+  } else {
+    input.removeAttribute("aria-invalid");
+    input.removeAttribute("aria-describedby");
+  }
+}

@@ -3,7 +3,7 @@
 // Cards leave the live panel after a while; their jobs stay here.
 
 import { ApiError } from "./api.js";
-import { byId, h } from "./dom.js";
+import { byId, h, showError } from "./dom.js";
 import { JOB_STATUS_LABELS, formatClock, formatSpan, jobTitle, plural, refreshFindings } from "./format.js";
 import { jobStateFromApi } from "./live.js";
 import { hasSomethingToRetry, nextAttemptText } from "./panel.js";
@@ -13,8 +13,11 @@ const HISTORY_EVENTS_MAX = 5000; // a chart needs no more points than this
 const SVG = "http://www.w3.org/2000/svg";
 const CHART = { width: 320, height: 72, pad: 2 };
 
-/** listName(listId) → name or null; onRetry(jobState) → promise (the app starts the retry). */
-export function createHistory({ api, notify, listName, onRetry }) {
+/**
+ * report(message) shows an error next to the history ("" clears it); listName(listId) → name or null;
+ * onRetry(jobState) → promise (the app starts the retry).
+ */
+export function createHistory({ api, report, listName, onRetry }) {
   const list = byId("history-jobs");
   const empty = byId("history-empty");
   const outcome = byId("history-outcome");
@@ -40,10 +43,13 @@ export function createHistory({ api, notify, listName, onRetry }) {
     try {
       page = await api.get(`/api/jobs?${params}`);
     } catch (error) {
-      if (mine === generation && !(error instanceof ApiError && error.status === 401)) notify(error.message);
+      if (mine === generation && !(error instanceof ApiError && error.status === 401)) {
+        report(`The job history could not be loaded: ${error.message}`);
+      }
       return;
     }
     if (mine !== generation) return;
+    report("");
     total = page.total;
     draw(page.items);
   }
@@ -110,17 +116,26 @@ export function createHistory({ api, notify, listName, onRetry }) {
       parts.push(h("p", { class: "job__error" }, `Last error: ${job.last_error}`));
     }
     if (hasSomethingToRetry(state)) {
-      const retry = h("button", { type: "button", class: "button button--small button--primary" }, "Retry");
+      const name = `${jobTitle(state)} into ${listName(job.list_id) ?? "a deleted list"}`;
+      const retry = h(
+        "button",
+        { type: "button", class: "button button--small button--primary", "aria-label": `Retry ${name}` },
+        "Retry",
+      );
+      const failed = h("p", { class: "job__action-error", role: "alert" });
       retry.addEventListener("click", async () => {
         retry.disabled = true;
+        showError(failed, "");
         try {
           await onRetry(state);
           retry.hidden = true;
-        } catch {
-          retry.disabled = false; // the app has shown the error
+        } catch (error) {
+          // Next to the button that failed, announced; the button becomes usable again.
+          showError(failed, `Retry failed: ${error.message}`);
+          retry.disabled = false;
         }
       });
-      parts.push(retry);
+      parts.push(retry, failed);
     }
     const loading = h("p", { class: "muted" }, "Loading its progress…");
     const chartSlot = h("div", { class: "history__chart" }, loading);

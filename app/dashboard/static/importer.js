@@ -7,10 +7,14 @@ import { plural } from "./format.js";
 
 const INVALID_COLUMNS = ["Line", "Value", "Reason"];
 
-/** getListId() → the selected list; onJob(job) for the job an import started; onAdded() after any add. */
-export function createImporter({ api, notify, getListId, onJob, onAdded }) {
+/**
+ * report(el, message, input) shows an error next to its cause; getListId() → the selected list;
+ * onJob(job) for the job an import started; onAdded() after any add.
+ */
+export function createImporter({ api, report, getListId, onJob, onAdded }) {
   const addForm = byId("add-video-form");
   const addInput = byId("add-video-url");
+  const addError = byId("add-video-error");
   const importForm = byId("import-form");
   const fileInput = byId("import-file");
   const textInput = byId("import-text");
@@ -25,9 +29,10 @@ export function createImporter({ api, notify, getListId, onJob, onAdded }) {
     try {
       await api.post(`/api/lists/${getListId()}/videos`, { url });
       addInput.value = "";
+      report(addError, "", addInput);
       onAdded();
     } catch (error) {
-      notify(error.message);
+      report(addError, error.message, addInput);
       addInput.focus();
     } finally {
       button.disabled = false;
@@ -66,7 +71,11 @@ export function createImporter({ api, notify, getListId, onJob, onAdded }) {
     } catch (error) {
       // 422 "nothing valid" still says why, line by line.
       const invalid = error instanceof ApiError ? error.extra?.invalid : null;
-      showResult(h("p", { class: "form-error" }, error.message), invalid ? invalidTable(invalid) : null);
+      const count = error instanceof ApiError ? error.extra?.lines?.invalid : undefined;
+      showResult(
+        h("p", { class: "form-error" }, error.message),
+        invalid?.length ? invalidTable(invalid, count) : null,
+      );
     } finally {
       button.disabled = false;
     }
@@ -80,29 +89,40 @@ export function createImporter({ api, notify, getListId, onJob, onAdded }) {
     clear() {
       importForm.reset();
       addForm.reset();
+      report(addError, "", addInput);
       result.replaceChildren();
     },
   };
 }
 
-function summaryOf({ accepted, duplicates, invalid, retried = 0 }) {
+function summaryOf({ accepted, duplicates, invalid, lines, retried = 0 }) {
   const parts = [
     `Accepted ${plural(accepted, "video")}${retried ? ` (${retried} that had failed, retried)` : ""}`,
     `${plural(duplicates, "duplicate")} skipped`,
-    `${plural(invalid.length, "invalid line")}`,
+    plural(lines.invalid, "invalid line"),
   ];
-  const summary = h("p", { class: "import-summary" }, `${parts.join(" · ")}.`);
-  return [summary, invalid.length ? invalidTable(invalid) : null];
+  if (lines.blank) parts.push(plural(lines.blank, "blank line"));
+  if (lines.skipped) parts.push(plural(lines.skipped, "header or comment line"));
+  const summary = h(
+    "p",
+    { class: "import-summary" },
+    `${parts.join(" · ")} (${plural(lines.total, "line")} in all).`,
+  );
+  return [summary, invalid.length ? invalidTable(invalid, lines.invalid) : null];
 }
 
-function invalidTable(invalid) {
+function invalidTable(invalid, count = invalid.length) {
+  const caption =
+    count > invalid.length
+      ? `Lines that were not imported (the first ${invalid.length} of ${count})`
+      : "Lines that were not imported";
   return h(
     "div",
     { class: "table-wrap" },
     h(
       "table",
       { class: "invalid-lines" },
-      h("caption", {}, "Lines that were not imported"),
+      h("caption", {}, caption),
       h("thead", {}, h("tr", {}, INVALID_COLUMNS.map((name) => h("th", { scope: "col" }, name)))),
       h(
         "tbody",

@@ -28,6 +28,7 @@ export function createLivePanel({ root, empty, announcer, listName, onCancel, on
   const cards = new Map(); // job_id → card
   const groups = new Map(); // upload_id → group
   const lastStatus = new Map(); // job_id → status we last drew, to announce only changes
+  let offlineSince = null; // while the socket is down: when it went down (the cards show that moment)
 
   function render(jobs, now = Date.now()) {
     // Newest first: a new import (or a retry) appears at the top, where the eye already is.
@@ -81,6 +82,7 @@ export function createLivePanel({ root, empty, announcer, listName, onCancel, on
       cards.set(job.job_id, card);
     }
     updateCard(card, job, list, now, { inUpload: group !== null });
+    showOffline(card, offlineSince);
     announceChange(job);
     return card.el;
   }
@@ -109,7 +111,12 @@ export function createLivePanel({ root, empty, announcer, listName, onCancel, on
     }`;
   }
 
-  return { render };
+  /** The socket is down (true) or back (false); call render() after it. */
+  function setOffline(offline) {
+    offlineSince = offline ? (offlineSince ?? new Date()) : null;
+  }
+
+  return { render, setOffline };
 }
 
 /** Puts `el` at `index` of `parent` unless it is there: moving a node takes the focus from its buttons. */
@@ -148,6 +155,8 @@ function createCard(job, { onCancel, onRetry }) {
     message: h("p", { class: "job__message" }),
     next: h("p", { class: "job__next" }),
     error: h("p", { class: "job__error" }),
+    offline: h("p", { class: "job__offline", id: `offline-${job.job_id}`, hidden: true }),
+    actionError: h("p", { class: "job__action-error", role: "alert" }),
     cancel: h("button", { type: "button", class: "button button--small" }, "Cancel"),
     retry: h("button", { type: "button", class: "button button--small button--primary" }, "Retry"),
   };
@@ -169,11 +178,13 @@ function createCard(job, { onCancel, onRetry }) {
       h("p", { class: "job__stats" }, parts.percent, parts.counts, parts.rate, parts.eta),
       h("div", { class: "job__actions" }, parts.cancel, parts.retry),
     ),
+    parts.offline,
+    parts.actionError,
     parts.message,
     parts.next,
     parts.error,
   );
-  const card = { el, parts, job, busy: null, retried: false };
+  const card = { el, parts, job, busy: null, retried: false, offline: false };
   parts.cancel.addEventListener("click", () => act(card, "cancel", onCancel));
   parts.retry.addEventListener("click", () => act(card, "retry", onRetry));
   return card;
@@ -181,13 +192,15 @@ function createCard(job, { onCancel, onRetry }) {
 
 async function act(card, action, handler) {
   card.busy = action;
+  card.parts.actionError.textContent = "";
   updateButtons(card);
   let done = false;
   try {
     await handler(card.job);
     done = true;
-  } catch {
-    // The caller has shown the error; the button becomes usable again.
+  } catch (error) {
+    // Next to the button that failed, announced; the button becomes usable again.
+    card.parts.actionError.textContent = `${action === "cancel" ? "Cancel" : "Retry"} failed: ${error.message}`;
   }
   if (done && action === "retry") card.retried = true; // its failed videos now belong to the new job
   // A running job stops between batches: keep "Cancelling…" until its terminal event arrives.
@@ -254,7 +267,7 @@ function updateCard(card, job, listName, now, { inUpload = false } = {}) {
   const spoken =
     job.kind === "refresh"
       ? jobCounts(job)
-      : `${job.processed} of ${job.total} videos processed, ${ready} ready, ${job.failed} failed`;
+      : `${job.processed} of ${plural(job.total, "video")} processed, ${ready} ready, ${job.failed} failed`;
   parts.progress.setAttribute("aria-valuetext", `${percent}: ${spoken}`);
   // CSSOM writes are allowed by the CSP (style-src 'self'); inline style attributes would not be.
   const share = (count) => `${job.total ? Math.min(100, (100 * count) / job.total) : 0}%`;
@@ -278,16 +291,39 @@ function updateCard(card, job, listName, now, { inUpload = false } = {}) {
   const repeated = job.error && job.message && job.message.includes(job.error);
   parts.error.textContent = job.error && !repeated ? `Last error: ${job.error}` : "";
   parts.error.hidden = !parts.error.textContent;
+  // The buttons' names say which job they act on ("Cancel 400 pasted links into Music").
+  card.name = `${title} ${into}`;
+  updateButtons(card);
+}
+
+/** While the socket is down: the card's state is as of `since`; no ETA, and no actions, saying why. */
+function showOffline(card, since) {
+  const offline = since !== null && (isActive(card.job) || !card.parts.retry.hidden);
+  card.offline = offline;
+  card.el.classList.toggle("job--offline", offline);
+  card.parts.offline.hidden = !offline;
+  card.parts.offline.textContent = offline
+    ? `Not connected: this is the state at ${since.toLocaleTimeString()}. ` +
+      "Cancel and Retry come back with the connection."
+    : "";
+  if (offline) card.parts.eta.hidden = true;
   updateButtons(card);
 }
 
 function updateButtons(card) {
-  const { job, parts, busy } = card;
+  const { job, parts, busy, offline } = card;
   const active = isActive(job);
+  const cancelling = busy === "cancel" || busy === "cancel-sent";
   parts.cancel.hidden = !active;
-  parts.cancel.disabled = busy === "cancel" || busy === "cancel-sent";
-  parts.cancel.textContent = parts.cancel.disabled ? "Cancelling…" : "Cancel";
+  parts.cancel.disabled = cancelling || offline;
+  parts.cancel.textContent = cancelling ? "Cancelling…" : "Cancel";
+  parts.cancel.setAttribute("aria-label", `${cancelling ? "Cancelling" : "Cancel"} ${card.name}`);
   parts.retry.hidden = !hasSomethingToRetry(job) || card.retried;
-  parts.retry.disabled = busy === "retry";
+  parts.retry.disabled = busy === "retry" || offline;
   parts.retry.textContent = busy === "retry" ? "Retrying…" : "Retry";
+  parts.retry.setAttribute("aria-label", `${busy === "retry" ? "Retrying" : "Retry"} ${card.name}`);
+  for (const button of [parts.cancel, parts.retry]) {
+    if (offline) button.setAttribute("aria-describedby", parts.offline.id);
+    else button.removeAttribute("aria-describedby");
+  }
 }

@@ -3,23 +3,25 @@
 
 import { ApiError } from "./api.js";
 import { byId, debounce, h } from "./dom.js";
-import { VIDEO_STATUS_LABELS, formatDate, formatDuration } from "./format.js";
+import { VIDEO_STATUS_LABELS, formatDate, formatDuration, plural } from "./format.js";
 
 export const PAGE_SIZE = 50;
 const REFRESH_EVERY_MS = 1000;
 const SEARCH_PAUSE_MS = 300;
 
 /**
- * notify(message) shows an error to the user; onChanged() after a video was removed; onJobs(jobs) with
- * the jobs (API shape) a retry started, for the live panel.
+ * report(message) shows an error by the table, reportList(message) one under the list's header (where
+ * "Retry failed (N)" is); "" clears them. onChanged() after a video was removed; onJobs(jobs) with the
+ * jobs (API shape) a retry started, for the live panel.
  */
-export function createVideoTable({ api, notify, onChanged, onJobs }) {
+export function createVideoTable({ api, report, reportList, onChanged, onJobs }) {
   const retryFailed = byId("retry-failed");
   const statusFilter = byId("status-filter");
   const search = byId("search");
   const rows = byId("video-rows");
   const summary = byId("videos-summary");
   const emptyNote = byId("videos-empty");
+  const hint = byId("videos-hint");
   const prev = byId("prev-page");
   const next = byId("next-page");
 
@@ -29,6 +31,7 @@ export function createVideoTable({ api, notify, onChanged, onJobs }) {
   let generation = 0; // answers to older requests (an earlier filter, another list) are dropped
   let lastLoadAt = 0;
   let refreshTimer = null;
+  let partialMetadata = false; // no YouTube API key on the server: no durations or dates
 
   async function load() {
     if (!listId) return;
@@ -42,10 +45,13 @@ export function createVideoTable({ api, notify, onChanged, onJobs }) {
     try {
       page = await api.get(`/api/lists/${listId}/videos?${params}`);
     } catch (error) {
-      if (mine === generation && !(error instanceof ApiError && error.status === 401)) notify(error.message);
+      if (mine === generation && !(error instanceof ApiError && error.status === 401)) {
+        report(`The videos could not be loaded: ${error.message}`);
+      }
       return;
     }
     if (mine !== generation) return;
+    report("");
     countFailed(mine);
     if (page.items.length === 0 && page.total > 0 && offset > 0) {
       // The page emptied under us (videos deleted): step back to the last page that has rows.
@@ -71,14 +77,15 @@ export function createVideoTable({ api, notify, onChanged, onJobs }) {
     retryFailed.disabled = false;
   }
 
-  async function startRetry(request) {
+  async function startRetry(request, showFailure) {
     let jobs;
     try {
       jobs = await request();
     } catch (error) {
-      notify(error.message);
+      showFailure(error.message);
       throw error;
     }
+    showFailure("");
     onJobs?.(jobs);
     load();
   }
@@ -86,14 +93,21 @@ export function createVideoTable({ api, notify, onChanged, onJobs }) {
   async function retryAllFailed() {
     retryFailed.disabled = true;
     try {
-      await startRetry(async () => [await api.post(`/api/lists/${listId}/retry-failed`)]);
+      await startRetry(
+        async () => [await api.post(`/api/lists/${listId}/retry-failed`)],
+        (message) => reportList(message && `The failed videos could not be retried: ${message}`),
+      );
     } catch {
       retryFailed.disabled = false;
     }
   }
 
   function retryOne(video) {
-    return startRetry(async () => (await api.post("/api/videos/retry", { ids: [video.id] })).jobs);
+    const name = video.title ?? video.youtube_id;
+    return startRetry(
+      async () => (await api.post("/api/videos/retry", { ids: [video.id] })).jobs,
+      (message) => report(message && `“${name}” could not be retried: ${message}`),
+    );
   }
 
   function draw(videos) {
@@ -108,8 +122,9 @@ export function createVideoTable({ api, notify, onChanged, onJobs }) {
     const first = videos.length ? offset + 1 : 0;
     const filtered = statusFilter.value || search.value.trim();
     summary.textContent = videos.length
-      ? `Showing ${first}–${offset + videos.length} of ${total} ${filtered ? "matching " : ""}videos`
+      ? `Showing ${first}–${offset + videos.length} of ${plural(total, filtered ? "matching video" : "video")}`
       : "";
+    hint.hidden = !(partialMetadata && videos.some((video) => video.status === "ready"));
     emptyNote.hidden = videos.length > 0;
     emptyNote.textContent = filtered ? "No videos match." : "No videos yet: add one or import a file.";
     prev.disabled = offset === 0;
@@ -123,7 +138,7 @@ export function createVideoTable({ api, notify, onChanged, onJobs }) {
     try {
       await api.delete(`/api/videos/${video.id}`);
     } catch (error) {
-      notify(error.message);
+      report(`“${name}” could not be removed: ${error.message}`);
       return;
     }
     onChanged?.();
@@ -155,6 +170,7 @@ export function createVideoTable({ api, notify, onChanged, onJobs }) {
   function hide() {
     retryFailed.hidden = true;
     listId = null;
+    hint.hidden = true;
     generation += 1;
     clearTimeout(refreshTimer);
     refreshTimer = null;
@@ -189,6 +205,10 @@ export function createVideoTable({ api, notify, onChanged, onJobs }) {
     hide,
     load,
     refreshSoon,
+    /** Metadata comes from oEmbed (no API key): say why durations and dates are empty. */
+    setPartialMetadata(partial) {
+      partialMetadata = partial;
+    },
     get listId() {
       return listId;
     },
@@ -208,8 +228,10 @@ function videoRow(video, onRemove, onRetry) {
         decoding: "async",
         width: 120,
         height: 68,
+        // A thumbnail that fails (gone, blocked, offline) gets the placeholder, not a broken image.
+        onerror: (event) => event.target.replaceWith(thumbPlaceholder()),
       })
-    : h("span", { class: "thumb-placeholder", "aria-hidden": "true" });
+    : thumbPlaceholder();
   return h(
     "tr",
     { "data-key": rowKey(video), "data-video-id": video.id, "data-status": video.status },
@@ -275,4 +297,8 @@ function videoRow(video, onRemove, onRetry) {
 function videoProblem(video) {
   if (video.status !== "unavailable" || !video.unavailable_since) return video.error;
   return `Gone from YouTube since ${formatDate(video.unavailable_since)}: ${video.error}`;
+}
+
+function thumbPlaceholder() {
+  return h("span", { class: "thumb-placeholder", "aria-hidden": "true" });
 }

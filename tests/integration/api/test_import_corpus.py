@@ -45,6 +45,7 @@ MANIFEST = CORPUS / "manifest.toml"
 NOT_SAMPLES = frozenset({"README.md", ".gitattributes", "manifest.toml"})
 MODES = ("upload", "body")
 VALUE_MAX = 200
+UTF8_BOM = b"\xef\xbb\xbf"
 """An invalid line's value is cut to this many characters in the answer."""
 
 # ---------------------------------------------------------------------------------------------------------
@@ -107,6 +108,8 @@ ENTRY_KEYS = {
     "error",
     "existing",
     "modes",
+    "blank",
+    "skipped",
 }
 
 
@@ -136,6 +139,10 @@ class Entry:
     modes: tuple[str, ...]
     generator: str | None
     parameters: dict[str, Any]
+    blank: int | None
+    """Lines of nothing but spaces and separators, when the manifest gives them."""
+    skipped: int | None
+    """Header, comment and Takeout-detail lines (and a cell's further lines), when the manifest gives them."""
 
     def read(self) -> Generated:
         if self.generator is not None:
@@ -178,6 +185,8 @@ def parse_entry(raw: dict[str, Any], *, generated: bool) -> Entry:
         modes=modes,
         generator=generator,
         parameters={key: raw[key] for key in parameter_names if key in raw},
+        blank=raw.get("blank"),
+        skipped=raw.get("skipped"),
     )
 
 
@@ -295,21 +304,37 @@ def assert_invalid_lines(reported: list[dict[str, Any]], expected: tuple[Expecte
     assert all(len(line["value"]) <= VALUE_MAX for line in reported), "values are cut to 200 characters"
 
 
+def assert_every_line_counted(entry: Entry, data: bytes, lines: dict[str, int], invalid: int) -> None:
+    """Each line of the input is accepted, a duplicate, invalid, blank or skipped, and they add up."""
+    parts = ("accepted", "duplicates", "invalid", "blank", "skipped")
+    assert lines["total"] == len(data.removeprefix(UTF8_BOM).splitlines()), lines
+    assert sum(lines[part] for part in parts) == lines["total"], lines
+    assert lines["invalid"] == invalid, lines
+    if entry.blank is not None:
+        assert lines["blank"] == entry.blank, lines
+    if entry.skipped is not None:
+        assert lines["skipped"] == entry.skipped, lines
+
+
 async def assert_imported(
     sessions: Sessions,
     entry: Entry,
     list_id: str,
     ids: list[str],
+    data: bytes,
     body: dict[str, Any],
     before: Snapshot,
     after: Snapshot,
 ) -> None:
-    """A 202/200 answer: exact counts and reasons; the list holds exactly its old and new videos."""
+    """A 202/200 answer: exact counts and reasons, every line counted once; the list holds exactly its old
+    and new videos."""
     new_ids = [video_id for video_id in ids if video_id not in entry.existing]
     accepted = len(new_ids) if entry.accepted is None else entry.accepted
     assert accepted == len(new_ids), f"{entry.name}: manifest's accepted disagrees with its ids"
     assert (body["accepted"], body["duplicates"]) == (accepted, entry.duplicates)
+    assert (body["lines"]["accepted"], body["lines"]["duplicates"]) == (accepted, entry.duplicates)
     assert_invalid_lines(body["invalid"], entry.invalid)
+    assert_every_line_counted(entry, data, body["lines"], len(body["invalid"]))
     rows = await fetch_all(
         sessions, "SELECT youtube_id, status, job_id::text FROM videos WHERE list_id = :id", id=list_id
     )
@@ -333,13 +358,18 @@ async def assert_imported(
     assert after["bookmark_lists"] == before["bookmark_lists"]
 
 
-def assert_refused(entry: Entry, body: dict[str, Any], before: Snapshot, after: Snapshot) -> None:
-    """A 413/422 answer names the problem, and not one row changed anywhere."""
+def assert_refused(
+    entry: Entry, data: bytes, body: dict[str, Any], before: Snapshot, after: Snapshot
+) -> None:
+    """A 413/422 answer names the problem, and not one row changed anywhere; "nothing valid" still counts
+    every line."""
     assert body["status_code"] == entry.status
     for fragment in entry.error:
         assert fragment in body["detail"], body["detail"]
     extra = body.get("extra") or {}
     assert_invalid_lines(extra.get("invalid", []), entry.invalid)
+    if "invalid" in extra:
+        assert_every_line_counted(entry, data, extra["lines"], len(extra["invalid"]))
     assert after == before, "a refused import writes nothing"
 
 
@@ -368,9 +398,11 @@ async def test_corpus_entry_gives_its_expected_answer_and_never_a_partial_import
         assert response.status_code == entry.status, (mode, response.text[:2000])
         after = await snapshot(session_maker)
         if entry.status in {200, 202}:
-            await assert_imported(session_maker, entry, target["id"], ids, response.json(), before, after)
+            await assert_imported(
+                session_maker, entry, target["id"], ids, data, response.json(), before, after
+            )
         else:
-            assert_refused(entry, response.json(), before, after)
+            assert_refused(entry, data, response.json(), before, after)
         if entry.generator is not None:
             with capsys.disabled():
                 print(

@@ -218,8 +218,8 @@ async def test_me_names_the_token_owner(client: Client, alice: Account, bob: Acc
         assert response.status_code == 200
         body = response.json()
         assert (body["id"], body["email"]) == (str(account.user_id), account.email)
-        assert set(body) == {"id", "email", "created_at", "is_admin"}
-        assert body["is_admin"] is False
+        assert set(body) == {"id", "email", "created_at", "is_admin", "metadata_source"}
+        assert (body["is_admin"], body["metadata_source"]) == (False, "oembed")
 
 
 async def test_each_user_sees_only_their_own_lists(

@@ -132,7 +132,8 @@ async def test_reimporting_a_failed_link_retries_it_instead_of_counting_a_duplic
     client: Client, alice: Account, session_maker: Sessions
 ) -> None:
     """A re-import takes failed and cancelled videos into its job (`retried`), counts ready ones as
-    duplicates, and adds new ones; re-adding one failed video retries it too."""
+    duplicates, and adds new ones; a retried line is an accepted one in the line accounting, which still
+    adds up to the input's lines; re-adding one failed video retries it too."""
     music = await create_list(client, alice)
     first = (await import_ids(client, alice, music["id"], ["vid00000001", "vid00000002", "vid00000003"]))[
         "job"
@@ -142,6 +143,8 @@ async def test_reimporting_a_failed_link_retries_it_instead_of_counting_a_duplic
     result = await import_ids(client, alice, music["id"], ["vid00000001", "vid00000002", "vid00000004"])
 
     assert (result["accepted"], result["retried"], result["duplicates"]) == (2, 1, 1)
+    lines = {"total": 3, "accepted": 2, "duplicates": 1, "invalid": 0, "blank": 0, "skipped": 0}
+    assert result["lines"] == lines
     assert result["job"]["total"] == 2
     assert result["job"]["message"] == "Queued 2 videos (1 retried)"
     videos = await video_rows(session_maker, music["id"])

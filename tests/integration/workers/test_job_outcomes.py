@@ -4,13 +4,13 @@ database refuses, outages, failed attempts and their bound, and cancel between a
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from app.settings import Settings
 from testkit.accounts import Account
 from testkit.fake_youtube import HOSTILE_KINDS, FakeYouTube
+from testkit.harness import free_port
 from tests.integration.workers.conftest import (
     METADATA_FIELDS,
     Client,
@@ -51,13 +51,6 @@ REFUSE_WRITES = (
 async def refuse_writes(sessions: Sessions) -> None:
     for statement in REFUSE_WRITES:
         await execute(sessions, statement)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def test_hostile_answers_fail_only_the_poisoned_videos(
