@@ -9,7 +9,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from litestar.testing import AsyncTestClient
 
+from app.asgi import create_app
 from app.settings import Settings
 from testkit.accounts import Account
 from testkit.fake_youtube import FakeYouTube
@@ -240,3 +242,17 @@ async def test_youtube_saying_the_quota_is_spent_makes_every_job_wait_for_the_re
         done = await wait_for_terminal(session_maker, job_id)
         assert (done["status"], done["processed"]) == ("completed", total)
         await assert_counts_match_videos(session_maker, done)
+
+
+async def test_metrics_say_how_much_of_the_budget_today_has_spent(
+    settings: Settings, session_maker: Sessions
+) -> None:
+    """/metrics reports today's spent units (Pacific day) beside the budget."""
+    await leave_units(session_maker, 3)
+    app = create_app(replace(settings, metrics_token="scrape-me", youtube_daily_quota=BUDGET))
+    async with AsyncTestClient(app=app) as scraper:
+        response = await scraper.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+
+    assert response.status_code == 200, response.text
+    assert f"bookmarks_youtube_quota_units_today {BUDGET - 3}" in response.text
+    assert f"bookmarks_youtube_quota_units_budget {BUDGET}" in response.text
