@@ -128,14 +128,17 @@ async def prune_progress_events(ctx: Context) -> int:
     return deleted
 
 
+def job_queue_of(ctx: Context) -> JobQueue:
+    """The queue a cron enqueues on: its worker's own."""
+    return JobQueue(cast(PostgresQueue, ctx["worker"].queue), heartbeat_s=ctx["settings"].job_heartbeat_s)
+
+
 async def requeue_stranded_jobs(ctx: Context) -> int:
     """Jobs committed but never enqueued (a crash in between), or whose SAQ job gave up: enqueue again.
 
     The SAQ key is the job id, so a job SAQ still runs is not enqueued twice.
     """
-    job_queue = JobQueue(
-        cast(PostgresQueue, ctx["worker"].queue), heartbeat_s=ctx["settings"].job_heartbeat_s
-    )
+    job_queue = job_queue_of(ctx)
     async with ctx["sessions"]() as session:
         connection = await session.connection()
         rows = (await connection.exec_driver_sql(queries["stranded_jobs"], (STRANDED_AFTER_S,))).all()
@@ -151,9 +154,7 @@ async def requeue_stranded_jobs(ctx: Context) -> int:
 async def retry_stopped_jobs(ctx: Context) -> int:
     """Jobs a job-level cause (quota, outage) stopped, whose automatic retry is due: a new `retry` job
     takes their leftovers (workers/processing.py, AUTO_RETRY_DELAYS_S)."""
-    job_queue = JobQueue(
-        cast(PostgresQueue, ctx["worker"].queue), heartbeat_s=ctx["settings"].job_heartbeat_s
-    )
+    job_queue = job_queue_of(ctx)
     started: list[UUID] = []
     async with ctx["sessions"]() as session, session.begin():
         due = await session.scalars(
@@ -183,9 +184,7 @@ async def retry_stopped_jobs(ctx: Context) -> int:
 async def refresh_scheduled_lists(ctx: Context) -> int:
     """Lists whose weekly or monthly availability check is due: a `refresh` job each (a list already
     being checked, or with nothing to check, is just due again one interval later)."""
-    job_queue = JobQueue(
-        cast(PostgresQueue, ctx["worker"].queue), heartbeat_s=ctx["settings"].job_heartbeat_s
-    )
+    job_queue = job_queue_of(ctx)
     started: list[UUID] = []
     async with ctx["sessions"]() as session, session.begin():
         connection = await session.connection()

@@ -43,46 +43,35 @@ TEXT_BODY = Schema(
 )
 
 
+BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+
+
+def upload_body(form_description: str, **raw: Schema) -> RequestBody:
+    """A body the handler reads itself, so Litestar cannot see it: a multipart form with one file, or the
+    raw bodies (media type → schema) it also takes."""
+    form = Schema(
+        type=OpenAPIType.OBJECT, properties={"file": BINARY}, required=["file"], description=form_description
+    )
+    content = {media: OpenAPIMediaType(schema=schema) for media, schema in raw.items()}
+    return RequestBody(
+        required=True, content={**content, "multipart/form-data": OpenAPIMediaType(schema=form)}
+    )
+
+
 @dataclass
 class ImportOperation(Operation):
-    """The handler reads the raw body itself, so Litestar cannot see it: the request body is declared here."""
-
     def __post_init__(self) -> None:
-        upload = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
-        form = Schema(
-            type=OpenAPIType.OBJECT,
-            properties={"file": upload},
-            required=["file"],
-            description="One file field (any name), or else one non-empty text field",
-        )
-        self.request_body = RequestBody(
-            required=True,
-            content={
-                "text/csv": OpenAPIMediaType(schema=TEXT_BODY),
-                "text/plain": OpenAPIMediaType(schema=TEXT_BODY),
-                "multipart/form-data": OpenAPIMediaType(schema=form),
-            },
+        self.request_body = upload_body(
+            "One file field (any name), or else one non-empty text field",
+            **{"text/csv": TEXT_BODY, "text/plain": TEXT_BODY},
         )
 
 
 @dataclass
 class TakeoutOperation(Operation):
-    """The handler reads the raw body itself: the request body is declared here."""
-
     def __post_init__(self) -> None:
-        archive = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
-        form = Schema(
-            type=OpenAPIType.OBJECT,
-            properties={"file": archive},
-            required=["file"],
-            description="The Takeout .zip as the form's one file field (any name)",
-        )
-        self.request_body = RequestBody(
-            required=True,
-            content={
-                "application/zip": OpenAPIMediaType(schema=archive),
-                "multipart/form-data": OpenAPIMediaType(schema=form),
-            },
+        self.request_body = upload_body(
+            "The Takeout .zip as the form's one file field (any name)", **{"application/zip": BINARY}
         )
 
 
