@@ -574,6 +574,35 @@ async def test_fake_is_configurable_over_http(fake: FakeYouTube) -> None:
         assert reset["requests"] == 0
 
 
+async def test_the_fakes_catalog_changes_over_http(fake: FakeYouTube) -> None:
+    """POST /_control makes videos vanish, turn private, be removed, come back and change, as an
+    availability check would find them; `reset` clears failures but keeps those changes."""
+    ids = video_ids(5)
+    async with httpx.AsyncClient(base_url=fake.base_url, timeout=5.0) as http:
+        command = {
+            "vanish": ids[:1],
+            "private": ids[1:2],
+            "block": {"ids": ids[2:3], "reason": "legal"},
+            "update": {"id": ids[3], "title": "Renamed", "view_count": 7},
+        }
+        assert (await http.post("/_control", json=command)).status_code == 200
+        assert (await http.post("/_control", json={"reset": True})).status_code == 200
+        async with youtube_client(fake) as (client, _):
+            changed = await client.fetch(ids)
+        await http.post("/_control", json={"restore": ids[:3]})
+        async with youtube_client(fake) as (client, _):
+            restored = await client.fetch(ids)
+
+    assert changed.unavailable == {
+        ids[0]: REASON_NOT_FOUND_API,
+        ids[1]: REASON_NOT_FOUND_API,
+        ids[2]: "video was removed by YouTube (legal reasons)",
+    }
+    assert (changed.found[ids[3]].title, changed.found[ids[3]].view_count) == ("Renamed", 7)
+    assert set(restored.found) == set(ids)
+    assert restored.found[ids[3]].title == "Renamed", "restore brings a video back, not its old title"
+
+
 def test_fake_runs_as_a_module_until_sigterm() -> None:
     """`python -m testkit.fake_youtube` prints its URL when ready, serves, and exits cleanly on SIGTERM."""
     process = subprocess.Popen(

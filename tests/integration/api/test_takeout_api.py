@@ -3,6 +3,7 @@ upload; an existing list of the same name is used, never doubled; hostile archiv
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import zipfile
@@ -109,8 +110,9 @@ async def test_an_existing_list_of_the_same_name_is_filled_not_doubled(
     assert await lists_with_videos(session_maker, bob) == {"Watch later": set()}
 
 
+@functools.cache
 def hostile_archives() -> dict[str, tuple[bytes, int, str]]:
-    """name → (archive, status, a fragment of the reason)."""
+    """name → (archive, status, a fragment of the reason); built once."""
 
     def build(members: dict[str, bytes], *, compress: int = zipfile.ZIP_DEFLATED) -> bytes:
         buffer = io.BytesIO()
