@@ -405,7 +405,7 @@ async def create_refresh(
     )
     if running is not None:
         raise Conflict(
-            "an availability check of this list is already running", extra={"job_id": str(running)}
+            "an availability check of this list is already under way", extra={"job_id": str(running)}
         )
     now = await session.scalar(select(func.now()))
     assert now is not None

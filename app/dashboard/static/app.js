@@ -210,7 +210,9 @@ function signOut(message = "") {
   importer.clear();
   takeout.clear();
   jobHistory.reset();
+  if (session.paused) togglePause();
   panel.render([]);
+  badge.show(0);
   ui.lists.replaceChildren();
   ui.account.hidden = true;
   ui.workspace.hidden = true;
