@@ -35,6 +35,9 @@ class Settings:
     youtube_api_key: str | None = None
     youtube_api_url: str = "https://www.googleapis.com/youtube/v3"
     youtube_oembed_url: str = "https://www.youtube.com/oembed"
+    youtube_daily_quota: int = 10_000
+    """Data API units the app may spend a day (Pacific time, as Google counts); `videos.list` costs one
+    unit a call of up to 50 ids. Jobs wait for the reset rather than cross it (app/services/quota.py)."""
     progress_interval_ms: int = 250
     progress_retention_days: int = 30
     replay_max: int = 5000
@@ -81,6 +84,7 @@ class Settings:
             youtube_api_key=env.get("YOUTUBE_API_KEY") or None,
             youtube_api_url=env.get("YOUTUBE_API_URL", defaults.youtube_api_url).rstrip("/"),
             youtube_oembed_url=env.get("YOUTUBE_OEMBED_URL", defaults.youtube_oembed_url),
+            youtube_daily_quota=reader.int("YOUTUBE_DAILY_QUOTA", defaults.youtube_daily_quota, minimum=1),
             progress_interval_ms=reader.int("PROGRESS_INTERVAL_MS", defaults.progress_interval_ms, minimum=0),
             progress_retention_days=reader.int(
                 "PROGRESS_RETENTION_DAYS", defaults.progress_retention_days, minimum=1

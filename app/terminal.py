@@ -46,6 +46,7 @@ ready. Problems before the job could start have their own codes (app/exits.py)."
 OUTCOME_STYLES = {
     "queued": "grey50",
     "running": "blue",
+    "waiting": "dark_orange",
     "completed": "green",
     "completed_with_errors": "yellow",
     "failed": "red",
@@ -359,7 +360,8 @@ class JobLabels:
         job_id = state["job_id"]
         if job_id not in self.labels:
             list_name = self.list_names.get(state.get("list_id") or "", "a deleted list")
-            base = f"{state.get('source') or state.get('kind') or 'job'} into {list_name}"
+            preposition = "of" if state.get("kind") == "refresh" else "into"
+            base = f"{state.get('source') or state.get('kind') or 'job'} {preposition} {list_name}"
             taken = set(self.labels.values())
             label = base
             if label in taken and state.get("started_at"):

@@ -20,14 +20,24 @@ class ProgressEvent(msgspec.Struct, kw_only=True):
     job_id: UUID
     list_id: UUID | None
     kind: str | None = None
-    """`import`, `add`, `retry` (events written before jobs had kinds lack it)."""
+    """`import`, `add`, `retry`, `refresh` (events written before jobs had kinds lack it)."""
     source: str | None = None
     """What a person recognises the job by: a file name, "12 pasted links", "retry of …"."""
+    upload_id: UUID | None = None
+    """Shared by the jobs of one upload that filled several lists (a Takeout archive); else null."""
     status: str
     progress: float
     processed: int
+    """Videos done: fetched (ready or failed), or for a refresh, checked (including `failed`)."""
     failed: int
+    """Videos that failed; for a refresh, those YouTube did not answer for (they keep their state)."""
     total: int
+    changed: int | None = None
+    """Refresh only (else null): videos whose title, channel or thumbnail changed."""
+    gone: int | None = None
+    """Refresh only: videos found gone, private or blocked (now `unavailable`, metadata kept)."""
+    returned: int | None = None
+    """Refresh only: `unavailable` videos that are back (now `ready`)."""
     rate: float | None = None
     eta_s: int | None = None
     message: str | None = None
@@ -35,7 +45,8 @@ class ProgressEvent(msgspec.Struct, kw_only=True):
     started_at: str | None = None
     """When the job's first run started (ISO 8601 like `at`); null while queued."""
     next_attempt_at: str | None = None
-    """Running: its next attempt after a failed one; failed: its next automatic retry; else null."""
+    """Running: its next attempt after a failed one; waiting: when the quota resets and it resumes;
+    failed: its next automatic retry; else null."""
     at: str
     """ISO 8601 UTC with milliseconds, e.g. `2026-11-29T10:00:00.123Z`."""
 
@@ -50,10 +61,14 @@ def new_event(
     list_id: UUID | None,
     kind: str | None,
     source: str | None,
+    upload_id: UUID | None = None,
     status: str,
     processed: int,
     failed: int,
     total: int,
+    changed: int | None = None,
+    gone: int | None = None,
+    returned: int | None = None,
     rate: float | None,
     eta_s: int | None,
     message: str | None,
@@ -69,11 +84,15 @@ def new_event(
         list_id=list_id,
         kind=kind,
         source=source,
+        upload_id=upload_id,
         status=status,
         progress=progress_percent(processed, total),
         processed=processed,
         failed=failed,
         total=total,
+        changed=changed,
+        gone=gone,
+        returned=returned,
         rate=rate,
         eta_s=eta_s,
         message=message,

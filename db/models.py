@@ -8,7 +8,7 @@ carries its own frozen copy.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Identity,
@@ -46,11 +47,15 @@ class VideoStatus(enum.StrEnum):
     READY = "ready"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    UNAVAILABLE = "unavailable"
+    """Was ready; a refresh found it gone, private or blocked. Its metadata is kept."""
 
 
 class JobStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"
+    """Holds no worker until `next_attempt_at` (the daily YouTube quota is spent); then it resumes."""
     COMPLETED = "completed"
     COMPLETED_WITH_ERRORS = "completed_with_errors"
     FAILED = "failed"
@@ -65,6 +70,14 @@ class JobKind(enum.StrEnum):
     IMPORT = "import"
     ADD = "add"
     RETRY = "retry"
+    REFRESH = "refresh"
+    """Checks a list's videos again: what changed, what is gone, what came back (workers/refresh.py)."""
+
+
+class RefreshSchedule(enum.StrEnum):
+    OFF = "off"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
 
 
 TERMINAL_JOB_STATUSES = frozenset(
@@ -99,10 +112,25 @@ class ApiToken(UUIDv7Base):
 
 class BookmarkList(UUIDv7AuditBase):
     __tablename__ = "bookmark_lists"
+    __table_args__ = (
+        CheckConstraint(_check_in("refresh_schedule", RefreshSchedule), name="refresh_schedule"),
+        # Serves the scheduled-refresh cron.
+        Index(
+            "ix_bookmark_lists_next_refresh_at",
+            "next_refresh_at",
+            postgresql_where=text("next_refresh_at IS NOT NULL"),
+        ),
+    )
 
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
+    refresh_schedule: Mapped[str] = mapped_column(
+        String(16), default=RefreshSchedule.OFF.value, server_default=RefreshSchedule.OFF.value
+    )
+    """How often a cron checks the list's videos again (RefreshSchedule)."""
+    next_refresh_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    """When the scheduled check is due (null: no schedule)."""
 
 
 class Video(UUIDv7AuditBase):
@@ -113,6 +141,8 @@ class Video(UUIDv7AuditBase):
         # Serves "the next pending videos of a job, in order" as an index range scan.
         Index("ix_videos_job_status", "job_id", "status", "id"),
         Index("ix_videos_list_created", "list_id", "created_at"),
+        # Serves a refresh's walk through a list's videos in id order (a keyset).
+        Index("ix_videos_list_id", "list_id", "id"),
     )
 
     list_id: Mapped[UUID] = mapped_column(ForeignKey("bookmark_lists.id", ondelete="CASCADE"))
@@ -127,7 +157,13 @@ class Video(UUIDv7AuditBase):
     thumbnail_url: Mapped[str | None] = mapped_column(Text)
     view_count: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(String(ERROR_MAX))
+    """Why it is not ready: a failed video's fetch error, an unavailable one's reason from YouTube."""
     job_id: Mapped[UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    """The job that fetched (or is to fetch) its metadata; a refresh does not take videos over."""
+    checked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    """When a refresh last had YouTube's answer about it (null: never checked since it was fetched)."""
+    unavailable_since: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    """When a refresh first found it gone, private or blocked (null unless `unavailable`)."""
 
 
 class Job(UUIDv7Base):
@@ -147,13 +183,26 @@ class Job(UUIDv7Base):
         ForeignKey("bookmark_lists.id", ondelete="SET NULL"), index=True
     )
     kind: Mapped[str] = mapped_column(String(32))
-    """What the job does: `import`, `add`, `retry` (JobKind); the design also names `refresh`."""
+    """What the job does: `import`, `add`, `retry`, `refresh` (JobKind)."""
     source: Mapped[str | None] = mapped_column(String(SOURCE_MAX))
     """What a person recognises the job by: a file name, "12 pasted links", "retry of …"."""
+    upload_id: Mapped[UUID | None] = mapped_column()
+    """Shared by the jobs of one upload that filled several lists (a Google Takeout archive)."""
     status: Mapped[str] = mapped_column(String(32), default=JobStatus.QUEUED.value)
     total: Mapped[int] = mapped_column(Integer, default=0)
     processed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int | None] = mapped_column(Integer)
+    """Refresh only (null for other kinds): videos whose title, channel or thumbnail changed."""
+    gone: Mapped[int | None] = mapped_column(Integer)
+    """Refresh only: videos found gone, private or blocked (they became `unavailable`)."""
+    returned: Mapped[int | None] = mapped_column(Integer)
+    """Refresh only: `unavailable` videos found available again (they became `ready`)."""
+    refresh_after: Mapped[UUID | None] = mapped_column()
+    """Refresh only: the last video (by id) whose check is committed; a rerun continues after it."""
+    stale_before: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    """Refresh only: it checks the list's videos not checked since this moment (a retry keeps its
+    original's, so it checks only what that one did not)."""
     message: Mapped[str | None] = mapped_column(String(MESSAGE_MAX))
     last_error: Mapped[str | None] = mapped_column(String(ERROR_MAX))
     rate: Mapped[float | None] = mapped_column(Float)
@@ -191,6 +240,15 @@ class ProgressEventRow(DefaultBase):
     seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
     data: Mapped[dict[str, Any]] = mapped_column(JsonB)
+
+
+class YouTubeQuotaDay(DefaultBase):
+    """Data API units spent on one day (Pacific time, when Google resets quotas), by every worker."""
+
+    __tablename__ = "youtube_quota"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ProgressStream(DefaultBase):

@@ -10,11 +10,18 @@ From a shell or another process:
 
     python -m testkit.fake_youtube --port 8765 --latency-ms 100
     curl -X POST localhost:8765/_control -d '{"fail_next": {"n": 3, "status": 503}}'
+    curl -X POST localhost:8765/_control -d '{"vanish": ["vid00000001"], "update": {"id": "vid00000002", "title": "New"}}'
     curl localhost:8765/_stats
 
 The catalog is deterministic: every syntactically valid 11-character id exists, with metadata derived
 from a hash of the id, except ids starting with `prv` (private) and `del` (deleted). Ids starting with
 `liv` are live streams (duration `P0D`) and ids starting with `hid` hide their view count.
+
+The catalog can change while a test runs, as YouTube's does between two availability checks: `vanish`
+(deleted: absent from `items`, oEmbed 404), `make_private` (absent from `items`, as the API shows a private
+video to anyone but its owner; oEmbed 401), `block` (listed with `status.uploadStatus` `rejected` and a
+`rejectionReason`; oEmbed 404), `restore` (back as the catalog says), and `update` (another title, channel
+name, view count or thumbnail). These changes outlive `reset()`, which clears only injected failures.
 
 Hostile ids (HOSTILE_KINDS, prefixes starting with `z`) get the same item poisoned in one way: control
 characters, over-long texts, numbers past the database's columns, a date that cannot be represented, an
@@ -34,7 +41,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -139,11 +147,15 @@ def _view_count(video_id: str) -> int | None:
     return None if video_id.startswith("hid") else _digest(video_id) % 50_000_000
 
 
-def _thumbnails(video_id: str) -> dict[str, dict[str, Any]]:
+def _thumbnails(video_id: str, file_name: str | None = None) -> dict[str, dict[str, Any]]:
     # Like real uploads, some (older, low-resolution) videos lack the standard and maxres sizes.
     sizes = _THUMBNAIL_SIZES if _digest(video_id) % 4 else _THUMBNAIL_SIZES[:3]
     return {
-        name: {"url": f"https://i.ytimg.com/vi/{video_id}/{file}", "width": width, "height": height}
+        name: {
+            "url": f"https://i.ytimg.com/vi/{video_id}/{file_name or file}",
+            "width": width,
+            "height": height,
+        }
         for name, file, width, height in sizes
     }
 
@@ -183,19 +195,36 @@ def _poison(item: dict[str, Any], video_id: str) -> dict[str, Any]:
     return item
 
 
-def api_item(video_id: str, parts: set[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Change:
+    """How one video differs from the catalog now (`FakeYouTube.vanish`, `block`, `update`, ...)."""
+
+    state: str | None = None
+    """None (listed), `deleted`, `private` or `blocked`."""
+    rejection_reason: str = "copyright"
+    title: str | None = None
+    channel_title: str | None = None
+    view_count: int | None = None
+    thumbnail: str | None = None
+    """A file name under `https://i.ytimg.com/vi/<id>/` for every size, e.g. `hq720.jpg`."""
+
+
+_UNCHANGED: Final = Change()
+
+
+def api_item(video_id: str, parts: set[str], change: Change = _UNCHANGED) -> dict[str, Any]:
     """One `youtube#video` resource with the requested parts."""
     item: dict[str, Any] = {"kind": "youtube#video", "etag": f"etag-{video_id}", "id": video_id}
     channel = _channel_number(video_id)
-    title = f"Video {video_id}"
+    title = change.title or f"Video {video_id}"
     if "snippet" in parts:
         item["snippet"] = {
             "publishedAt": _published_at(video_id).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "channelId": _channel_id(video_id),
             "title": title,
             "description": f"Description of {video_id}",
-            "thumbnails": _thumbnails(video_id),
-            "channelTitle": f"Channel {channel}",
+            "thumbnails": _thumbnails(video_id, change.thumbnail),
+            "channelTitle": change.channel_title or f"Channel {channel}",
             "categoryId": "22",
             "liveBroadcastContent": "live" if video_id.startswith("liv") else "none",
             "localized": {"title": title, "description": f"Description of {video_id}"},
@@ -213,15 +242,32 @@ def api_item(video_id: str, parts: set[str]) -> dict[str, Any]:
     if "statistics" in parts:
         # The API sends counts as strings and omits viewCount when the owner hides it.
         stats = {"likeCount": str(_digest(video_id) % 100_000), "favoriteCount": "0", "commentCount": "7"}
-        views = _view_count(video_id)
+        views = _view_count(video_id) if change.view_count is None else change.view_count
         if views is not None:
             stats["viewCount"] = str(views)
         item["statistics"] = stats
+    if "status" in parts:
+        item["status"] = {
+            "uploadStatus": "processed",
+            "privacyStatus": "public",
+            "license": "youtube",
+            "embeddable": True,
+            "publicStatsViewable": True,
+            "madeForKids": False,
+        }
+        if change.state == "blocked":
+            item["status"].update(uploadStatus="rejected", rejectionReason=change.rejection_reason)
     return _poison(item, video_id)
 
 
-def oembed_body(video_id: str) -> dict[str, Any]:
+def oembed_body(video_id: str, change: Change = _UNCHANGED) -> dict[str, Any]:
     body = _oembed_body(video_id)
+    if change.title:
+        body["title"] = change.title
+    if change.channel_title:
+        body["author_name"] = change.channel_title
+    if change.thumbnail:
+        body["thumbnail_url"] = f"https://i.ytimg.com/vi/{video_id}/{change.thumbnail}"
     kind = hostile_kind(video_id)
     if kind == "zcc":
         body["title"] = f"Video\x00 {video_id}\x07\x1b"
@@ -333,6 +379,7 @@ class FakeYouTube:
         self._lock = threading.Lock()
         self._injected = _Injected(latency_ms=latency_ms)
         self._stats = _Stats()
+        self._changes: dict[str, Change] = {}
         self._server = _Server((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
 
@@ -409,16 +456,83 @@ class FakeYouTube:
             self._injected.slow_remaining = n
             self._injected.slow_seconds = seconds
 
+    # ---- the catalog changing (what an availability check finds) ----
+
+    def vanish(self, ids: Iterable[str]) -> None:
+        """The videos are deleted: absent from `videos.list`, 404 on oEmbed (until `restore`)."""
+        self._set_state(ids, "deleted")
+
+    def make_private(self, ids: Iterable[str]) -> None:
+        """The videos turn private: absent from `videos.list` (as for anyone but the owner), 401 on oEmbed."""
+        self._set_state(ids, "private")
+
+    def block(self, ids: Iterable[str], reason: str = "copyright") -> None:
+        """YouTube removed the videos: still listed, with `uploadStatus` `rejected` and this
+        `rejectionReason`; 404 on oEmbed."""
+        self._set_state(ids, "blocked", rejection_reason=reason)
+
+    def restore(self, ids: Iterable[str]) -> None:
+        """The videos are back, as the catalog says (other changes made with `update` stay)."""
+        self._set_state(ids, None)
+
+    def update(
+        self,
+        video_id: str,
+        *,
+        title: str | None = None,
+        channel_title: str | None = None,
+        view_count: int | None = None,
+        thumbnail: str | None = None,
+    ) -> None:
+        """The video's metadata changes (None keeps a field as it is)."""
+        with self._lock:
+            before = self._changes.get(video_id, _UNCHANGED)
+            self._changes[video_id] = replace(
+                before,
+                title=title or before.title,
+                channel_title=channel_title or before.channel_title,
+                view_count=before.view_count if view_count is None else view_count,
+                thumbnail=thumbnail or before.thumbnail,
+            )
+
+    def _set_state(self, ids: Iterable[str], state: str | None, **fields: Any) -> None:
+        with self._lock:
+            for video_id in ids:
+                before = self._changes.get(video_id, _UNCHANGED)
+                self._changes[video_id] = replace(before, state=state, **fields)
+
+    def change_of(self, video_id: str) -> Change:
+        with self._lock:
+            return self._changes.get(video_id, _UNCHANGED)
+
+    def is_available(self, video_id: str) -> bool:
+        """Whether the video can be watched now: in the catalog and not made unavailable since."""
+        return is_listed(video_id) and self.change_of(video_id).state is None
+
     def reset(self) -> None:
-        """Clear injected failures and counters; keeps the latency."""
+        """Clear injected failures and counters; keeps the latency and the catalog's changes."""
         with self._lock:
             self._injected = _Injected(latency_ms=self._injected.latency_ms)
             self._stats = _Stats()
 
     def apply_control(self, command: dict[str, Any]) -> None:
-        """The `POST /_control` body: any of reset, latency_ms, fail_next, quota_after, slow_next."""
+        """The `POST /_control` body: any of reset, latency_ms, fail_next, quota_after, slow_next, and the
+        catalog's changes: vanish, private, restore (lists of ids), block (`{"ids", "reason"}`), update
+        (`{"id", "title", "channel_title", "view_count", "thumbnail"}`)."""
         if command.get("reset"):
             self.reset()
+        for name, change in (
+            ("vanish", self.vanish),
+            ("private", self.make_private),
+            ("restore", self.restore),
+        ):
+            if name in command:
+                change(list(command[name]))
+        if "block" in command:
+            self.block(**command["block"])
+        if "update" in command:
+            fields = dict(command["update"])
+            self.update(fields.pop("id"), **fields)
         if "latency_ms" in command:
             self.latency_ms = float(command["latency_ms"])
         if "fail_next" in command:
@@ -471,6 +585,7 @@ class FakeYouTube:
             "published_at": _published_at(video_id),
             "thumbnail_url": thumbnails[best]["url"],
             "view_count": _view_count(video_id),
+            "from_oembed": False,
         }
         cleaned: dict[str, dict[str, Any]] = {
             "zln": {"title": "T" * 999 + "…", "channel_title": "C" * 999 + "…"},
@@ -547,7 +662,12 @@ class FakeYouTube:
         if len(ids) > API_BATCH_LIMIT:
             message = "The request specifies an invalid filter parameter."
             return _Reply.json(400, google_error(400, "invalidFilters", message, "youtube.parameter"))
-        listed = [video_id for video_id in dict.fromkeys(ids) if is_listed(video_id)]
+        changes = {video_id: self.change_of(video_id) for video_id in dict.fromkeys(ids)}
+        listed = [
+            video_id
+            for video_id, change in changes.items()
+            if is_listed(video_id) and change.state not in ("deleted", "private")
+        ]
         if not self._spend_quota(listed):
             message = (
                 "The request cannot be completed because you have exceeded your "
@@ -555,7 +675,7 @@ class FakeYouTube:
             )
             return _Reply.json(403, google_error(403, "quotaExceeded", message))
         parts = set((_first(query, "part") or "").split(","))
-        items = [api_item(video_id, parts) for video_id in listed]
+        items = [api_item(video_id, parts, changes[video_id]) for video_id in listed]
         return _Reply.json(
             200,
             {
@@ -580,13 +700,14 @@ class FakeYouTube:
         video_id = _video_id_from_watch_url(_first(query, "url") or "")
         if video_id is None or not _VIDEO_ID.fullmatch(video_id):
             return _Reply.text(400, "Bad Request")
-        if is_deleted(video_id):
+        change = self.change_of(video_id)
+        if is_deleted(video_id) or change.state in ("deleted", "blocked"):
             return _Reply.text(404, "Not Found")
-        if is_private(video_id):
+        if is_private(video_id) or change.state == "private":
             return _Reply.text(401, "Unauthorized")
         with self._lock:
             self._stats.requests_per_id[video_id] += 1
-        return _Reply.json(200, oembed_body(video_id))
+        return _Reply.json(200, oembed_body(video_id, change))
 
 
 def _first(query: dict[str, list[str]], name: str) -> str | None:

@@ -11,8 +11,13 @@ A job never stays `running` (docs/design.md, "Jobs"):
   counts the runs since the job last made progress, every path that starts a run (this wait, SAQ's
   retry of a dead worker's job, the stranded-job cron) counts, and past MAX_ATTEMPTS the job ends
   `failed` with its cause;
-- a job-level stop (quota, bad key, YouTube unreachable) ends it `failed` with its untouched videos
-  `pending`, and AUTO_RETRY_DELAYS_S says when a cron retries them (workers/worker.py).
+- a job-level stop (bad key, YouTube unreachable) ends it `failed` with its untouched videos `pending`,
+  and AUTO_RETRY_DELAYS_S says when a cron retries them (workers/worker.py);
+- the daily YouTube quota spent (our budget, or YouTube's `quotaExceeded`) makes it `waiting`: it holds no
+  worker until the quota resets, then the stranded-job cron runs it again from where it stopped.
+
+Every kind of job runs here: what differs between fetching new videos (import, add, retry) and checking
+a list's videos again (refresh, workers/refresh.py) is a `Work`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.services import jobs as job_service
+from app.services import quota as quota_service
+from app.services.quota import QuotaReached
 from app.wording import plural
 from db.models import ERROR_MAX, MESSAGE_MAX, Job, JobStatus, Video, VideoStatus
 from db.queries import queries
@@ -49,11 +56,52 @@ CANCEL_POLL_S: Final = 1.0
 once; the poll only frees the worker's slot)."""
 
 
+QUOTA_REASONS: Final = frozenset({"quotaExceeded", "dailyLimitExceeded"})
+"""YouTube's own word that the day's quota is spent: the job waits for the reset like at our budget."""
+
+
 class MetadataSource(Protocol):
     @property
     def batch_size(self) -> int: ...
 
     async def fetch(self, ids: list[str]) -> FetchResult: ...
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one batch's transaction did to the job (its counts are moved by the Work that applied it)."""
+
+    done: int
+    """Videos of the batch the job is now done with (fetched, or checked): progress."""
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    """(youtube id, reason) of what went wrong, in order: the last one is the job's `last_error`."""
+
+
+class Work(Protocol):
+    """What one kind of job does inside the shared runner: which videos make its next batch, how a
+    batch's answer is written and counted, how its counts are recounted, and what its messages say."""
+
+    async def recount(self, session: AsyncSession, job: Job) -> None:
+        """Set the (locked) job's counts from the tables."""
+
+    async def next_batch(
+        self, session: AsyncSession, job: Job, size: int, *, after: UUID | None
+    ) -> dict[str, UUID]:
+        """Up to `size` videos still to do, past row id `after` (None: from where the job stands):
+        youtube id → row id, in row id order."""
+
+    async def apply(
+        self, session: AsyncSession, job: Job, batch: dict[str, UUID], result: FetchResult
+    ) -> Applied:
+        """Write the batch's answer and move the (locked) job's counts by exactly what was written."""
+
+    def start_message(self, job: Job) -> str: ...
+
+    def progress_message(self, job: Job) -> str: ...
+
+    def outcome_message(self, job: Job) -> str: ...
+
+    def cancelled_message(self, job: Job) -> str: ...
 
 
 @dataclass
@@ -105,6 +153,45 @@ class BatchOutcome:
     failed: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)
     """(youtube id, reason) of the videos whose metadata the database refused: they failed instead."""
+
+
+def in_batch_order(batch: dict[str, UUID], reasons: dict[str, str]) -> list[tuple[str, str]]:
+    """(youtube id, reason) in the batch's order: the same videos give the same last error, whichever
+    answer came back last."""
+    return [(youtube_id, reasons[youtube_id]) for youtube_id in batch if youtube_id in reasons]
+
+
+class FetchWork:
+    """Import, add and retry: fetch the job's `pending` videos; each becomes `ready` or `failed`."""
+
+    async def recount(self, session: AsyncSession, job: Job) -> None:
+        job_service.apply_counts(job, await job_service.video_counts(session, job.id))
+
+    async def next_batch(
+        self, session: AsyncSession, job: Job, size: int, *, after: UUID | None
+    ) -> dict[str, UUID]:
+        return await pending_batch(session, job.id, size, after=after)
+
+    async def apply(
+        self, session: AsyncSession, job: Job, batch: dict[str, UUID], result: FetchResult
+    ) -> Applied:
+        outcome = await apply_fetch_result(session, job.id, batch, result)
+        job.processed += outcome.ready + outcome.failed
+        job.failed += outcome.failed
+        reasons = result.unavailable | result.transient | dict(outcome.refused)
+        return Applied(done=outcome.ready + outcome.failed, errors=in_batch_order(batch, reasons))
+
+    def start_message(self, job: Job) -> str:
+        return f"Fetching metadata for {plural(job.total, 'video')}"
+
+    def progress_message(self, job: Job) -> str:
+        return progress_message(job)
+
+    def outcome_message(self, job: Job) -> str:
+        return outcome_message(job)
+
+    def cancelled_message(self, job: Job) -> str:
+        return f"Cancelled after {job.processed:,} of {plural(job.total, 'video')}"
 
 
 def driver_error(exc: DBAPIError) -> BaseException:
@@ -178,14 +265,25 @@ async def write_ready(
             updated_at=datetime.now(UTC),
         )
     )
+    return await write_rows(connection, job_id, statement, ready)
+
+
+async def write_rows(
+    connection: AsyncConnection, job_id: UUID, statement: Any, rows: dict[str, dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """Runs `statement` for every row (youtube id → parameters) in one go inside a savepoint; if the
+    database refuses, row by row, each in its savepoint. Returns (youtube id, reason) of each refused
+    row: a value the database refuses fails that one video, never its batch."""
+    if not rows:
+        return []
     try:
         async with connection.begin_nested():
-            await connection.execute(statement, list(ready.values()))
+            await connection.execute(statement, list(rows.values()))
         return []
     except DBAPIError as exc:
         log.warning("job %s: the database refused a batch (%s); writing it row by row", job_id, exc.orig)
     refused: list[tuple[str, str]] = []
-    for youtube_id, row in ready.items():
+    for youtube_id, row in rows.items():
         try:
             async with connection.begin_nested():
                 await connection.execute(statement, [row])
@@ -252,11 +350,19 @@ def attempt_cause(exc: BaseException) -> str:
 
 @dataclass
 class JobRunner:
-    """Runs one job to a terminal state (or until the process dies; then a rerun resumes)."""
+    """Runs one job to a terminal state, or to `waiting` for the quota (or until the process dies; then a
+    rerun resumes)."""
 
     sessions: async_sessionmaker[AsyncSession]
     source: MetadataSource
     progress_interval_s: float
+    works: dict[str, Work]
+    """Each job kind's Work (workers/worker.py, WORKS)."""
+    daily_quota: int
+    """The budget to mark spent when YouTube says its quota is exhausted (YOUTUBE_DAILY_QUOTA)."""
+
+    def work_for(self, job: Job) -> Work:
+        return self.works[job.kind]
 
     async def run_until_done(self, job_id: UUID) -> str:
         """Runs the job; after a failed attempt waits and runs it again, until it ends (bounded)."""
@@ -283,7 +389,11 @@ class JobRunner:
                 while fetching is not None:
                     try:
                         result = await fetching
+                    except QuotaReached as exc:
+                        return await self.wait_for_quota(job_id, exc)
                     except YouTubeError as exc:
+                        if exc.reason in QUOTA_REASONS:
+                            return await self.wait_for_quota(job_id, await self.mark_quota_spent())
                         return await self.stop_at_job_level(job_id, exc)
                     upcoming, stop = await self.next_batch(job_id, after=max(batch.values()))
                     fetching = self.fetch_soon(upcoming)
@@ -311,12 +421,13 @@ class JobRunner:
                 return {}, self.gone
             if job.cancel_requested:
                 return {}, self.cancel
-            batch = await pending_batch(session, job_id, self.source.batch_size, after=after)
+            batch = await self.work_for(job).next_batch(session, job, self.source.batch_size, after=after)
         return batch, self.finish
 
     async def has_pending(self, job_id: UUID) -> bool:
         async with self.sessions() as session:
-            return bool(await pending_batch(session, job_id, 1))
+            job = await session.get(Job, job_id, populate_existing=True)
+            return job is not None and bool(await self.work_for(job).next_batch(session, job, 1, after=None))
 
     async def gone(self, job_id: UUID) -> str:
         log.info("job %s was deleted while running", job_id)
@@ -330,19 +441,20 @@ class JobRunner:
             if job is None or JobStatus(job.status).is_terminal:
                 log.info("job %s is %s; nothing to run", job_id, "gone" if job is None else job.status)
                 return False
-            job_service.apply_counts(job, await job_service.video_counts(session, job_id))
+            work = self.work_for(job)
+            await work.recount(session, job)
             job.attempts += 1
             if job.attempts > MAX_ATTEMPTS:
                 await self.end_failed(session, job, self.gave_up_message(job), job.last_error)
                 return False
             pace.start_processed = job.processed
-            resumed = job.status == JobStatus.RUNNING.value
+            resumed = job.status != JobStatus.QUEUED.value
             job.status = JobStatus.RUNNING.value
             now = datetime.now(UTC)
             job.started_at = job.started_at or now
             job.heartbeat_at = now
             job.next_attempt_at = None
-            job.message = "Resuming" if resumed else f"Fetching metadata for {plural(job.total, 'video')}"
+            job.message = "Resuming" if resumed else work.start_message(job)
             await job_service.write_event(session, job)
             pace.sent(job)
         log.info(
@@ -397,24 +509,22 @@ class JobRunner:
             job = await lock_job(session, job_id)
             if job is None or job.status != JobStatus.RUNNING.value or job.list_id is None:
                 return  # cancelled, or its list deleted (the next round ends it as cancelled)
-            outcome = await apply_fetch_result(session, job_id, batch, result)
+            work = self.work_for(job)
             # The job's counts move by the rows this transaction changed (under the job's lock), and are
-            # recounted from `videos` for every event: a recount reads all of the job's videos, which
+            # recounted from the tables for every event: a recount reads all of the job's videos, which
             # would make a 50,000-video job quadratic if every batch did it.
-            job.processed += outcome.ready + outcome.failed
-            job.failed += outcome.failed
-            if outcome.ready or outcome.failed:
+            outcome = await work.apply(session, job, batch, result)
+            if outcome.done:
                 job.attempts = 1  # progress: this run is the first since it, whatever came before
             if pace.due(job):
-                job_service.apply_counts(job, await job_service.video_counts(session, job_id))
+                await work.recount(session, job)
             pace.update_rate(job)
-            job.message = progress_message(job)
-            errors = list(result.unavailable.items()) + list(result.transient.items()) + outcome.refused
-            if errors:
-                youtube_id, reason = errors[-1]
+            job.message = work.progress_message(job)
+            if outcome.errors:
+                youtube_id, reason = outcome.errors[-1]
                 job.last_error = job_service.bound(f"{youtube_id}: {reason}", ERROR_MAX)
             if pace.due(job):
-                await job_service.write_event(session, job, error=job.last_error if errors else None)
+                await job_service.write_event(session, job, error=job.last_error if outcome.errors else None)
                 pace.sent(job)
 
     async def finish(self, job_id: UUID) -> str:
@@ -422,12 +532,13 @@ class JobRunner:
             job = await lock_job(session, job_id)
             if job is None or job.status != JobStatus.RUNNING.value:
                 return "gone"
-            job_service.apply_counts(job, await job_service.video_counts(session, job_id))
+            work = self.work_for(job)
+            await work.recount(session, job)
             job.status = outcome_of(job).value
             job.eta_s = 0
             job.finished_at = datetime.now(UTC)
             job.next_attempt_at = None
-            job.message = job_service.bound(outcome_message(job), MESSAGE_MAX)
+            job.message = job_service.bound(work.outcome_message(job), MESSAGE_MAX)
             await job_service.write_event(session, job, error=job.last_error if job.failed else None)
             log.info("job %s %s%s: %s", job_id, job.status, ran_for(job), job.message)
             return job.status
@@ -439,7 +550,7 @@ class JobRunner:
             job = await lock_job(session, job_id)
             if job is None or job.status != JobStatus.RUNNING.value:
                 return "gone"
-            job_service.apply_counts(job, await job_service.video_counts(session, job_id))
+            await self.work_for(job).recount(session, job)
             retry_at = None
             if job.auto_retries < len(AUTO_RETRY_DELAYS_S):
                 retry_at = datetime.now(UTC) + timedelta(seconds=AUTO_RETRY_DELAYS_S[job.auto_retries])
@@ -470,14 +581,43 @@ class JobRunner:
         await job_service.write_event(session, job, error=job.last_error)
         log.warning("job %s failed%s: %s (%s)", job.id, ran_for(job), job.message, cause)
 
+    async def mark_quota_spent(self) -> QuotaReached:
+        """YouTube said its quota is exhausted: today's budget counts as spent, for every worker."""
+        async with self.sessions() as session, session.begin():
+            day = await quota_service.exhaust(session, self.daily_quota)
+        return QuotaReached(self.daily_quota, day.resets_at)
+
+    async def wait_for_quota(self, job_id: UUID, reached: QuotaReached) -> str:
+        """The job becomes `waiting` until the quota resets, holding no worker; the stranded-job cron
+        runs it again then (workers/worker.py), from its last committed batch. A wait is not a failed
+        attempt, and a waiting job is cancelled at once (app/services/jobs.py)."""
+        async with self.sessions() as session, session.begin():
+            job = await lock_job(session, job_id)
+            if job is None or job.status != JobStatus.RUNNING.value:
+                return "gone"
+            await self.work_for(job).recount(session, job)
+            job.status = JobStatus.WAITING.value
+            job.next_attempt_at = reached.resets_at
+            job.attempts = 0
+            job.rate = None
+            job.eta_s = None
+            job.message = job_service.bound(
+                f"The daily YouTube quota ({plural(reached.budget, 'unit')}) is used up: "
+                f"{waiting(job.total - job.processed)} for it to reset at midnight Pacific time",
+                MESSAGE_MAX,
+            )
+            await job_service.write_event(session, job)
+        log.warning(
+            "job %s waits for the YouTube quota to reset at %s", job_id, reached.resets_at.isoformat()
+        )
+        return JobStatus.WAITING.value
+
     async def cancel(self, job_id: UUID) -> str:
         async with self.sessions() as session, session.begin():
             job = await lock_job(session, job_id)
             if job is None or JobStatus(job.status).is_terminal:
                 return "gone"
-            await job_service.finish_cancelled(
-                session, job, f"Cancelled after {job.processed:,} of {plural(job.total, 'video')}"
-            )
+            await job_service.finish_cancelled(session, job, self.work_for(job).cancelled_message(job))
             log.info("job %s cancelled%s: %s", job_id, ran_for(job), job.message)
             return job.status
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import cast
 from uuid import UUID
@@ -24,12 +25,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.services import jobs as job_service
+from app.services import quota as quota_service
+from app.services.errors import Conflict
 from app.settings import Settings
 from app.wording import plural
-from db.models import Job, JobStatus
+from db.models import BookmarkList, Job, JobKind, JobStatus, RefreshSchedule
 from db.queries import queries
-from workers.processing import JobRunner
+from workers.processing import FetchWork, JobRunner, Work
 from workers.queue import PROCESS_JOB, JobQueue, make_saq_queue
+from workers.refresh import RefreshWork
 from workers.youtube import YouTubeClient
 
 log = logging.getLogger(__name__)
@@ -47,9 +51,20 @@ class Context(SaqContext, total=False):
 
 PRUNE_BATCH = 10_000
 RETRY_BATCH = 100
+SCHEDULED_BATCH = 100
 STRANDED_AFTER_S = 60
 HTTP_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 OEMBED_CONCURRENCY = 8
+
+
+_FETCH = FetchWork()
+WORKS: dict[str, Work] = {
+    JobKind.IMPORT: _FETCH,
+    JobKind.ADD: _FETCH,
+    JobKind.RETRY: _FETCH,
+    JobKind.REFRESH: RefreshWork(),
+}
+"""What each kind of job does inside the one runner."""
 
 
 async def process_job(ctx: Context, *, job_id: str) -> str:
@@ -57,6 +72,8 @@ async def process_job(ctx: Context, *, job_id: str) -> str:
         sessions=ctx["sessions"],
         source=ctx["youtube"],
         progress_interval_s=ctx["settings"].progress_interval_ms / 1000,
+        works=WORKS,
+        daily_quota=ctx["settings"].youtube_daily_quota,
     )
     beat_s = ctx["settings"].job_heartbeat_s / 3
     beating = asyncio.create_task(
@@ -111,14 +128,17 @@ async def prune_progress_events(ctx: Context) -> int:
     return deleted
 
 
+def job_queue_of(ctx: Context) -> JobQueue:
+    """The queue a cron enqueues on: its worker's own."""
+    return JobQueue(cast(PostgresQueue, ctx["worker"].queue), heartbeat_s=ctx["settings"].job_heartbeat_s)
+
+
 async def requeue_stranded_jobs(ctx: Context) -> int:
     """Jobs committed but never enqueued (a crash in between), or whose SAQ job gave up: enqueue again.
 
     The SAQ key is the job id, so a job SAQ still runs is not enqueued twice.
     """
-    job_queue = JobQueue(
-        cast(PostgresQueue, ctx["worker"].queue), heartbeat_s=ctx["settings"].job_heartbeat_s
-    )
+    job_queue = job_queue_of(ctx)
     async with ctx["sessions"]() as session:
         connection = await session.connection()
         rows = (await connection.exec_driver_sql(queries["stranded_jobs"], (STRANDED_AFTER_S,))).all()
@@ -134,9 +154,7 @@ async def requeue_stranded_jobs(ctx: Context) -> int:
 async def retry_stopped_jobs(ctx: Context) -> int:
     """Jobs a job-level cause (quota, outage) stopped, whose automatic retry is due: a new `retry` job
     takes their leftovers (workers/processing.py, AUTO_RETRY_DELAYS_S)."""
-    job_queue = JobQueue(
-        cast(PostgresQueue, ctx["worker"].queue), heartbeat_s=ctx["settings"].job_heartbeat_s
-    )
+    job_queue = job_queue_of(ctx)
     started: list[UUID] = []
     async with ctx["sessions"]() as session, session.begin():
         due = await session.scalars(
@@ -147,7 +165,11 @@ async def retry_stopped_jobs(ctx: Context) -> int:
             .with_for_update(skip_locked=True)
         )
         for old in due:
-            retry = await job_service.retry_leftovers(session, old, automatic=True)
+            try:
+                retry = await job_service.retry_leftovers(session, old, automatic=True)
+            except Conflict as exc:  # a refresh with nothing left, or its list being checked already
+                log.info("no automatic retry of job %s: %s", old.id, exc.detail)
+                continue
             if retry is not None:
                 started.append(retry.id)
     # Committed first, enqueued after (SAQ writes on its own connections); a lost enqueue is stranded
@@ -157,6 +179,51 @@ async def retry_stopped_jobs(ctx: Context) -> int:
     if started:
         log.info("started %d automatic retries of stopped jobs", len(started))
     return len(started)
+
+
+async def refresh_scheduled_lists(ctx: Context) -> int:
+    """Lists whose weekly or monthly availability check is due: a `refresh` job each (a list already
+    being checked, or with nothing to check, is just due again one interval later)."""
+    job_queue = job_queue_of(ctx)
+    started: list[UUID] = []
+    async with ctx["sessions"]() as session, session.begin():
+        connection = await session.connection()
+        due = (await connection.exec_driver_sql(queries["due_scheduled_refreshes"], (SCHEDULED_BATCH,))).all()
+        for list_id, user_id, schedule in due:
+            try:
+                async with session.begin_nested():
+                    job = await job_service.create_refresh(
+                        session, user_id, list_id, job_service.SCHEDULED_REFRESH_SOURCE
+                    )
+            except Conflict as exc:
+                log.info("scheduled check of list %s skipped: %s", list_id, exc.detail)
+                await session.execute(
+                    update(BookmarkList)
+                    .where(BookmarkList.id == list_id)
+                    .values(
+                        next_refresh_at=func.now() + job_service.SCHEDULE_INTERVALS[RefreshSchedule(schedule)]
+                    )
+                )
+                continue
+            started.append(job.id)
+    for job_id in started:
+        await job_queue.enqueue(job_id)
+    if started:
+        log.info("started %d scheduled availability checks", len(started))
+    return len(started)
+
+
+def make_spend(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> Callable[[], Awaitable[None]]:
+    """One quota unit per Data API request, counted for every worker (raises QuotaReached past the
+    day's budget)."""
+
+    async def spend() -> None:
+        async with sessions() as session, session.begin():
+            await quota_service.spend(session, settings.youtube_daily_quota)
+
+    return spend
 
 
 def make_worker(settings: Settings) -> Worker[Context]:
@@ -176,6 +243,7 @@ def make_worker(settings: Settings) -> Worker[Context]:
             api_url=settings.youtube_api_url,
             oembed_url=settings.youtube_oembed_url,
             concurrency=OEMBED_CONCURRENCY,
+            spend=make_spend(settings, ctx["sessions"]),
         )
 
     async def shutdown(ctx: Context) -> None:
@@ -193,6 +261,7 @@ def make_worker(settings: Settings) -> Worker[Context]:
         cron_jobs=[
             CronJob(requeue_stranded_jobs, cron="* * * * *", timeout=60),
             CronJob(retry_stopped_jobs, cron="* * * * *", timeout=60),
+            CronJob(refresh_scheduled_lists, cron="*/10 * * * *", timeout=120),
             CronJob(prune_progress_events, cron="17 * * * *", timeout=600),
         ],
         startup=startup,

@@ -7,6 +7,11 @@ Job-wide problems (quota exhausted, bad key, API disabled) raise `YouTubeError` 
 stops the job and leaves the remaining videos pending; so does an outage (`YouTubeUnreachable`): every
 request of one `fetch` ended in a connection error, a timeout or a 5xx after its retries.
 
+A video the Data API still lists but that nobody can watch (deleted, rejected for copyright or terms of
+use, failed upload, private) is `unavailable` with YouTube's reason, like one it no longer lists.
+Every Data API request, retries included, costs a unit of the daily quota: `spend` is awaited before each
+one and may raise to stop the fetch (the worker's daily budget, workers/quota.py).
+
 Everything taken from YouTube is bounded and cleaned before it leaves this module (`_clean_text`,
 `_bounded_count`, `_safe_thumbnail`, ...): a hostile or broken answer can fail one video, never a batch.
 One item of a `videos.list` answer that does not decode fails that id alone.
@@ -51,6 +56,26 @@ REASON_NOT_FOUND: Final = "video not found or deleted"
 REASON_PRIVATE: Final = "video is private or embedding is disabled"
 REASON_INVALID_ID: Final = "invalid video id"
 REASON_UNREADABLE: Final = "YouTube sent an unreadable answer for this video"
+REASON_PRIVATE_API: Final = "video is private"
+# `status.uploadStatus` values after which nobody can watch the video, and what they mean.
+_GONE_UPLOAD_STATUSES: Final = {
+    "deleted": "video was deleted",
+    "failed": "video upload failed",
+    "rejected": "video was removed by YouTube",
+}
+# `status.rejectionReason`, in words.
+_REJECTION_REASONS: Final = {
+    "claim": "a copyright claim",
+    "copyright": "copyright infringement",
+    "duplicate": "a duplicate upload",
+    "inappropriate": "inappropriate content",
+    "legal": "legal reasons",
+    "length": "too long",
+    "termsOfUse": "a terms of use violation",
+    "trademark": "trademark infringement",
+    "uploaderAccountClosed": "the uploader's account was closed",
+    "uploaderAccountSuspended": "the uploader's account was suspended",
+}
 
 TEXT_MAX: Final = 1000
 """Titles and channel names are cut to this many characters."""
@@ -111,6 +136,8 @@ class VideoMetadata(msgspec.Struct, frozen=True):
     published_at: datetime | None
     thumbnail_url: str | None
     view_count: int | None
+    from_oembed: bool = False
+    """oEmbed's answer: no views, duration or date, and always the same small thumbnail."""
 
 
 class FetchResult(msgspec.Struct):
@@ -162,11 +189,18 @@ class _Statistics(msgspec.Struct, rename="camel"):
     view_count: str | int | None = None
 
 
+class _Status(msgspec.Struct, rename="camel"):
+    upload_status: str | None = None
+    rejection_reason: str | None = None
+    privacy_status: str | None = None
+
+
 class _Video(msgspec.Struct, rename="camel"):
     id: str
     snippet: _Snippet = msgspec.field(default_factory=_Snippet)
     content_details: _ContentDetails = msgspec.field(default_factory=_ContentDetails)
     statistics: _Statistics = msgspec.field(default_factory=_Statistics)
+    status: _Status = msgspec.field(default_factory=_Status)
 
 
 class _VideoListResponse(msgspec.Struct):
@@ -317,6 +351,18 @@ def _metadata_from_api(video: _Video) -> VideoMetadata:
     )
 
 
+def _unwatchable_reason(video: _Video) -> str | None:
+    """Why a listed video cannot be watched by anyone (deleted, rejected, failed, private), or None."""
+    status = video.status
+    gone = _GONE_UPLOAD_STATUSES.get(status.upload_status or "")
+    if gone is not None:
+        why = _REJECTION_REASONS.get(status.rejection_reason or "")
+        return f"{gone} ({why})" if why else gone
+    if status.privacy_status == "private":
+        return REASON_PRIVATE_API
+    return None
+
+
 def _metadata_from_oembed(video_id: str, oembed: _OEmbed) -> VideoMetadata:
     return VideoMetadata(
         youtube_id=video_id,
@@ -327,6 +373,7 @@ def _metadata_from_oembed(video_id: str, oembed: _OEmbed) -> VideoMetadata:
         published_at=None,
         thumbnail_url=_safe_thumbnail(oembed.thumbnail_url),
         view_count=None,
+        from_oembed=True,
     )
 
 
@@ -445,10 +492,12 @@ class YouTubeClient:
         rng: random.Random | None = None,
         retry_budget_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        spend: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """`retry_budget_s`: a fetch retries requests that did not reach YouTube (connection errors,
         timeouts, 5xx) only this long after it began, so an outage, even one that times out rather than
-        refuses, is told within about that time."""
+        refuses, is told within about that time. `spend`: awaited before every Data API request (one
+        quota unit); whatever it raises stops the fetch and leaves it."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if max_attempts < 1:
@@ -466,6 +515,7 @@ class YouTubeClient:
         self._rng = rng or random.Random()
         self._retry_budget_s = retry_budget_s
         self._clock = clock
+        self._spend = spend
 
     @property
     def mode(self) -> Literal["api", "oembed"]:
@@ -513,18 +563,26 @@ class YouTubeClient:
                 failures.extend([outcome] * len(chunk))
                 continue
             for video in outcome.videos:
-                if video.id in chunk:
+                if video.id not in chunk:
+                    continue
+                unwatchable = _unwatchable_reason(video)
+                if unwatchable is None:
                     result.found[video.id] = _metadata_from_api(video)
+                else:
+                    result.unavailable[video.id] = unwatchable
             for video_id in chunk:
-                if video_id not in result.found:
+                if video_id not in result.found and video_id not in result.unavailable:
                     result.unavailable[video_id] = outcome.unreadable.get(video_id, REASON_NOT_FOUND_API)
         return failures
 
     async def _request_videos(self, chunk: Sequence[str], api_key: str) -> httpx.Response:
-        # No maxResults: the API documents it as unsupported together with `id`.
+        if self._spend is not None:
+            await self._spend()
+        # No maxResults: the API documents it as unsupported together with `id`. Every part costs the
+        # same (videos.list is one unit a call, whatever it asks for).
         return await self._http.get(
             self._videos_url,
-            params={"part": "snippet,contentDetails,statistics", "id": ",".join(chunk)},
+            params={"part": "snippet,contentDetails,statistics,status", "id": ",".join(chunk)},
             headers={"X-Goog-Api-Key": api_key},
         )
 

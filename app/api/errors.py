@@ -20,6 +20,7 @@ class ErrorBody(msgspec.Struct):
 
 
 ERROR_DESCRIPTIONS = {
+    400: "The request is malformed (a broken multipart form, bad JSON)",
     401: "No bearer token, or an unknown or revoked one",
     404: "No such row among the caller's own (someone else's is not found either)",
     409: "The row is not in a state that allows this",

@@ -1,4 +1,5 @@
-"""`POST /api/lists/{id}/imports`: a CSV file, a Takeout export or pasted links (README, "HTTP API")."""
+"""`POST /api/lists/{id}/imports`: a CSV file, a Takeout playlist or pasted links into one list; and
+`POST /api/imports/takeout`: a whole Google Takeout archive, a list per playlist (README, "HTTP API")."""
 
 from __future__ import annotations
 
@@ -18,7 +19,17 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from app.api.deps import AppRuntime, CurrentUser, DbSession
 from app.api.errors import error_responses
-from app.api.schemas import ImportLines, ImportResult, InvalidLineOut, JobOut
+from app.api.schemas import (
+    ImportLines,
+    ImportResult,
+    InvalidLineOut,
+    JobOut,
+    SkippedFileOut,
+    TakeoutListOut,
+    TakeoutResult,
+)
+from app.imports.takeout import looks_like_takeout
+from app.runtime import Runtime
 from app.services import imports as import_service
 from app.services.errors import InvalidInput, TooLarge
 
@@ -32,25 +43,35 @@ TEXT_BODY = Schema(
 )
 
 
+BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+
+
+def upload_body(form_description: str, **raw: Schema) -> RequestBody:
+    """A body the handler reads itself, so Litestar cannot see it: a multipart form with one file, or the
+    raw bodies (media type → schema) it also takes."""
+    form = Schema(
+        type=OpenAPIType.OBJECT, properties={"file": BINARY}, required=["file"], description=form_description
+    )
+    content = {media: OpenAPIMediaType(schema=schema) for media, schema in raw.items()}
+    return RequestBody(
+        required=True, content={**content, "multipart/form-data": OpenAPIMediaType(schema=form)}
+    )
+
+
 @dataclass
 class ImportOperation(Operation):
-    """The handler reads the raw body itself, so Litestar cannot see it: the request body is declared here."""
-
     def __post_init__(self) -> None:
-        upload = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
-        form = Schema(
-            type=OpenAPIType.OBJECT,
-            properties={"file": upload},
-            required=["file"],
-            description="One file field (any name), or else one non-empty text field",
+        self.request_body = upload_body(
+            "One file field (any name), or else one non-empty text field",
+            **{"text/csv": TEXT_BODY, "text/plain": TEXT_BODY},
         )
-        self.request_body = RequestBody(
-            required=True,
-            content={
-                "text/csv": OpenAPIMediaType(schema=TEXT_BODY),
-                "text/plain": OpenAPIMediaType(schema=TEXT_BODY),
-                "multipart/form-data": OpenAPIMediaType(schema=form),
-            },
+
+
+@dataclass
+class TakeoutOperation(Operation):
+    def __post_init__(self) -> None:
+        self.request_body = upload_body(
+            "The Takeout .zip as the form's one file field (any name)", **{"application/zip": BINARY}
         )
 
 
@@ -123,20 +144,13 @@ class ImportController(Controller):
         runtime: AppRuntime,
         list_id: FromPath[UUID],
     ) -> Response[ImportResult]:
-        settings, limits, job_queue = runtime.settings, runtime.limits, runtime.job_queue
-        if not limits.imports.allow(str(user.id)):
-            raise TooManyRequestsException(
-                f"at most {settings.imports_per_minute} imports a minute; try again shortly",
-                headers={"Retry-After": str(limits.imports.retry_after_s(str(user.id)))},
+        settings, job_queue = runtime.settings, runtime.job_queue
+        body = await admit_import(request, runtime, user.id)
+        if looks_like_takeout(body.data):
+            raise InvalidInput(
+                "this is a Google Takeout archive: import it with “Import a Google Takeout” "
+                "(POST /api/imports/takeout), which makes a list of each playlist"
             )
-        declared = request.headers.get("content-length")
-        if (
-            declared is not None
-            and declared.isdigit()
-            and int(declared) > settings.import_max_bytes + MULTIPART_OVERHEAD
-        ):
-            raise TooLarge(import_service.too_large_message(int(declared), settings.import_max_bytes))
-        body = await read_import_body(request, settings.import_max_bytes)
         # Parsing 50,000 rows takes up to a second of CPU: in another process, never on this one's GIL.
         parsed = await import_service.parse_elsewhere_or_reject(
             runtime.import_parser,
@@ -158,3 +172,77 @@ class ImportController(Controller):
             retried=outcome.retried,
         )
         return Response(result, status_code=HTTP_202_ACCEPTED if outcome.job else HTTP_200_OK)
+
+    @post(
+        "/api/imports/takeout",
+        operation_id="importTakeout",
+        status_code=HTTP_202_ACCEPTED,
+        operation_class=TakeoutOperation,
+        responses={
+            HTTP_200_OK: ResponseSpec(
+                data_container=TakeoutResult,
+                description="Every video was already in its list: no job",
+                generate_examples=False,
+            ),
+            # Litestar declares 400 only for handlers with parameters; this one reads its body itself.
+            **error_responses(400, 413, 422),
+        },
+    )
+    async def import_takeout(
+        self, request: Request[Any, Any, Any], db_session: DbSession, user: CurrentUser, runtime: AppRuntime
+    ) -> Response[TakeoutResult]:
+        """A whole Google Takeout archive (.zip, or its `YouTube and YouTube Music` folder zipped): each
+        playlist (Watch later and Liked videos too) into the list of its name, made if you have none,
+        with a job per list; all of them share the answer's `upload_id`. A hostile or damaged archive
+        (path traversal, encryption, an archive inside, a zip bomb, members over the limits) is refused
+        with the reason, and nothing is written."""
+        body = await admit_import(request, runtime, user.id)
+        settings = runtime.settings
+        parsed = await import_service.parse_takeout_or_reject(
+            runtime.import_parser,
+            body.data,
+            max_bytes=settings.import_max_bytes,
+            max_rows=settings.import_max_rows,
+        )
+        outcome = await import_service.create_takeout_import(db_session, user.id, parsed, body.file_name)
+        await db_session.commit()
+        for job in outcome.jobs:
+            await runtime.job_queue.enqueue(job.id)
+        result = TakeoutResult(
+            upload_id=outcome.upload_id,
+            source=outcome.source,
+            lists=[
+                TakeoutListOut(
+                    list_id=item.target.id,
+                    name=item.target.name,
+                    created=item.created,
+                    job=None if item.outcome.job is None else JobOut.of(item.outcome.job),
+                    accepted=item.outcome.accepted,
+                    duplicates=item.outcome.duplicates,
+                    invalid=len(item.outcome.invalid),
+                    files=item.files,
+                )
+                for item in outcome.lists
+            ],
+            skipped=[SkippedFileOut(file=skipped.file, reason=skipped.reason) for skipped in outcome.skipped],
+        )
+        return Response(result, status_code=HTTP_202_ACCEPTED if outcome.jobs else HTTP_200_OK)
+
+
+async def admit_import(request: Request[Any, Any, Any], runtime: Runtime, user_id: UUID) -> ImportBody:
+    """The import's body once the user's import rate and the size limit let it in (413 and 429 before
+    reading a declared oversize body)."""
+    settings, limits = runtime.settings, runtime.limits
+    if not limits.imports.allow(str(user_id)):
+        raise TooManyRequestsException(
+            f"at most {settings.imports_per_minute} imports a minute; try again shortly",
+            headers={"Retry-After": str(limits.imports.retry_after_s(str(user_id)))},
+        )
+    declared = request.headers.get("content-length")
+    if (
+        declared is not None
+        and declared.isdigit()
+        and int(declared) > settings.import_max_bytes + MULTIPART_OVERHEAD
+    ):
+        raise TooLarge(import_service.too_large_message(int(declared), settings.import_max_bytes))
+    return await read_import_body(request, settings.import_max_bytes)

@@ -1,4 +1,5 @@
-"""`/api/jobs`: state, history, cancel, retry; and retrying failed videos by list or by choice."""
+"""`/api/jobs`: state, history, cancel, retry; retrying failed videos by list or by choice; and checking a
+list's videos again (a `refresh` job)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,23 @@ class RetryController(Controller):
         """Every failed video of the list, in a new job (409 when none failed)."""
         await list_service.get_owned_list(db_session, user.id, list_id, lock=True)
         job = await job_service.retry_failed_of_list(db_session, user.id, list_id)
+        await db_session.commit()
+        await job_queue.enqueue(job.id)
+        return JobOut.of(job)
+
+    @post(
+        "/api/lists/{list_id:uuid}/refresh",
+        operation_id="refreshList",
+        status_code=HTTP_202_ACCEPTED,
+        responses=error_responses(404, 409),
+    )
+    async def refresh_list(
+        self, db_session: DbSession, user: CurrentUser, job_queue: Queue, list_id: FromPath[UUID]
+    ) -> JobOut:
+        """Check availability: a `refresh` job re-fetches every ready and unavailable video of the list,
+        updates what changed, marks what is gone `unavailable` (its metadata kept) and what came back
+        `ready` (409 while another check of the list runs, or when it has nothing to check)."""
+        job = await job_service.create_refresh(db_session, user.id, list_id)
         await db_session.commit()
         await job_queue.enqueue(job.id)
         return JobOut.of(job)

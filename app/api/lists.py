@@ -65,6 +65,7 @@ class ListController(Controller):
             list_id,
             name=data.name if isinstance(data.name, msgspec.UnsetType) else data.name.strip(),
             description=data.description,
+            refresh_schedule=data.refresh_schedule,
         )
         result = await list_out(db_session, row)
         await db_session.commit()

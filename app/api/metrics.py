@@ -18,6 +18,7 @@ from app.live.hub import Hub
 from app.pgversion import read_server_version
 from app.runtime import LiveCounters
 from app.services import jobs as job_service
+from app.services import quota as quota_service
 from db.queries import queries
 
 Sample = tuple[str, str, dict[str, str], float]
@@ -85,9 +86,24 @@ async def metrics(request: Request[Any, Any, Any], runtime: AppRuntime) -> Respo
     async with runtime.sessions() as session:
         rows = (await session.execute(text(queries["metrics_counts"]))).all()
         stalled = await job_service.count_stalled(session, runtime.settings.job_heartbeat_s)
+        spent = await quota_service.today(session)
         samples += (await read_server_version(session)).metric_samples()
     samples += database_samples([(kind, status, value) for kind, status, value in rows])
     samples.append(
         ("bookmarks_jobs_stalled", "Jobs running with no live heartbeat (worker dead or hung).", {}, stalled)
     )
+    samples += [
+        (
+            "bookmarks_youtube_quota_units_today",
+            "Data API units spent today (Pacific time).",
+            {},
+            spent.units,
+        ),
+        (
+            "bookmarks_youtube_quota_units_budget",
+            "YOUTUBE_DAILY_QUOTA: units a day the workers may spend.",
+            {},
+            runtime.settings.youtube_daily_quota,
+        ),
+    ]
     return Response(render(samples), media_type="text/plain; version=0.0.4; charset=utf-8")

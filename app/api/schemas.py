@@ -11,7 +11,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
 from db.events import ProgressEvent, progress_percent
-from db.models import BookmarkList, Job, Video
+from db.models import BookmarkList, Job, RefreshSchedule, Video
 
 T = TypeVar("T")
 
@@ -58,6 +58,8 @@ class ListCreate(msgspec.Struct, forbid_unknown_fields=True):
 class ListUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
     description: Description | msgspec.UnsetType | None = msgspec.UNSET
+    refresh_schedule: RefreshSchedule | msgspec.UnsetType = msgspec.UNSET
+    """How often the list's videos are checked again by a cron (`off`, `weekly`, `monthly`)."""
 
 
 class ListOut(msgspec.Struct):
@@ -65,6 +67,10 @@ class ListOut(msgspec.Struct):
     name: str
     description: str | None
     video_count: int
+    refresh_schedule: str
+    """`off`, `weekly` or `monthly`: how often a cron checks the list's videos again."""
+    next_refresh_at: datetime | None
+    """When the next scheduled check is due (null without a schedule)."""
     created_at: datetime
     updated_at: datetime
 
@@ -75,6 +81,8 @@ class ListOut(msgspec.Struct):
             name=row.name,
             description=row.description,
             video_count=video_count,
+            refresh_schedule=row.refresh_schedule,
+            next_refresh_at=row.next_refresh_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -106,7 +114,12 @@ class VideoOut(msgspec.Struct):
     thumbnail_url: str | None
     view_count: int | None
     error: str | None
+    """Why it is not ready: a failed video's fetch error, an unavailable one's reason."""
     job_id: UUID | None
+    checked_at: datetime | None
+    """When an availability check last had YouTube's answer about it."""
+    unavailable_since: datetime | None
+    """Set while `unavailable`: when a check first found it gone, private or blocked."""
     created_at: datetime
     updated_at: datetime
 
@@ -127,6 +140,8 @@ class VideoOut(msgspec.Struct):
             view_count=row.view_count,
             error=row.error,
             job_id=row.job_id,
+            checked_at=row.checked_at,
+            unavailable_since=row.unavailable_since,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -136,13 +151,22 @@ class JobOut(msgspec.Struct):
     id: UUID
     list_id: UUID | None
     kind: str
-    """`import`, `add` or `retry`."""
+    """`import`, `add`, `retry` or `refresh`."""
     source: str | None
     """What a person recognises the job by: a file name, "12 pasted links", "retry of …"."""
+    upload_id: UUID | None
+    """Shared by the jobs of one upload that filled several lists (a Takeout archive)."""
     status: str
+    """`queued`, `running`, `waiting` (for the YouTube quota, until `next_attempt_at`), or how it ended."""
     total: int
     processed: int
     failed: int
+    changed: int | None
+    """Refresh only (else null): videos whose title, channel or thumbnail changed."""
+    gone: int | None
+    """Refresh only: videos found gone, private or blocked."""
+    returned: int | None
+    """Refresh only: unavailable videos that are back."""
     progress: float
     message: str | None
     last_error: str | None
@@ -153,7 +177,8 @@ class JobOut(msgspec.Struct):
     attempts: int
     """Runs since the job last made progress (bounded; then it ends `failed`)."""
     next_attempt_at: datetime | None
-    """Running: when its next attempt starts after a failed one. Failed: when it is retried automatically."""
+    """Running: when its next attempt starts after a failed one. Waiting: when the quota resets and it
+    resumes. Failed: when it is retried automatically."""
     retry_of: UUID | None
     created_at: datetime
     started_at: datetime | None
@@ -166,10 +191,14 @@ class JobOut(msgspec.Struct):
             list_id=row.list_id,
             kind=row.kind,
             source=row.source,
+            upload_id=row.upload_id,
             status=row.status,
             total=row.total,
             processed=row.processed,
             failed=row.failed,
+            changed=row.changed,
+            gone=row.gone,
+            returned=row.returned,
             progress=progress_percent(row.processed, row.total),
             message=row.message,
             last_error=row.last_error,
@@ -230,6 +259,38 @@ class ImportResult(msgspec.Struct):
     retried: int
     """Of `accepted`, the videos already in the list that had failed or been cancelled: the job fetches
     them again (their lines count as `lines.accepted`, not as duplicates)."""
+
+
+class TakeoutListOut(msgspec.Struct):
+    """One list of a Takeout import: what its playlist(s) brought."""
+
+    list_id: UUID
+    name: str
+    created: bool
+    """A new list; false: the playlist went into your existing list of that name."""
+    job: JobOut | None
+    """The job fetching its new videos; null when every video was already there."""
+    accepted: int
+    duplicates: int
+    invalid: int
+    """Rows of its CSV that hold no video (the per-line reasons are not repeated here)."""
+    files: list[str]
+    """The archive's CSV files it was made from."""
+
+
+class SkippedFileOut(msgspec.Struct):
+    file: str
+    reason: str
+
+
+class TakeoutResult(msgspec.Struct):
+    upload_id: UUID
+    """Shared by the jobs of this upload (`upload_id` on each job and progress event)."""
+    source: str
+    """The archive's file name: every job of the upload has it as its source."""
+    lists: list[TakeoutListOut]
+    skipped: list[SkippedFileOut]
+    """Playlist files that hold no video (no list is made for them)."""
 
 
 class ProgressHistory(msgspec.Struct):

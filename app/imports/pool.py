@@ -13,11 +13,13 @@ import functools
 import logging
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Final
+from typing import Final, TypeVar
 
 from app.imports.parsing import ParsedImport, parse_import
+from app.imports.takeout import ParsedTakeout, parse_takeout
 
 INLINE_MAX_BYTES: Final = 16 * 1024
 """At most ~10 ms of parsing: done on the event loop."""
@@ -25,6 +27,7 @@ PROCESSES: Final = 2
 PARSER_NICENESS: Final = 10
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _yield_the_cpu() -> None:
@@ -48,7 +51,15 @@ class ImportParser:
         """`parse_import(data, max_rows=...)`: the same result, or the same ImportInputError."""
         if len(data) <= INLINE_MAX_BYTES:
             return parse_import(data, max_rows=max_rows)
-        work = functools.partial(parse_import, data, max_rows=max_rows)
+        return await self._elsewhere(functools.partial(parse_import, data, max_rows=max_rows))
+
+    async def parse_takeout(self, data: bytes, *, max_member_bytes: int, max_rows: int) -> ParsedTakeout:
+        """`parse_takeout(...)` in a worker process, whatever the archive's size (it unpacks)."""
+        return await self._elsewhere(
+            functools.partial(parse_takeout, data, max_member_bytes=max_member_bytes, max_rows=max_rows)
+        )
+
+    async def _elsewhere(self, work: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, work)

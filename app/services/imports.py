@@ -1,23 +1,28 @@
 """Bulk import: parse, then write the new videos and their job in ONE transaction (docs/design.md, "Jobs").
 
-The caller commits and only then enqueues the job (SAQ runs on its own connection pool).
+The caller commits and only then enqueues the job (SAQ runs on its own connection pool). A whole Google
+Takeout archive is one transaction too: a list per playlist (an existing list of that name is used, never
+a second one made), and a job per list, all sharing the upload's `upload_id`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from uuid import UUID
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
 
 from app.imports.parsing import ImportInputError, InvalidLine, ParsedImport, TooManyRows, parse_import
 from app.imports.pool import ImportParser
+from app.imports.takeout import ParsedTakeout, SkippedPlaylist
 from app.services import jobs as job_service
 from app.services.errors import InvalidInput, TooLarge
-from app.services.lists import get_owned_list
+from app.services.lists import create_list, get_owned_list
 from app.services.videos import insert_pending_videos
 from app.wording import plural
-from db.models import Job, JobKind
+from db.models import BookmarkList, Job, JobKind
 
 INVALID_SHOWN_MAX = 1000
 """Per-line reasons returned for one import (a 50,000-line file of junk should not answer 10 MB)."""
@@ -84,6 +89,18 @@ async def parse_elsewhere_or_reject(
     return _reject_unusable(parsed)
 
 
+async def parse_takeout_or_reject(
+    parser: ImportParser, data: bytes, *, max_bytes: int, max_rows: int
+) -> ParsedTakeout:
+    """The archive's playlists (parsed in the parser's worker processes), or the refusal: 413 over the
+    size or row limits, 422 for an archive refused as a whole (app/imports/takeout.py) or unreadable."""
+    _reject_oversized(data, max_bytes)
+    try:
+        return await parser.parse_takeout(data, max_member_bytes=max_bytes, max_rows=max_rows)
+    except ImportInputError as exc:
+        raise _refusal(exc) from exc
+
+
 def _reject_oversized(data: bytes, max_bytes: int) -> None:
     if len(data) > max_bytes:
         raise TooLarge(too_large_message(len(data), max_bytes))
@@ -142,3 +159,51 @@ async def create_import(
         lines=LineCounts.of(parsed, accepted=accepted, duplicates=duplicates),
         retried=retried,
     )
+
+
+@dataclass(frozen=True)
+class ListImport:
+    """What one playlist of a Takeout archive did to its list."""
+
+    target: BookmarkList
+    created: bool
+    """A new list; False: merged into the user's existing list of that name."""
+    outcome: ImportOutcome
+    files: list[str]
+
+
+@dataclass(frozen=True)
+class TakeoutOutcome:
+    upload_id: UUID
+    source: str
+    lists: list[ListImport] = field(default_factory=list)
+    skipped: list[SkippedPlaylist] = field(default_factory=list)
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [item.outcome.job for item in self.lists if item.outcome.job is not None]
+
+
+async def create_takeout_import(
+    session: AsyncSession, user_id: UUID, parsed: ParsedTakeout, file_name: str | None
+) -> TakeoutOutcome:
+    """A list per playlist (the user's oldest list of that name if there is one) and a job per list that
+    has something new to fetch, all in the caller's one transaction and sharing one `upload_id`."""
+    # Two uploads of one user at once must not both create "Watch later": they take turns.
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"takeout:{user_id}", 0))))
+    source = job_service.clean_source(file_name) or "Google Takeout"
+    outcome = TakeoutOutcome(upload_id=uuid7(), source=source, skipped=list(parsed.skipped))
+    for playlist in parsed.playlists:
+        existing = await session.scalar(
+            select(BookmarkList)
+            .where(BookmarkList.user_id == user_id, BookmarkList.name == playlist.name)
+            .order_by(BookmarkList.created_at, BookmarkList.id)
+            .limit(1)
+        )
+        target = existing or await create_list(session, user_id, playlist.name, None)
+        imported = await create_import(session, user_id, target.id, playlist.parsed, source)
+        if imported.job is not None:
+            imported.job.upload_id = outcome.upload_id
+        outcome.lists.append(ListImport(target, existing is None, imported, playlist.files))
+    await session.flush()
+    return outcome

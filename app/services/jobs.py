@@ -6,14 +6,17 @@ event, start and end recounts them from `videos`: a rerun after a crash can neit
 Every job has a kind (JobKind) and a source a person recognises it by. Retries of any kind (a job's Retry,
 a list's "Retry failed", chosen videos, the automatic retry after an outage) are new `retry` jobs that
 take the videos over; the job they came from keeps its row as history.
+
+A `refresh` (an availability check) takes no video over: it walks its list's ready and unavailable videos
+in id order (workers/refresh.py). Its retry is a new refresh of the videos the old one did not check.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, func, select, update
@@ -26,18 +29,29 @@ from db.models import (
     ERROR_MAX,
     MESSAGE_MAX,
     SOURCE_MAX,
+    BookmarkList,
     Job,
     JobKind,
     JobStatus,
     ProgressEventRow,
+    RefreshSchedule,
     Video,
     VideoStatus,
 )
 from db.queries import queries
 
-ACTIVE_STATUSES = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+ACTIVE_STATUSES = (JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.WAITING.value)
 Outcome = Literal["completed", "completed_with_errors", "failed", "cancelled"]
 RETRYABLE_VIDEO_STATUSES = (VideoStatus.FAILED.value, VideoStatus.CANCELLED.value)
+REFRESH_SOURCE: Final = "availability check"
+SCHEDULED_REFRESH_SOURCE: Final = "scheduled availability check"
+SCHEDULE_INTERVALS: Final = {
+    RefreshSchedule.WEEKLY: timedelta(days=7),
+    RefreshSchedule.MONTHLY: timedelta(days=30),
+}
+"""How long after a list's last check (by hand or scheduled) its scheduled one is due."""
+NOTHING_BEFORE: Final = UUID(int=0)
+"""The keyset's start: every row id is past it."""
 
 
 def bound(text: str | None, limit: int) -> str | None:
@@ -147,10 +161,14 @@ def job_event(job: Job, *, error: str | None = None) -> ProgressEvent:
         list_id=job.list_id,
         kind=job.kind,
         source=job.source,
+        upload_id=job.upload_id,
         status=job.status,
         processed=job.processed,
         failed=job.failed,
         total=job.total,
+        changed=job.changed,
+        gone=job.gone,
+        returned=job.returned,
         rate=job.rate,
         eta_s=job.eta_s,
         message=bound(job.message, MESSAGE_MAX),
@@ -170,17 +188,19 @@ async def write_event(session: AsyncSession, job: Job, *, error: str | None = No
 
 
 async def finish_cancelled(session: AsyncSession, job: Job, message: str) -> None:
-    """Mark the job's untouched videos cancelled and write its terminal event."""
-    await session.execute(
-        update(Video)
-        .where(
-            Video.job_id == job.id,
-            Video.status == VideoStatus.PENDING.value,
+    """Mark the job's untouched videos cancelled and write its terminal event. (A refresh's videos are
+    never its own: they stay as its last committed batch left them.)"""
+    if job.kind != JobKind.REFRESH:
+        await session.execute(
+            update(Video)
+            .where(
+                Video.job_id == job.id,
+                Video.status == VideoStatus.PENDING.value,
+            )
+            .values(status=VideoStatus.CANCELLED.value, error="cancelled")
         )
-        .values(status=VideoStatus.CANCELLED.value, error="cancelled")
-    )
-    if job.list_id is not None:
-        apply_counts(job, await video_counts(session, job.id))
+        if job.list_id is not None:
+            apply_counts(job, await video_counts(session, job.id))
     job.status = JobStatus.CANCELLED.value
     job.message = bound(message, MESSAGE_MAX)
     job.eta_s = None
@@ -191,9 +211,12 @@ async def finish_cancelled(session: AsyncSession, job: Job, message: str) -> Non
 
 def cancel_at_once_message(job: Job) -> str | None:
     """Why a job can be cancelled right here (no worker is running it), or None: a running job stops
-    between batches. A job waiting between attempts has no batch in flight, so it ends at once too."""
+    between batches. A job waiting between attempts, or for the quota, has no batch in flight, so it
+    ends at once too."""
     if job.status == JobStatus.QUEUED.value:
         return "Cancelled before it started"
+    if job.status == JobStatus.WAITING.value:
+        return f"Cancelled while waiting for the YouTube quota ({job.processed:,} of {job.total:,} done)"
     if job.status == JobStatus.RUNNING.value and job.next_attempt_at is not None:
         return f"Cancelled while waiting to try again ({job.processed:,} of {job.total:,} done)"
     return None
@@ -275,6 +298,8 @@ async def create_retry(session: AsyncSession, user_id: UUID, job_id: UUID) -> Jo
     if old.status in ACTIVE_STATUSES:
         raise Conflict(f"job {job_id} is still {old.status}; cancel it or wait for it to finish")
     job = await retry_leftovers(session, old, automatic=False)
+    if job is None and old.kind == JobKind.REFRESH:
+        raise Conflict(f"job {job_id} has nothing left to retry: its list was deleted")
     if job is None:
         raise Conflict(f"job {job_id} has nothing left to retry: no failed, cancelled or pending video")
     return job
@@ -283,6 +308,8 @@ async def create_retry(session: AsyncSession, user_id: UUID, job_id: UUID) -> Jo
 async def retry_leftovers(session: AsyncSession, old: Job, *, automatic: bool) -> Job | None:
     """The retry of a finished job (locked by the caller); its automatic retry, if one was due, is off."""
     old.next_attempt_at = None
+    if old.kind == JobKind.REFRESH:
+        return await retry_refresh(session, old, automatic=automatic)
     statuses = (*RETRYABLE_VIDEO_STATUSES, VideoStatus.PENDING.value)
     return await move_into_retry(
         session,
@@ -338,6 +365,83 @@ async def retry_videos(session: AsyncSession, user_id: UUID, video_ids: Sequence
     if not jobs:
         raise Conflict("none of the chosen videos failed or was cancelled: there is nothing to retry")
     return jobs
+
+
+async def refresh_remaining(
+    session: AsyncSession, list_id: UUID, stale_before: datetime, after: UUID | None
+) -> int:
+    """Videos a refresh of the list (checking what was not checked since `stale_before`) has left."""
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(
+        queries["refresh_remaining"], (list_id, stale_before, after or NOTHING_BEFORE)
+    )
+    return int(result.scalar_one())
+
+
+async def create_refresh(
+    session: AsyncSession,
+    user_id: UUID,
+    list_id: UUID,
+    source: str = REFRESH_SOURCE,
+    *,
+    stale_before: datetime | None = None,
+    retry_of: UUID | None = None,
+    auto_retries: int = 0,
+) -> Job:
+    """A `refresh` job that checks the list's ready and unavailable videos not checked since
+    `stale_before` (default: now, i.e. all of them). 409 while another check of the list is active, or
+    when there is nothing to check. A list on a schedule is next due one interval after this check."""
+    owned = await session.scalar(
+        select(BookmarkList)
+        .where(BookmarkList.id == list_id, BookmarkList.user_id == user_id)
+        .with_for_update()  # serialises two checks of one list
+    )
+    if owned is None:
+        raise NotFound(f"list {list_id} not found")
+    running = await session.scalar(
+        select(Job.id).where(
+            Job.list_id == list_id, Job.kind == JobKind.REFRESH.value, Job.status.in_(ACTIVE_STATUSES)
+        )
+    )
+    if running is not None:
+        raise Conflict(
+            "an availability check of this list is already under way", extra={"job_id": str(running)}
+        )
+    now = await session.scalar(select(func.now()))
+    assert now is not None
+    since = stale_before or now
+    total = await refresh_remaining(session, list_id, since, None)
+    if not total and stale_before is not None:
+        raise Conflict("every video of this list was checked since that check began: nothing is left")
+    if not total:
+        raise Conflict("this list has no video to check: only ready and unavailable videos are checked")
+    job = await create_job(
+        session, user_id, list_id, JobKind.REFRESH, source, retry_of=retry_of, auto_retries=auto_retries
+    )
+    job.stale_before = since
+    job.total = total
+    job.changed = job.gone = job.returned = 0
+    job.message = f"Queued: checking {plural(total, 'video')}"
+    interval = SCHEDULE_INTERVALS.get(RefreshSchedule(owned.refresh_schedule))
+    owned.next_refresh_at = None if interval is None else now + interval
+    await session.flush()
+    return job
+
+
+async def retry_refresh(session: AsyncSession, old: Job, *, automatic: bool) -> Job | None:
+    """A new check of what the old one did not check (cancelled before it, or no answer from YouTube);
+    None when its list is gone; Conflict when nothing is left or another check of the list runs."""
+    if old.list_id is None or old.stale_before is None:
+        return None
+    return await create_refresh(
+        session,
+        old.user_id,
+        old.list_id,
+        retry_source(old, automatic=automatic),
+        stale_before=old.stale_before,
+        retry_of=old.id,
+        auto_retries=old.auto_retries + 1 if automatic else 0,
+    )
 
 
 def stalled_after_s(job_heartbeat_s: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import UUID
 
 import msgspec
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services import jobs as job_service
 from app.services.errors import NotFound
-from db.models import BookmarkList, Video
+from db.models import BookmarkList, RefreshSchedule, Video
 
 
 async def get_owned_list(
@@ -65,12 +66,18 @@ async def update_list(
     *,
     name: str | msgspec.UnsetType = msgspec.UNSET,
     description: str | msgspec.UnsetType | None = msgspec.UNSET,
+    refresh_schedule: RefreshSchedule | msgspec.UnsetType = msgspec.UNSET,
 ) -> BookmarkList:
     row = await get_owned_list(session, user_id, list_id)
     if name is not msgspec.UNSET:
         row.name = name
     if description is not msgspec.UNSET:
         row.description = description
+    if refresh_schedule is not msgspec.UNSET and refresh_schedule != row.refresh_schedule:
+        # A new schedule counts from now: the first scheduled check comes one interval later.
+        row.refresh_schedule = refresh_schedule.value
+        interval = job_service.SCHEDULE_INTERVALS.get(refresh_schedule)
+        row.next_refresh_at = None if interval is None else datetime.now(UTC) + interval
     await session.flush()
     return row
 

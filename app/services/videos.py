@@ -19,8 +19,10 @@ from db.queries import queries
 
 EXPORT_COLUMNS = (
     "youtube_id", "url", "status", "title", "channel_title", "channel_id", "duration_s", "published_at",
-    "view_count", "thumbnail_url", "error", "added_at",
+    "view_count", "thumbnail_url", "error", "unavailable_since", "checked_at", "added_at",
 )  # fmt: skip
+"""`status` says whether the video is still there (`unavailable`: gone, private or removed, with its last
+known metadata and, in `error`, why); `checked_at` when an availability check last saw it."""
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -128,6 +130,8 @@ def export_row(video: Video) -> list[str]:
         "" if video.view_count is None else str(video.view_count),
         video.thumbnail_url or "",
         video.error or "",
+        video.unavailable_since.isoformat() if video.unavailable_since else "",
+        video.checked_at.isoformat() if video.checked_at else "",
         video.created_at.isoformat(),
     ]
     return [neutralise_formula(v) for v in values]

@@ -6,9 +6,9 @@ WITH doomed AS (
 DELETE FROM progress_events e USING doomed WHERE e.id = doomed.id
 
 -- stranded_jobs --
--- Active jobs older than $1 seconds and not waiting for a later attempt: candidates for re-enqueueing when SAQ no longer runs them.
+-- Active jobs older than $1 seconds whose next attempt (after a failed one, or the quota's reset) is due: candidates for re-enqueueing when SAQ no longer runs them.
 SELECT id FROM jobs
-WHERE status IN ('queued', 'running') AND created_at < now() - make_interval(secs => $1)
+WHERE status IN ('queued', 'running', 'waiting') AND created_at < now() - make_interval(secs => $1)
   AND (next_attempt_at IS NULL OR next_attempt_at <= now())
 ORDER BY created_at
 LIMIT 500

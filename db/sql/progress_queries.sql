@@ -41,6 +41,7 @@ SELECT
                     'list_id', j.list_id,
                     'kind', j.kind,
                     'source', j.source,
+                    'upload_id', j.upload_id,
                     'status', j.status,
                     -- Same rule as db.events.progress_percent: an empty job is complete.
                     'progress', CASE
@@ -50,6 +51,9 @@ SELECT
                     'processed', j.processed,
                     'failed', j.failed,
                     'total', j.total,
+                    'changed', j.changed,
+                    'gone', j.gone,
+                    'returned', j.returned,
                     'rate', j.rate,
                     'eta_s', j.eta_s,
                     'message', j.message,
@@ -68,7 +72,7 @@ SELECT
             FROM jobs AS j
             WHERE j.user_id = $1
               AND (
-                  j.status IN ('queued', 'running')
+                  j.status IN ('queued', 'running', 'waiting')
                   OR j.finished_at >= now() - make_interval(secs => $2::double precision)
               )
         ),

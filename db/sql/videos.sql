@@ -8,7 +8,7 @@ WITH written AS (
     SET status = 'pending', job_id = EXCLUDED.job_id, error = NULL, updated_at = now()
     WHERE videos.status IN ('failed', 'cancelled')
       AND NOT EXISTS (
-          SELECT 1 FROM jobs AS j WHERE j.id = videos.job_id AND j.status IN ('queued', 'running')
+          SELECT 1 FROM jobs AS j WHERE j.id = videos.job_id AND j.status IN ('queued', 'running', 'waiting')
       )
     -- xmax is 0 on a row this statement inserted, set on one it updated.
     RETURNING (xmax = 0) AS added

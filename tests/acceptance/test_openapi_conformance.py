@@ -32,6 +32,7 @@ import hypothesis.strategies as st
 import pytest
 import schemathesis
 from schemathesis import Case, HookContext
+from schemathesis.transport.serialization import serialize_binary
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from app.asgi import create_app
@@ -75,6 +76,10 @@ class Rows:
     """Each with one failed video of no job, named only by the examples of `retryFailedOfList` (the
     first) and `retryVideos` (the second's video): what the other retries take cannot starve them."""
     retry_videos: tuple[uuid.UUID, ...] = _ids(0x5EED_0007, 2)
+    refresh_list: uuid.UUID = _ids(0x5EED_0008, 1)[0]
+    """With two ready videos, named only by the example of `refreshList` (its first check is queued for
+    good: no worker runs here, so later ones are 409)."""
+    refresh_videos: tuple[uuid.UUID, ...] = _ids(0x5EED_0009, 2)
 
     def pool(self, method: str, parameter: str) -> tuple[uuid.UUID, ...]:
         if parameter == "list_id":
@@ -87,6 +92,8 @@ class Rows:
             return self.jobs[0] if operation_id == "cancelJob" else self.jobs[1]
         if operation_id == "retryFailedOfList":
             return self.retry_lists[0]
+        if operation_id == "refreshList":
+            return self.refresh_list
         pool = self.pool(method, parameter)
         return pool[-1] if pool else None
 
@@ -96,6 +103,8 @@ YOUTUBE_IDS = ("9bZkp7q19f0", "kJQP7kiw5Fk", "OPf0YbXqDm0", "JGwWNGJdvx8", "RgKA
 """Not the ids of the schema's examples (those get added by `addVideo` and `createImport`)."""
 DISPOSABLE_YOUTUBE_IDS = ("hT_nvWreIhg", "CevxZvSJLk8", "09R8_2nJtjg", "YQHsXMglC9A")
 RETRY_YOUTUBE_IDS = ("e-ORhEE9VVg", "uelHwf8o7_U")
+REFRESH_YOUTUBE_IDS = ("ZbZSe6N_BXs", "2Vv-BfVoq4g")
+TAKEOUT = Path(__file__).parents[1] / "data" / "takeout" / "takeout_new_layout.zip"
 
 
 def app_document() -> dict[str, Any]:
@@ -119,6 +128,10 @@ def with_seeded_examples(document: dict[str, Any]) -> dict[str, Any]:
             if operation["operationId"] == "retryVideos":
                 body = operation["requestBody"]["content"]["application/json"]
                 body["example"] = {"ids": [str(ROWS.retry_videos[1])]}
+            if operation["operationId"] == "importTakeout":  # bytes as latin-1 text: see zip_body
+                operation["requestBody"]["content"]["application/zip"]["example"] = (
+                    TAKEOUT.read_bytes().decode("latin-1")
+                )
     return document
 
 
@@ -183,10 +196,21 @@ CONFIG = schemathesis.Config.from_dict(
                 "include-operation-id": operation_id,
                 "checks": {"positive_data_acceptance": {"expected-statuses": SEMANTIC_422}},
             }
-            for operation_id in ("addVideo", "createImport")
+            for operation_id in ("addVideo", "createImport", "importTakeout")
         ],
     }
 )
+
+
+@schemathesis.serializer("application/zip")
+def zip_body(_context: Any, value: Any) -> bytes:
+    """The Takeout import's raw .zip: the example (a real archive spelled as latin-1 text, the only way
+    to put bytes in the document) is sent as exactly its bytes; what fuzzing draws, as bytes too."""
+    if isinstance(value, str):
+        return value.encode("latin-1", errors="replace")
+    return serialize_binary(value)
+
+
 schema = schemathesis.openapi.from_dict(with_seeded_examples(DOCUMENT), config=CONFIG)
 
 
@@ -262,6 +286,13 @@ async def seed(dsn: str) -> None:
                 Video(id=video_id, user_id=user, list_id=ROWS.lists[1], youtube_id=youtube_id,
                       status=VideoStatus.READY.value, title=f"Video {youtube_id}")
                 for video_id, youtube_id in zip(ROWS.disposable_videos, DISPOSABLE_YOUTUBE_IDS, strict=True)
+            )  # fmt: skip
+            session.add(BookmarkList(id=ROWS.refresh_list, user_id=user, name="Refresh"))
+            await session.flush()
+            session.add_all(
+                Video(id=video_id, user_id=user, list_id=ROWS.refresh_list, youtube_id=youtube_id,
+                      status=VideoStatus.READY.value, title=f"Video {youtube_id}")
+                for video_id, youtube_id in zip(ROWS.refresh_videos, REFRESH_YOUTUBE_IDS, strict=True)
             )  # fmt: skip
             session.add_all(
                 Video(id=video_id, user_id=user, list_id=list_id, youtube_id=youtube_id,

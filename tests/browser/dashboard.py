@@ -54,7 +54,7 @@ class Dashboard:
 
     def expect_signed_in(self) -> None:
         expect(self.page.get_by_role("button", name="Sign out")).to_be_visible()
-        expect(self.page.get_by_role("heading", name="Imports")).to_be_visible()
+        expect(self.page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
         expect(self.page.locator("#workspace")).to_have_attribute("aria-busy", "false")  # lists loaded
 
     # -- lists --

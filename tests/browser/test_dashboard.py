@@ -240,3 +240,41 @@ def test_screenshots_of_a_running_import_on_a_phone_and_a_desktop(
     page.screenshot(path=str(SCREENSHOTS / "dashboard-phone.png"))
     youtube.latency_ms = 0
     expect(board.bar(running)).to_have_attribute("aria-valuenow", "100")
+
+
+def test_screenshots_of_an_availability_check_and_the_job_history(
+    page: Page, server: AppServer, account: Account, youtube: FakeYouTube
+) -> None:
+    """Screenshots availability-check.png while a check runs (the videos it found gone already marked
+    Unavailable, titles kept) and job-history.png with that check open to its chart (into docs/ with
+    UPDATE_SCREENSHOTS=1)."""
+    board = Dashboard.sign_in_with_link(page, server.url, account.token)
+    board.create_list("Watch later")
+    ids = video_ids(300, prefix="kee")
+    board.import_text(watch_urls([*ids, "prv00000042"]))
+    expect(board.card()).to_have_class(status_class("completed_with_errors"))
+    youtube.vanish(ids[3::37])
+    youtube.make_private(ids[20::53])
+    youtube.update(ids[7], title="Renamed by its channel")
+    youtube.latency_ms = 1200
+
+    page.set_viewport_size({"width": 1280, "height": 1150})
+
+    page.get_by_role("button", name="Check availability").click()
+    expect(board.cards).to_have_count(2)
+    check = board.pin(board.card())
+    expect(board.bar(check)).to_have_attribute("aria-valuenow", MID_PROGRESS)
+    expect(board.rows.filter(has_text="Unavailable")).not_to_have_count(0)
+    board.close_add_videos()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "availability-check.png"))
+
+    youtube.latency_ms = 0
+    expect(check).to_have_class(status_class("completed"))
+    history = page.locator("#history")
+    toggle = history.get_by_role("button", name=re.compile(r"^Availability check"))
+    toggle.click()
+    expect(history.locator(".chart")).to_be_visible()
+    expect(history.locator(".history__job")).to_have_count(2)
+    history.scroll_into_view_if_needed()
+    history.screenshot(path=str(SCREENSHOTS / "job-history.png"))

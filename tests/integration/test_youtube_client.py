@@ -146,6 +146,58 @@ async def test_batch_size_and_mode_follow_the_api_key() -> None:
     assert (oembed.mode, oembed.batch_size) == ("oembed", 12)
 
 
+async def test_a_listed_video_nobody_can_watch_is_unavailable_with_youtubes_reason(fake: FakeYouTube) -> None:
+    """An item YouTube still lists as rejected (with its reason) is unavailable, saying why; a vanished or
+    private one is not listed at all; the others are found, all in one request."""
+    ids = video_ids(5)
+    fake.block(ids[:1], reason="termsOfUse")
+    fake.block(ids[1:2], reason="uploaderAccountClosed")
+    fake.vanish(ids[2:3])
+    fake.make_private(ids[3:4])
+    async with youtube_client(fake) as (client, _):
+        result = await client.fetch(ids)
+
+    assert fake.requests == 1
+    assert result.unavailable == {
+        ids[0]: "video was removed by YouTube (a terms of use violation)",
+        ids[1]: "video was removed by YouTube (the uploader's account was closed)",
+        ids[2]: REASON_NOT_FOUND_API,
+        ids[3]: REASON_NOT_FOUND_API,
+    }
+    assert set(result.found) == {ids[4]}
+
+    fake.restore(ids[:4])
+    async with youtube_client(fake) as (client, _):
+        assert set((await client.fetch(ids)).found) == set(ids)
+
+
+async def test_every_data_api_request_spends_first_and_a_refusal_stops_the_fetch(fake: FakeYouTube) -> None:
+    """`spend` is awaited before each Data API request, retries included; when it raises, the fetch ends
+    with that error and sends nothing more; oEmbed never spends."""
+
+    class Spent(Exception):
+        pass
+
+    spent: list[int] = []
+
+    async def spend() -> None:
+        if len(spent) == 3:
+            raise Spent
+        spent.append(fake.requests)
+
+    fake.fail_next(1, status=503)
+    async with youtube_client(fake, spend=spend) as (client, sleep):
+        await client.fetch(video_ids(50))  # a 503, then its retry
+        assert (spent, len(sleep.delays)) == ([0, 1], 1)
+        await client.fetch(video_ids(50))
+        with pytest.raises(Spent):
+            await client.fetch(video_ids(50))
+    assert fake.requests == 3
+    async with youtube_client(fake, api=False, spend=spend) as (client, _):
+        await client.fetch(video_ids(2))
+    assert fake.stats()["oembed_requests"] == 2
+
+
 # ---- oEmbed mode ----
 
 
@@ -520,6 +572,35 @@ async def test_fake_is_configurable_over_http(fake: FakeYouTube) -> None:
         assert (stats["requests"], stats["requests_per_id"]) == (1, {})
         reset = (await http.post("/_control", json={"reset": True})).json()
         assert reset["requests"] == 0
+
+
+async def test_the_fakes_catalog_changes_over_http(fake: FakeYouTube) -> None:
+    """POST /_control makes videos vanish, turn private, be removed, come back and change, as an
+    availability check would find them; `reset` clears failures but keeps those changes."""
+    ids = video_ids(5)
+    async with httpx.AsyncClient(base_url=fake.base_url, timeout=5.0) as http:
+        command = {
+            "vanish": ids[:1],
+            "private": ids[1:2],
+            "block": {"ids": ids[2:3], "reason": "legal"},
+            "update": {"id": ids[3], "title": "Renamed", "view_count": 7},
+        }
+        assert (await http.post("/_control", json=command)).status_code == 200
+        assert (await http.post("/_control", json={"reset": True})).status_code == 200
+        async with youtube_client(fake) as (client, _):
+            changed = await client.fetch(ids)
+        await http.post("/_control", json={"restore": ids[:3]})
+        async with youtube_client(fake) as (client, _):
+            restored = await client.fetch(ids)
+
+    assert changed.unavailable == {
+        ids[0]: REASON_NOT_FOUND_API,
+        ids[1]: REASON_NOT_FOUND_API,
+        ids[2]: "video was removed by YouTube (legal reasons)",
+    }
+    assert (changed.found[ids[3]].title, changed.found[ids[3]].view_count) == ("Renamed", 7)
+    assert set(restored.found) == set(ids)
+    assert restored.found[ids[3]].title == "Renamed", "restore brings a video back, not its old title"
 
 
 def test_fake_runs_as_a_module_until_sigterm() -> None:

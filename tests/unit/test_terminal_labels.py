@@ -24,6 +24,8 @@ def test_labels_name_source_and_list_and_never_collide() -> None:
     assert labels.label(third) == "links.csv into Music (2)"
     assert labels.label(orphan) == "1 video added into a deleted list"
     assert labels.label(first) == "links.csv into Music", "a job keeps its label"
+    check = {"job_id": "0190aaaa-5", "list_id": "l1", "kind": "refresh", "source": "availability check"}
+    assert labels.label(check) == "availability check of Music", "a check fills no list: it checks one"
 
 
 def test_exit_codes_are_zero_only_when_every_video_is_ready() -> None:

@@ -1,13 +1,18 @@
-// The dashboard's entry point: sign in and out, the lists, and the wiring between the live client, the
-// live panel, the video table and the import forms.
+// The dashboard's entry point: sign in and out, the lists, and the wiring between the live client (one
+// socket per browser: tabs.js), the live panel, the video table, the import forms, notifications and the
+// running-job count in the title and favicon.
 
 import { Api } from "./api.js";
+import { createRunningBadge } from "./badge.js";
 import { byId, h, showError } from "./dom.js";
-import { plural } from "./format.js";
+import { formatDate, plural } from "./format.js";
 import { createHistory } from "./history.js";
 import { createImporter } from "./importer.js";
-import { LiveClient, jobStateFromApi } from "./live.js";
+import { LiveClient, isActive, jobStateFromApi } from "./live.js";
+import { createNotifier } from "./notify.js";
 import { createLivePanel } from "./panel.js";
+import { TabGroup } from "./tabs.js";
+import { createTakeoutImporter } from "./takeout.js";
 import { createVideoTable } from "./videos.js";
 
 const TOKEN_KEY = "sytb.token";
@@ -21,6 +26,9 @@ const session = {
   token: null,
   signedIn: false,
   live: null,
+  group: null,
+  paused: false,
+  missed: 0, // live changes not drawn while paused
   lists: [],
   listId: null,
   expireTimer: null,
@@ -58,6 +66,11 @@ const ui = {
   renameError: byId("rename-error"),
   listError: byId("list-error"),
   addVideos: byId("add-videos"),
+  checkAvailability: byId("check-availability"),
+  schedule: byId("refresh-schedule"),
+  nextCheck: byId("next-check"),
+  pause: byId("pause-live"),
+  paused: byId("live-paused"),
 };
 
 /** An error next to what caused it; "" clears it. */
@@ -91,6 +104,24 @@ const videos = createVideoTable({
   reportList: (message) => report(ui.listError, message),
   onChanged: refreshLists,
   onJobs: (jobs) => jobs.forEach((job) => session.live?.upsert(jobStateFromApi(job))),
+});
+
+const takeout = createTakeoutImporter({
+  api,
+  onJobs: (jobs) => jobs.forEach((job) => session.live?.upsert(jobStateFromApi(job))),
+  onLists: () => {
+    refreshLists();
+    videos.load();
+  },
+});
+
+const badge = createRunningBadge();
+
+const notifier = createNotifier({
+  button: byId("notify-toggle"),
+  note: byId("notify-note"),
+  group: () => session.group ?? { role: "alone", anyTabVisible: () => !document.hidden },
+  listName,
 });
 
 const importer = createImporter({
@@ -150,7 +181,7 @@ async function signIn(token) {
   ui.signin.hidden = true;
   ui.workspace.hidden = false;
   ui.workspace.setAttribute("aria-busy", "true");
-  startLive(token);
+  startLive(token, me.id);
   await refreshLists();
   jobHistory.load();
   ui.workspace.setAttribute("aria-busy", "false");
@@ -161,7 +192,8 @@ async function signIn(token) {
 }
 
 function signOut(message = "") {
-  session.live?.stop();
+  session.group?.stop();
+  session.group = null;
   session.live = null;
   clearInterval(session.expireTimer);
   Object.assign(session, {
@@ -176,8 +208,11 @@ function signOut(message = "") {
   localStorage.removeItem(LIST_KEY);
   videos.hide();
   importer.clear();
+  takeout.clear();
   jobHistory.reset();
+  if (session.paused) togglePause();
   panel.render([]);
+  badge.show(0);
   ui.lists.replaceChildren();
   ui.account.hidden = true;
   ui.workspace.hidden = true;
@@ -195,27 +230,72 @@ function showSignIn(message = "") {
 
 // -- live progress --
 
-function startLive(token) {
+function startLive(token, userId) {
   const live = new LiveClient({
     token,
     onChange: (listIds) => {
+      learnNewLists(listIds);
+      if (session.paused) {
+        session.missed += 1;
+        drawPaused();
+        return;
+      }
       drawJobs();
       if (listIds.has(videos.listId)) videos.refreshSoon();
-      learnNewLists(listIds);
       noteFinishedJobs(live);
     },
+    onStatus: (status) => group.status(status),
+    onFrame: (frame) => group.frame(frame),
+    onJobEnded: (job) => notifier.jobEnded(job),
+    onUnauthorized: () => signOut(REVOKED),
+  });
+  // Only one tab of the browser holds the socket; the others show what it relays.
+  const group = new TabGroup({
+    live,
+    userId,
     onStatus: (status) => {
       const offline = status === "reconnecting";
       ui.connection.textContent = offline ? "Reconnecting…" : "";
+      document.documentElement.dataset.liveStatus = status;
       // Cards now show the state they had when the connection dropped, until it is back.
       panel.setOffline(offline);
-      drawJobs();
+      if (!session.paused) drawJobs();
     },
-    onUnauthorized: () => signOut(REVOKED),
+    onRole: (role) => {
+      document.documentElement.dataset.liveRole = role;
+    },
   });
   session.live = live;
-  live.start();
-  session.expireTimer = setInterval(drawJobs, TICK_MS);
+  session.group = group;
+  group.start();
+  session.expireTimer = setInterval(() => session.paused || drawJobs(), TICK_MS);
+}
+
+/** Pause: the panel and the table stop moving (the socket stays, so resuming shows the latest at once). */
+function togglePause() {
+  session.paused = !session.paused;
+  ui.pause.setAttribute("aria-pressed", String(session.paused));
+  ui.pause.textContent = session.paused ? "Resume live updates" : "Pause live updates";
+  if (session.paused) {
+    session.missed = 0;
+    drawPaused();
+    return;
+  }
+  ui.paused.hidden = true;
+  if (session.missed) {
+    drawJobs();
+    videos.refreshSoon();
+    if (session.live) noteFinishedJobs(session.live);
+  }
+  session.missed = 0;
+}
+
+function drawPaused() {
+  ui.paused.hidden = false;
+  ui.paused.textContent = session.missed
+    ? `Live updates paused: ${plural(session.missed, "update")} not shown yet.`
+    : "Live updates paused.";
+  showRunning();
 }
 
 /** A job that just finished belongs in the history: reload it (debounced). */
@@ -242,6 +322,12 @@ function learnNewLists(listIds) {
 
 function drawJobs() {
   panel.render(session.live ? session.live.visibleJobs() : []);
+  showRunning();
+}
+
+/** The count of running jobs in the title and favicon (kept current even while paused: it moves nothing). */
+function showRunning() {
+  badge.show(session.live ? session.live.visibleJobs().filter(isActive).length : 0);
 }
 
 /** Cancel or retry; a failure is thrown to the card, which shows it. */
@@ -295,8 +381,46 @@ function drawLists() {
   // Redrawing replaced the buttons: give the focus back to the one that had it.
   if (focusedId) ui.lists.querySelector(`[data-list-id="${CSS.escape(focusedId)}"]`)?.focus();
   const current = currentList();
-  if (current) ui.listTitle.textContent = current.name;
+  if (current) {
+    ui.listTitle.textContent = current.name;
+    drawSchedule(current);
+  }
   drawJobs(); // card titles name the lists
+}
+
+function drawSchedule(list) {
+  ui.schedule.value = list.refresh_schedule ?? "off";
+  ui.nextCheck.textContent = list.next_refresh_at ? `Next check ${formatDate(list.next_refresh_at)}` : "";
+}
+
+async function checkAvailability() {
+  const list = currentList();
+  if (!list) return;
+  ui.checkAvailability.disabled = true;
+  try {
+    const job = await api.post(`/api/lists/${list.id}/refresh`);
+    report(ui.listError, "");
+    session.live?.upsert(jobStateFromApi(job));
+    refreshLists(); // a scheduled list is next due one interval from now
+  } catch (error) {
+    report(ui.listError, `The check could not start: ${error.message}`);
+  } finally {
+    ui.checkAvailability.disabled = false;
+  }
+}
+
+async function changeSchedule() {
+  const list = currentList();
+  if (!list) return;
+  try {
+    const updated = await api.patch(`/api/lists/${list.id}`, { refresh_schedule: ui.schedule.value });
+    session.lists = session.lists.map((other) => (other.id === updated.id ? updated : other));
+    report(ui.listError, "");
+    drawSchedule(updated);
+  } catch (error) {
+    report(ui.listError, `The schedule could not be saved: ${error.message}`);
+    drawSchedule(list);
+  }
 }
 
 function currentList() {
@@ -435,6 +559,9 @@ function wire() {
   });
   byId("delete-list").addEventListener("click", deleteList);
   byId("export-list").addEventListener("click", exportList);
+  ui.checkAvailability.addEventListener("click", checkAvailability);
+  ui.schedule.addEventListener("change", changeSchedule);
+  ui.pause.addEventListener("click", togglePause);
 }
 
 function boot() {

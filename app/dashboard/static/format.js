@@ -38,7 +38,7 @@ export function formatClock(iso, { seconds = false } = {}) {
   return `${date.toLocaleDateString(undefined, { month: "short", day: "numeric" })} ${time}`;
 }
 
-const KIND_TITLES = { import: "Import", add: "1 video added", retry: "Retry" };
+const KIND_TITLES = { import: "Import", add: "1 video added", retry: "Retry", refresh: "Availability check" };
 
 /** What a person recognises a job by: its source ("links.csv", "12 pasted links", "retry of …"). */
 export function jobTitle(job) {
@@ -66,6 +66,7 @@ export function formatDate(iso) {
 export const JOB_STATUS_LABELS = {
   queued: "Queued",
   running: "Running",
+  waiting: "Waiting for quota",
   completed: "Completed",
   completed_with_errors: "Completed with errors",
   failed: "Failed",
@@ -77,7 +78,32 @@ export const VIDEO_STATUS_LABELS = {
   ready: "Ready",
   failed: "Failed",
   cancelled: "Cancelled",
+  unavailable: "Unavailable",
 };
+
+/** What a job's counts say, in words: "45 of 120 videos fetched, 3 failed", or for an availability
+ * check "450 of 1000 videos checked: 3 gone, 1 back, 12 changed". */
+export function jobCounts(job) {
+  if (job.kind !== "refresh") {
+    return `${job.processed} of ${plural(job.total, "video")} processed, ${job.failed} failed`;
+  }
+  const findings = refreshFindings(job);
+  const unanswered = job.failed ? ` (${job.failed} not answered)` : "";
+  const checked = `${job.processed} of ${plural(job.total, "video")} checked`;
+  return `${checked}${findings ? `: ${findings}` : ""}${unanswered}`;
+}
+
+/** "3 gone, 1 back, 12 changed": only what an availability check found ("" when nothing). */
+export function refreshFindings(job) {
+  return [
+    [job.gone, "gone"],
+    [job.returned, "back"],
+    [job.changed, "changed"],
+  ]
+    .filter(([count]) => count)
+    .map(([count, word]) => `${count} ${word}`)
+    .join(", ");
+}
 
 export function plural(count, one, many = `${one}s`) {
   return `${count} ${count === 1 ? one : many}`;

@@ -4,7 +4,7 @@
 
 import { ApiError } from "./api.js";
 import { byId, h, showError } from "./dom.js";
-import { JOB_STATUS_LABELS, formatClock, formatSpan, jobTitle, plural } from "./format.js";
+import { JOB_STATUS_LABELS, formatClock, formatSpan, jobTitle, plural, refreshFindings } from "./format.js";
 import { jobStateFromApi } from "./live.js";
 import { hasSomethingToRetry, nextAttemptText } from "./panel.js";
 
@@ -85,7 +85,7 @@ export function createHistory({ api, report, listName, onRetry }) {
       h("span", { class: "history__list" }, listName(job.list_id) ?? "a deleted list"),
       h("time", { class: "history__started", datetime: started }, formatClock(started)),
       h("span", { class: "history__took" }, took),
-      h("span", { class: "history__counts" }, `${ready} ready, ${job.failed} failed of ${job.total}`),
+      h("span", { class: "history__counts" }, historyCounts(job, ready)),
       h(
         "span",
         { class: `history__outcome badge badge--${job.status}` },
@@ -192,6 +192,13 @@ export function createHistory({ api, report, listName, onRetry }) {
   });
 
   return { load, refreshSoon, reset };
+}
+
+/** "3 ready, 2 failed of 5", or for an availability check "120 checked: 3 gone, 1 back". */
+function historyCounts(job, ready) {
+  if (job.kind !== "refresh") return `${ready} ready, ${job.failed} failed of ${job.total}`;
+  const findings = refreshFindings(job) || "nothing changed";
+  return `${ready} checked: ${findings}${job.failed ? `, ${job.failed} not answered` : ""}`;
 }
 
 /** Processed (and failed) over time as an SVG built with DOM calls (the CSP forbids inline markup). */

@@ -1,8 +1,12 @@
-// The live progress client (docs/design.md, "The progress socket"): one WebSocket per tab to /api/ws/progress.
+// The live progress client (docs/design.md, "The progress socket"): the WebSocket to /api/ws/progress.
 //
 // The server numbers every event of a user with a gapless `seq`. We keep the last seq we applied, resume
 // with it (`after`) on every reconnect, and ignore anything at or below it, so reconnects, server restarts
 // and replays never show an event twice or skip one. A `snapshot` frame replaces all job state at once.
+//
+// One tab of the browser holds the socket (tabs.js elects it); the others feed the frames it relays into
+// `receive`, which applies them by the same rules, so every tab has the same state and the same last seq
+// and any of them can take the socket over and resume with `after`.
 
 const BACKOFF_INITIAL_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
@@ -21,7 +25,7 @@ const CLOSE_TOO_MANY_SOCKETS = 4429;
 const CLOSE_RATE_LIMITED = 4430; // reason: "rate limited; retry in N s"
 const CLOSE_SERVER_RESTARTING = 1012;
 
-const ACTIVE = new Set(["queued", "running"]);
+const ACTIVE = new Set(["queued", "running", "waiting"]);
 
 export function isActive(job) {
   return ACTIVE.has(job.status);
@@ -35,11 +39,15 @@ export function jobStateFromApi(job) {
     list_id: job.list_id,
     kind: job.kind,
     source: job.source,
+    upload_id: job.upload_id,
     status: job.status,
     progress: job.progress,
     processed: job.processed,
     failed: job.failed,
     total: job.total,
+    changed: job.changed,
+    gone: job.gone,
+    returned: job.returned,
     rate: job.rate,
     eta_s: job.eta_s,
     message: job.message,
@@ -87,7 +95,9 @@ export class LiveClient {
   /**
    * handlers: onChange(listIds: Set) after job state changed (listIds: the lists it touched),
    * onStatus("connecting" | "online" | "reconnecting" | "idle"), onUnauthorized() when the server
-   * says 4401 (the client has stopped by then).
+   * says 4401 (the client has stopped by then), onFrame(frame) for every event or snapshot applied (the
+   * leading tab relays them), onJobEnded(job) when a job this client saw active has ended.
+   * Every applied frame is also announced as a `sytb:live` event on window ({type, seq}), for observers.
    */
   constructor({ token, url = progressUrl(), ...handlers }) {
     this.#token = token;
@@ -99,6 +109,23 @@ export class LiveClient {
     return this.#status;
   }
 
+  /** The seq of the last event applied (null before the first snapshot). */
+  get lastSeq() {
+    return this.#lastSeq;
+  }
+
+  /**
+   * A frame another tab's client applied (tabs.js): applied by the same rules as one from the socket.
+   * False when it shows a gap (it is not applied): the caller asks that tab for its whole state.
+   */
+  receive(frame) {
+    if (frame.type === "snapshot") {
+      this.#applySnapshot(frame);
+      return true;
+    }
+    return frame.type !== "event" || this.#applyEvent(frame) !== "gap";
+  }
+
   start() {
     if (this.#running) return;
     this.#running = true;
@@ -107,12 +134,12 @@ export class LiveClient {
     this.#connect();
   }
 
-  /** For good (sign out): a clean close and no reconnect. */
-  stop() {
+  /** For good (sign out, or this tab hands the socket to another): a clean close and no reconnect. */
+  stop(reason = "signed out") {
     this.#running = false;
     this.#pageListeners?.abort();
     this.#pageListeners = null;
-    this.#disconnect(CLOSE_NORMAL, "signed out");
+    this.#disconnect(CLOSE_NORMAL, reason);
     this.#setStatus("idle");
   }
 
@@ -162,7 +189,8 @@ export class LiveClient {
     }
     switch (frame.type) {
       case "event":
-        this.#applyEvent(frame);
+        // The stream is gapless by contract; if one is missing anyway, resume from what we have.
+        if (this.#applyEvent(frame) === "gap") this.#resync("gap in seq");
         break;
       case "snapshot":
         this.#applySnapshot(frame);
@@ -180,24 +208,31 @@ export class LiveClient {
     }
   }
 
+  /** "old" (at or below the last seq: a replay overlap), "gap" (not applied), or "applied". */
   #applyEvent(event) {
-    if (this.#lastSeq !== null && event.seq <= this.#lastSeq) return; // already applied (replay overlap)
-    if (this.#lastSeq !== null && event.seq > this.#lastSeq + 1) {
-      // The stream is gapless by contract; if one is missing anyway, resume from what we have.
-      this.#resync("gap in seq");
-      return;
-    }
+    if (this.#lastSeq !== null && event.seq <= this.#lastSeq) return "old";
+    if (this.#lastSeq !== null && event.seq > this.#lastSeq + 1) return "gap";
     this.#lastSeq = event.seq;
     const { type: _type, ...state } = event;
+    const before = this.jobs.get(state.job_id);
     this.jobs.set(state.job_id, stamp(state, Date.now()));
+    this.#applied(event);
     this.#changed(new Set([state.list_id]));
+    if (before && isActive(before) && !isActive(state)) this.#handlers.onJobEnded?.(state);
+    return "applied";
   }
 
   #applySnapshot(frame) {
     const now = Date.now();
     this.jobs = new Map(frame.jobs.map((job) => [job.job_id, stamp(job, now, { fromSnapshot: true })]));
     this.#lastSeq = frame.seq;
+    this.#applied(frame);
     this.#changed(new Set(frame.jobs.map((job) => job.list_id)));
+  }
+
+  #applied(frame) {
+    this.#handlers.onFrame?.(frame);
+    window.dispatchEvent(new CustomEvent("sytb:live", { detail: { type: frame.type, seq: frame.seq } }));
   }
 
   #onClose(ws, code, reason) {

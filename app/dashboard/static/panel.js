@@ -1,5 +1,7 @@
 // The live panel: one card per job, updated in place (so a focused Cancel button keeps its focus while
 // events stream in). The cards' data comes from LiveClient.visibleJobs(); this module only draws them.
+// The jobs of one upload that filled several lists (a Google Takeout archive, one job per list) are
+// drawn together under the upload, each card titled by its list.
 
 import { h } from "./dom.js";
 import {
@@ -9,6 +11,7 @@ import {
   formatPercent,
   formatRate,
   formatSpan,
+  jobCounts,
   jobTitle,
   plural,
 } from "./format.js";
@@ -23,6 +26,7 @@ const STATUS_CLASSES = Object.keys(JOB_STATUS_LABELS).map((status) => `job--${st
  */
 export function createLivePanel({ root, empty, announcer, listName, onCancel, onRetry }) {
   const cards = new Map(); // job_id → card
+  const groups = new Map(); // upload_id → group
   const lastStatus = new Map(); // job_id → status we last drew, to announce only changes
   let offlineSince = null; // while the socket is down: when it went down (the cards show that moment)
 
@@ -37,19 +41,65 @@ export function createLivePanel({ root, empty, announcer, listName, onCancel, on
         lastStatus.delete(id);
       }
     }
-    ordered.forEach((job, index) => {
-      let card = cards.get(job.job_id);
-      if (!card) {
-        card = createCard(job, { onCancel, onRetry });
-        cards.set(job.job_id, card);
+    // One entry per job, or per upload for the jobs that share one: where its first (newest) job is.
+    const entries = [];
+    const members = new Map(); // upload_id → its jobs, newest first
+    for (const job of ordered) {
+      if (!job.upload_id) {
+        entries.push({ job });
+      } else if (!members.has(job.upload_id)) {
+        members.set(job.upload_id, [job]);
+        entries.push({ uploadId: job.upload_id });
+      } else {
+        members.get(job.upload_id).push(job);
       }
-      updateCard(card, job, listName(job.list_id), now);
-      showOffline(card, offlineSince);
-      // Move only what is out of place: moving a node would take the focus away from its buttons.
-      if (root.children[index] !== card.el) root.insertBefore(card.el, root.children[index] ?? null);
-      announceChange(job);
+    }
+    for (const [id, group] of groups) {
+      if (!members.has(id)) {
+        group.el.remove();
+        groups.delete(id);
+      }
+    }
+    entries.forEach((entry, index) => {
+      let el;
+      if (entry.job) {
+        el = drawCard(entry.job, listName(entry.job.list_id), now, null);
+      } else {
+        const group = groups.get(entry.uploadId) ?? createGroup(entry.uploadId);
+        groups.set(entry.uploadId, group);
+        drawGroup(group, members.get(entry.uploadId), now);
+        el = group.el;
+      }
+      placeAt(root, el, index);
     });
     empty.hidden = ordered.length > 0;
+  }
+
+  function drawCard(job, list, now, group) {
+    let card = cards.get(job.job_id);
+    if (!card) {
+      card = createCard(job, { onCancel, onRetry });
+      cards.set(job.job_id, card);
+    }
+    updateCard(card, job, list, now, { inUpload: group !== null });
+    showOffline(card, offlineSince);
+    announceChange(job);
+    return card.el;
+  }
+
+  function drawGroup(group, jobs, now) {
+    const { parts } = group;
+    const active = jobs.filter(isActive).length;
+    const total = jobs.reduce((sum, job) => sum + job.total, 0);
+    const processed = jobs.reduce((sum, job) => sum + job.processed, 0);
+    parts.title.textContent = jobTitle(jobs[0]);
+    parts.summary.textContent =
+      `${plural(jobs.length, "list")}, ${active ? `${active} running` : "all done"}: ` +
+      `${processed} of ${plural(total, "video")} processed`;
+    // Its lists in the order of the upload's answer (the oldest job first), as people read a list.
+    [...jobs].reverse().forEach((job, index) => {
+      placeAt(parts.jobs, drawCard(job, listName(job.list_id), now, group), index);
+    });
   }
 
   function announceChange(job) {
@@ -67,6 +117,26 @@ export function createLivePanel({ root, empty, announcer, listName, onCancel, on
   }
 
   return { render, setOffline };
+}
+
+/** Puts `el` at `index` of `parent` unless it is there: moving a node takes the focus from its buttons. */
+function placeAt(parent, el, index) {
+  if (parent.children[index] !== el) parent.insertBefore(el, parent.children[index] ?? null);
+}
+
+function createGroup(uploadId) {
+  const parts = {
+    title: h("h3", { class: "job-group__title" }),
+    summary: h("p", { class: "job-group__summary" }),
+    jobs: h("ul", { class: "jobs job-group__jobs" }),
+  };
+  const el = h(
+    "li",
+    { class: "job-group", "data-upload-id": uploadId },
+    h("div", { class: "job-group__head" }, parts.title, parts.summary),
+    parts.jobs,
+  );
+  return { el, parts };
 }
 
 function createCard(job, { onCancel, onRetry }) {
@@ -146,12 +216,13 @@ function elapsedSeconds(job, now) {
   return Number.isFinite(end) ? Math.max(0, (end - started) / 1000) : null;
 }
 
-/** "Next attempt at 10:03:15 (in 12 s)" for a running job between attempts, "Next automatic try …"
- * for a failed one whose leftovers a cron retries. */
+/** "Next attempt at 10:03:15 (in 12 s)" for a running job between attempts, "Resumes at …" for one
+ * waiting for the YouTube quota, "Next automatic try …" for a failed one whose leftovers a cron retries. */
 export function nextAttemptText(job, now = Date.now()) {
   const at = Date.parse(job.next_attempt_at ?? "");
   if (!Number.isFinite(at)) return "";
-  const label = isActive(job) ? "Next attempt" : "Next automatic try";
+  let label = isActive(job) ? "Next attempt" : "Next automatic try";
+  if (job.status === "waiting") label = "Resumes when the quota resets";
   const wait = Math.max(0, Math.round((at - now) / 1000));
   return `${label} at ${formatClock(job.next_attempt_at, { seconds: wait < 3600 })} (${
     wait ? `in ${formatSpan(wait)}` : "due now"
@@ -165,11 +236,12 @@ export function hasSomethingToRetry(job) {
   return job.failed > 0 || job.status === "cancelled" || leftPending;
 }
 
-function updateCard(card, job, listName, now) {
+function updateCard(card, job, listName, now, { inUpload = false } = {}) {
   const { parts } = card;
   card.job = job;
   if (!isActive(job) && card.busy === "cancel-sent") card.busy = null;
-  const title = jobTitle(job);
+  // Under its upload a card is one list of it: the list names it (the upload's name is above).
+  const title = inUpload && listName ? listName : jobTitle(job);
   const percent = formatPercent(job.progress);
   const finished = !isActive(job);
   const ready = Math.max(0, job.processed - job.failed);
@@ -180,8 +252,10 @@ function updateCard(card, job, listName, now) {
   card.el.classList.toggle("job--compact", job.kind === "add");
   parts.title.textContent = title;
   parts.status.textContent = JOB_STATUS_LABELS[job.status] ?? job.status;
-  const into = listName ? `into ${listName}` : "into a deleted list";
+  const preposition = job.kind === "refresh" ? "of" : "into";
+  const into = listName ? `${preposition} ${listName}` : `${preposition} a deleted list`;
   parts.list.textContent = into;
+  parts.list.hidden = inUpload;
   parts.started.textContent = job.started_at ? `started ${formatClock(job.started_at)}` : "waiting to start";
   const elapsed = elapsedSeconds(job, now);
   parts.elapsed.textContent =
@@ -190,10 +264,11 @@ function updateCard(card, job, listName, now) {
 
   parts.progress.setAttribute("aria-label", `Progress of ${title} ${into}`);
   parts.progress.setAttribute("aria-valuenow", String(job.progress ?? 0));
-  parts.progress.setAttribute(
-    "aria-valuetext",
-    `${percent}: ${job.processed} of ${plural(job.total, "video")} processed, ${ready} ready, ${job.failed} failed`,
-  );
+  const spoken =
+    job.kind === "refresh"
+      ? jobCounts(job)
+      : `${job.processed} of ${plural(job.total, "video")} processed, ${ready} ready, ${job.failed} failed`;
+  parts.progress.setAttribute("aria-valuetext", `${percent}: ${spoken}`);
   // CSSOM writes are allowed by the CSP (style-src 'self'); inline style attributes would not be.
   const share = (count) => `${job.total ? Math.min(100, (100 * count) / job.total) : 0}%`;
   parts.ready.style.width = job.total ? share(ready) : `${Math.min(100, Math.max(0, job.progress ?? 0))}%`;
@@ -201,14 +276,15 @@ function updateCard(card, job, listName, now) {
   parts.failedBar.hidden = job.failed === 0;
 
   parts.percent.textContent = percent;
-  parts.counts.textContent =
-    `${job.processed} of ${plural(job.total, "video")} processed, ${job.failed} failed`;
+  parts.counts.textContent = jobCounts(job);
   parts.rate.textContent = formatRate(job.rate);
   parts.rate.hidden = job.rate == null || finished;
   parts.eta.textContent = `ETA ${formatEta(job.eta_s)}`;
   parts.eta.hidden = finished || job.status === "queued" || job.next_attempt_at != null;
   parts.message.textContent = job.message ?? "";
-  parts.message.hidden = !job.message;
+  // An availability check's progress and outcome messages only repeat its counts.
+  const repeatsCounts = job.kind === "refresh" && ["running", "completed"].includes(job.status);
+  parts.message.hidden = !job.message || repeatsCounts;
   parts.next.textContent = nextAttemptText(job, now);
   parts.next.hidden = !parts.next.textContent;
   // Never the same sentence twice: an error the message already says is not repeated.

@@ -240,7 +240,9 @@ function videoRow(video, onRemove, onRetry) {
       "td",
       { class: "cell-title", "data-label": "Title" },
       h("a", { href: video.url, target: "_blank", rel: "noopener noreferrer" }, title),
-      video.error && video.status !== "ready" ? h("span", { class: "video-error" }, video.error) : null,
+      video.error && video.status !== "ready"
+        ? h("span", { class: "video-error" }, videoProblem(video))
+        : null,
     ),
     h("td", { class: "cell-channel", "data-label": "Channel" }, video.channel_title ?? "—"),
     h("td", { class: "cell-duration", "data-label": "Duration" }, formatDuration(video.duration_s)),
@@ -289,6 +291,12 @@ function videoRow(video, onRemove, onRetry) {
       ),
     ),
   );
+}
+
+/** Why a video is not ready; a video gone from YouTube says since when (its metadata is what it was). */
+function videoProblem(video) {
+  if (video.status !== "unavailable" || !video.unavailable_since) return video.error;
+  return `Gone from YouTube since ${formatDate(video.unavailable_since)}: ${video.error}`;
 }
 
 function thumbPlaceholder() {

@@ -131,6 +131,7 @@ def worker_env(worker_config: Settings) -> dict[str, str]:
         "DATABASE_URL": worker_config.dsn,
         "YOUTUBE_API_URL": worker_config.youtube_api_url,
         "YOUTUBE_OEMBED_URL": worker_config.youtube_oembed_url,
+        "YOUTUBE_DAILY_QUOTA": str(worker_config.youtube_daily_quota),
         "PROGRESS_INTERVAL_MS": str(worker_config.progress_interval_ms),
         "WORKER_CONCURRENCY": str(worker_config.worker_concurrency),
         "JOB_HEARTBEAT_S": str(worker_config.job_heartbeat_s),

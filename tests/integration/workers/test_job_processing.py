@@ -178,58 +178,6 @@ async def test_concurrent_jobs_of_one_user_share_one_gapless_seq_stream(
     assert first_seqs[-1] < last_seqs[0], "the streams of the four jobs should interleave"
 
 
-async def test_quota_exhaustion_fails_the_job_and_a_retry_finishes_the_rest(
-    client: Client,
-    alice: Account,
-    settings: Settings,
-    session_maker: Sessions,
-    youtube: FakeYouTube,
-    start_worker: StartWorker,
-) -> None:
-    """quotaExceeded stops the job as failed with a quota message and leaves unfetched videos pending;
-    a retry after the quota resets fetches exactly those and the failed ones."""
-    ids = mixed_ids(500, private=10, deleted=10)
-    youtube.quota_after(3)
-    await start_worker(worker_settings(settings, youtube))
-    list_id = await create_list(client, alice, "Quota")
-
-    job_id = await import_ids(client, alice, list_id, ids)
-    job = await wait_for_terminal(session_maker, job_id)
-
-    assert job["status"] == "failed"
-    assert "quota" in job["message"].lower()
-    assert "quota" in job["last_error"].lower()
-    videos = await job_videos(session_maker, job_id)
-    served = set(youtube.requests_per_id)
-    pending = {yid for yid, video in videos.items() if video["status"] == "pending"}
-    assert len(pending) == 500 - 3 * 50
-    assert not pending & served
-    assert {yid for yid in ids if not is_unavailable(yid)} - pending == served
-    counts = await assert_counts_match_videos(session_maker, job)
-    assert counts["pending"] == 350
-    events = await job_events(session_maker, job_id)
-    assert_progress_stream(events, job)
-    assert events[-1]["error"] is not None
-    assert "quota" in events[-1]["error"].lower()
-    failed_before = {yid for yid, video in videos.items() if video["status"] == "failed"}
-
-    youtube.reset()
-    retry = await post_job_action(client, alice, job_id, "retry")
-    retry_id = UUID(retry["id"])
-    assert retry["total"] == len(pending | failed_before)
-    retried = await wait_for_terminal(session_maker, retry_id)
-
-    assert retried["status"] == "completed_with_errors"
-    retried_videos = await job_videos(session_maker, retry_id)
-    assert set(retried_videos) == pending | failed_before
-    for youtube_id, video in retried_videos.items():
-        assert video["status"] == ("failed" if is_unavailable(youtube_id) else "ready")
-    assert set(youtube.requests_per_id) == {yid for yid in pending if not is_unavailable(yid)}
-    await assert_counts_match_videos(session_maker, retried)
-    assert_progress_stream(await job_events(session_maker, retry_id), retried)
-    assert await user_seqs(session_maker, alice.user_id) == list(range(1, retried["last_seq"] + 1))
-
-
 @pytest.mark.parametrize(("failures", "status"), [(3, 429), (2, 500)])
 async def test_rate_limits_and_server_errors_are_retried(
     client: Client,
