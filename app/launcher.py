@@ -45,13 +45,16 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     pgdata = data_dir / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    shared = (pgdata / "postmaster.pid").exists()  # another bookmarks command's server: this one joins it
     try:
         server = embedded.start(pgdata, say=lambda line: click.echo(line, err=True))
     except embedded.EmbeddedUpgradeError as error:
         # The message says what happened, that the data is untouched, and what to do.
         raise CommandError(str(error), ExitCode.UNAVAILABLE) from error
     url = server.get_uri()
-    click.echo(f"Embedded PostgreSQL ready in {time.monotonic() - started:.1f} s (data: {pgdata})", err=True)
+    took = time.monotonic() - started
+    state = "already running, shared" if shared else f"ready in {took:.1f} s"
+    click.echo(f"Embedded PostgreSQL {state} (data: {pgdata})", err=True)
     try:
         yield url
     finally:

@@ -45,8 +45,9 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: fl
 async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
     data_dir: Path, stop_signal: signal.Signals
 ) -> None:
-    """With DATABASE_URL unset, `bookmarks run` serves on its own PostgreSQL 18 and leaves none behind on
-    exit, quietly; a second run reuses the data (no new first user) and says how to get a sign-in link."""
+    """With DATABASE_URL unset, `bookmarks run` serves on its own PostgreSQL 18 (which another command
+    shares without stopping it) and leaves none behind on exit, quietly; a second run reuses the data (no
+    new first user) and says how to get a sign-in link."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"BOOKMARKS_DATA_DIR": str(data_dir)}
     outputs = []
     for _ in range(2):
@@ -61,6 +62,16 @@ async def test_the_embedded_server_starts_serves_and_stops_with_the_app(
             async with httpx.AsyncClient(timeout=5) as client:
                 health = (await client.get(f"http://127.0.0.1:{port}/api/health")).json()
             assert health["database"]["server_version"].startswith("18."), health
+            beside = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-c", "from app.cli import run_cli; run_cli()", "users", "list"],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert beside.returncode == 0, beside.stderr
+            assert "Embedded PostgreSQL already running, shared" in beside.stderr
+            async with httpx.AsyncClient(timeout=5) as client:
+                again = await client.get(f"http://127.0.0.1:{port}/api/health")
+            assert again.status_code == 200, "a command beside the server must not stop its database"
             process.send_signal(stop_signal)
             output, _ = await asyncio.to_thread(process.communicate, timeout=60)
             outputs.append(output.decode(errors="replace"))
