@@ -239,7 +239,7 @@ async def create_accounts(dsn: str, count: int, *, prefix: str = "bench") -> lis
 
 
 async def create_jobs(dsn: str, user_ids: Sequence[uuid.UUID], *, total: int = 1_000_000) -> list[uuid.UUID]:
-    """One running job row per user (progress events point at a job; the seq trigger updates it)."""
+    """One running job row per user (progress events point at a job)."""
     job_ids = [uuid.uuid4() for _ in user_ids]
     conn = await asyncpg.connect(dsn)
     try:
