@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar, Request
 from litestar.config.app import AppConfig
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import CLIPluginProtocol, InitPluginProtocol
+from litestar.types import ASGIApp, LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
 from app.api.deps import provide_event_store, provide_job_queue
 from app.api.docs import OfflineSwaggerUI, docs_router
@@ -23,7 +26,7 @@ from app.api.errors import domain_error_handler
 from app.api.imports import MULTIPART_OVERHEAD, MULTIPART_PART_LIMIT, ImportController
 from app.api.jobs import JobController
 from app.api.lists import ListController
-from app.api.live import HistoryController, progress_socket
+from app.api.live import PROGRESS_SOCKET_DOC, PROGRESS_SOCKET_PATH, HistoryController, ProgressSocket
 from app.api.metrics import metrics
 from app.api.refusals import BoundedRequest, RefuseNulPaths
 from app.api.system import SystemController
@@ -74,6 +77,10 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
             async with open_runtime(self.settings, self.alchemy.create_session_maker()) as runtime:
                 self._runtime = runtime
                 worker = await self.start_in_process_worker() if self.settings.run_workers_in_web else None
+                # What startup built lives as long as the process: out of the cyclic GC's sight, a full
+                # collection walks only what came since (sockets), not the app (docs/benchmarks.md, GC).
+                gc.collect()
+                gc.freeze()
                 try:
                     yield
                 finally:
@@ -89,11 +96,32 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
         return worker
 
 
+class BookmarksApp(Litestar):
+    """Litestar, with the progress socket served before it (`app.api.live.ProgressSocket`): a frame sent
+    to a socket then passes no framework wrapper."""
+
+    def __init__(self, *, progress_socket: ASGIApp, **options: Any) -> None:
+        super().__init__(**options)
+        self._progress_socket = progress_socket
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        if scope["type"] == ScopeType.WEBSOCKET and cast("Scope", scope)["path"] == PROGRESS_SOCKET_PATH:
+            await self._progress_socket(cast("Scope", scope), cast("Receive", receive), cast("Send", send))
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings) -> Litestar:
     redact_uvicorn_logs()
     alchemy = alchemy_config(settings)
     plugin = BookmarksPlugin(settings, alchemy)
-    return Litestar(
+    return BookmarksApp(
+        progress_socket=ProgressSocket(plugin.runtime),
         route_handlers=[
             SystemController,
             ListController,
@@ -101,7 +129,6 @@ def create_app(settings: Settings) -> Litestar:
             ImportController,
             JobController,
             HistoryController,
-            progress_socket,
             metrics,
             *dashboard_handlers(),
             console_router(settings),
@@ -125,6 +152,7 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Smart YouTube Bookmarks",
             version="0.1.0",
+            description=PROGRESS_SOCKET_DOC,
             openapi_router=docs_router(),
             render_plugins=[OfflineSwaggerUI()],
             components=Components(

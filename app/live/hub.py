@@ -1,8 +1,10 @@
 """The live hub: one supervised LISTEN connection per web process, fanned out to per-socket subscriptions.
 
 How "every event exactly once, in seq order" holds (docs/design.md):
-- The listener callback only decodes a notification's seq once and appends it to each subscriber's bounded
-  queue (O(1) per subscriber, never awaits), so a slow socket or a slow query cannot stall the others.
+- The listener callback decodes a notification's seq and builds its event frame once, and appends that one
+  notice to each subscriber's bounded queue (O(1) per subscriber, never awaits), so a slow socket or a
+  slow query cannot stall the others.
+- The common case costs a subscriber no more than taking the shared frame: the next seq, with its payload.
 - Everything that needs the database happens in the consumer's task, when it takes the next frame:
   duplicates (seq <= position) are dropped, a gap (seq > position + 1) is filled from the table first
   (`EventStore.replayable`, the same rule a reconnecting socket gets), a truncated payload is completed
@@ -103,8 +105,9 @@ class _Notice(msgspec.Struct, frozen=True):
     """One notification, shared by every subscriber of its user."""
 
     seq: int
-    payload: str | None
-    """None when the trigger sent a truncated marker: the event is read from the table."""
+    frame: Frame | None
+    """The event frame, built once for all subscribers; None when the trigger sent a truncated marker (the
+    event is read from the table)."""
 
 
 class _Marker(msgspec.Struct, frozen=True):
@@ -139,7 +142,7 @@ def _decode_notice(payload: str) -> _Notice | None:
         head = _notice_decoder.decode(payload)
     except msgspec.DecodeError:
         return None
-    return _Notice(head.seq, None if head.truncated else payload)
+    return _Notice(head.seq, None if head.truncated else event_frame(head.seq, payload))
 
 
 class _Recovery:
@@ -173,30 +176,39 @@ class _Recovery:
 
 
 class Subscription:
-    """One socket's view of its user's stream. Not shared between tasks: one consumer calls next_frame."""
+    """One socket's view of its user's stream. Not shared between tasks: one consumer calls next_frame.
 
-    def __init__(
-        self,
-        user_id: UUID,
-        *,
-        credential: Credential | None,
-        store: EventStore,
-        queue_size: int,
-        on_caught_up: Callable[[int], None],
-        retry_initial_s: float,
-        retry_max_s: float,
-    ) -> None:
+    Kept small (thousands per process): an idle subscription holds no queue and no future. Pending items
+    are `_head` then `_rest` (a deque created when a second item waits), and the consumer's waiter exists
+    only while it waits.
+    """
+
+    __slots__ = (
+        "_ended",
+        "_expiry",
+        "_head",
+        "_hub",
+        "_position",
+        "_ready",
+        "_recovery",
+        "_rest",
+        "_revoked",
+        "_waiter",
+        "channel",
+        "credential",
+        "user_id",
+    )
+
+    def __init__(self, hub: Hub, user_id: UUID, credential: Credential | None) -> None:
+        self._hub = hub
         self.user_id = user_id
         self.credential = credential
         self.channel = channel_name(user_id)
-        self._store = store
-        self._queue_size = queue_size
-        self._on_caught_up = on_caught_up
-        self._retry_initial_s = retry_initial_s
-        self._retry_max_s = retry_max_s
-        self._items: collections.deque[_QueueItem] = collections.deque()
-        self._wakeup = asyncio.Event()
-        self._ready: collections.deque[Frame] = collections.deque()
+        self._head: _QueueItem | None = None
+        self._rest: collections.deque[_QueueItem] | None = None
+        self._ready: collections.deque[Frame] | None = None
+        """Frames read from the table (a catch-up, a gap), handed out before any later item."""
+        self._waiter: asyncio.Future[None] | None = None
         self._position: int | None = None
         self._ended = False
         self._revoked: str | None = None
@@ -216,12 +228,25 @@ class Subscription:
         """The next frame to send (an event or a snapshot); raises HubClosed once the subscription ended,
         Revoked once its token is no longer valid (before any frame still queued)."""
         while True:
-            self._raise_if_over()
+            if self._ended or self._revoked is not None:
+                self._raise_if_over()
             if self._ready:
                 frame = self._ready.popleft()
                 self._position = frame.seq
                 return frame
-            item = await self._take()
+            item = self._head
+            if item is None:
+                await self._wait()
+                continue
+            self._head = self._rest.popleft() if self._rest else None
+            if type(item) is _Notice:
+                position = self._position
+                if position is not None:
+                    if item.frame is not None and item.seq == position + 1:
+                        self._position = item.seq
+                        return item.frame  # the common case: the next event, its payload notified
+                    if item.seq <= position:
+                        continue  # already delivered (replay, snapshot, catch-up or a repeated notification)
             # A batch is applied only once complete, so a read retried after an outage repeats nothing.
             self._apply(await self._with_retry(functools.partial(self._prepare, item)))
 
@@ -230,14 +255,18 @@ class Subscription:
     def _offer(self, item: _QueueItem) -> None:
         if self._ended:
             return
-        if len(self._items) >= self._queue_size:
+        pending = 0 if self._head is None else 1 + (len(self._rest) if self._rest else 0)
+        if pending >= self._hub.queue_size:
             # The socket fell behind: its backlog is worth less than one fresh snapshot
             # (docs/design.md, "The hub").
-            self._items.clear()
-            self._items.append(_SNAPSHOT)
+            self._head, self._rest = _SNAPSHOT, None
+        elif self._head is None:
+            self._head = item
+        elif self._rest is None:
+            self._rest = collections.deque((item,))
         else:
-            self._items.append(item)
-        self._wakeup.set()
+            self._rest.append(item)
+        self._wake()
 
     def _catch_up(self, recovery: _Recovery) -> None:
         self._finish_recovery()
@@ -246,18 +275,17 @@ class Subscription:
 
     def _end(self) -> None:
         self._ended = True
-        self._items.clear()
-        self._ready.clear()
+        self._head = self._rest = self._ready = None
         self._finish_recovery()
         self._cancel_expiry()
-        self._wakeup.set()
+        self._wake()
 
     def _revoke(self, reason: str) -> None:
         if self._ended or self._revoked is not None:
             return
         self._revoked = reason
         self._cancel_expiry()
-        self._wakeup.set()
+        self._wake()
 
     def _expire_at(self, expires_at: datetime | None) -> None:
         """(Re)arms the timer that revokes the subscription when its token expires."""
@@ -278,20 +306,26 @@ class Subscription:
         if self._ended:
             raise HubClosed
 
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
     # -- the consumer side: everything that reads the database happens here, never in the callback --
 
-    async def _take(self) -> _QueueItem:
-        while not self._items:
-            self._raise_if_over()
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        self._raise_if_over()
-        return self._items.popleft()
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def _apply(self, batch: _Batch) -> None:
-        self._ready.extend(batch.frames)
+        if batch.frames:
+            if self._ready is None:
+                self._ready = collections.deque()
+            self._ready.extend(batch.frames)
         if batch.caught_up:
-            self._on_caught_up(batch.caught_up)
+            self._hub._count_caught_up(batch.caught_up)
             if self._recovery is not None:
                 self._recovery.caught_up += batch.caught_up
         if batch.is_snapshot and self._recovery is not None:
@@ -313,14 +347,16 @@ class Subscription:
         if position is not None and notice.seq > position + 1:
             # A gap: the missed events (and this one, committed before its NOTIFY) are in the table.
             return await self._prepare_catch_up(gap_at=notice.seq)
-        payload = notice.payload or await self._store.event(self.user_id, notice.seq)
+        if notice.frame is not None:
+            return _Batch([notice.frame])
+        payload = await self._hub.store.event(self.user_id, notice.seq)
         if payload is None:
             # Pruned between NOTIFY and now: only a snapshot can keep the stream honest.
             return await self._prepare_snapshot()
         return _Batch([event_frame(notice.seq, payload)])
 
     async def _prepare_snapshot(self) -> _Batch:
-        seq, jobs = await self._store.snapshot(self.user_id)
+        seq, jobs = await self._hub.store.snapshot(self.user_id)
         # A snapshot supersedes any pending catch-up: the client now has every job's state as of S.
         return _Batch([snapshot_frame(seq, jobs)], ends_recovery=True, is_snapshot=True)
 
@@ -333,7 +369,7 @@ class Subscription:
         position = self._position
         if position is None:
             return _Batch([], ends_recovery=gap_at is None)
-        events = await self._store.replayable(self.user_id, position, self._queue_size)
+        events = await self._hub.store.replayable(self.user_id, position, self._hub.queue_size)
         if events is None:
             return await self._prepare_snapshot()
         missed = len(events) if gap_at is None else sum(1 for seq, _ in events if seq < gap_at)
@@ -347,7 +383,7 @@ class Subscription:
 
     async def _with_retry(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Runs store reads until the database answers: the socket stays open through an outage."""
-        delay = self._retry_initial_s
+        delay = self._hub.backoff_initial_s
         while True:
             try:
                 return await operation()
@@ -356,7 +392,7 @@ class Subscription:
                     raise HubClosed from exc
                 logger.warning("progress store unreachable for user %s, retrying: %r", self.user_id, exc)
                 await asyncio.sleep(_jittered(delay))
-                delay = min(delay * 2, self._retry_max_s)
+                delay = min(delay * 2, self._hub.backoff_max_s)
 
 
 def _jittered(delay: float) -> float:
@@ -378,11 +414,12 @@ class Hub:
         backoff_max_s: float = 5.0,
     ) -> None:
         self._dsn = dsn
-        self._store = store
-        self._queue_size = queue_size
+        self.store = store
+        self.queue_size = queue_size
+        """Items a subscription may hold before its backlog is replaced by one snapshot."""
         self._probe_interval_s = probe_interval_s
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
         self._subs: dict[str, set[Subscription]] = {}
         self._lock = asyncio.Lock()
         """Serialises every use of the connection: LISTEN, UNLISTEN, the probe, the re-LISTEN."""
@@ -439,15 +476,7 @@ class Hub:
         revoked, expires, or its user is deleted."""
         if self._supervisor is None:
             raise RuntimeError("Hub.start() must succeed before subscribe()")
-        sub = Subscription(
-            user_id,
-            credential=credential,
-            store=self._store,
-            queue_size=self._queue_size,
-            on_caught_up=self._count_caught_up,
-            retry_initial_s=self._backoff_initial_s,
-            retry_max_s=self._backoff_max_s,
-        )
+        sub = Subscription(self, user_id, credential)
         async with self._lock:
             self._raise_if_closed()
             subs = self._subs.setdefault(sub.channel, set())
@@ -561,15 +590,15 @@ class Hub:
 
     async def _recheck(self, subs: list[Subscription]) -> None:
         token_ids = list({sub.credential.token_id for sub in subs if sub.credential is not None})
-        delay = self._backoff_initial_s
+        delay = self.backoff_initial_s
         while True:
             try:
-                states = await self._store.token_states(token_ids)
+                states = await self.store.token_states(token_ids)
                 break
             except CONNECTION_ERRORS as exc:
                 logger.warning("progress hub token check failed, retrying: %r", exc)
                 await asyncio.sleep(_jittered(delay))
-                delay = min(delay * 2, self._backoff_max_s)
+                delay = min(delay * 2, self.backoff_max_s)
             except Exception:
                 logger.exception("progress hub token check failed for %d sockets", len(subs))
                 return
@@ -645,7 +674,7 @@ class Hub:
                 self._mark_lost(f"probe error {exc!r}")
 
     async def _reconnect(self, lost_at: float) -> None:
-        delay = self._backoff_initial_s
+        delay = self.backoff_initial_s
         attempts = 0
         while True:
             await asyncio.sleep(_jittered(delay))
@@ -659,7 +688,7 @@ class Hub:
             except Exception:
                 # e.g. a changed password during a failover: keep trying, loudly; never stop supervising.
                 logger.exception("progress hub reconnect attempt %d failed", attempts)
-            delay = min(delay * 2, self._backoff_max_s)
+            delay = min(delay * 2, self.backoff_max_s)
 
     async def _resume_on(
         self, conn: asyncpg.Connection[asyncpg.Record], outage_s: float, attempts: int
