@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +34,7 @@ from app.auth import PUBLIC_PATHS, TokenAuthMiddleware
 from app.console import console_router
 from app.dashboard import dashboard_handlers
 from app.database import alchemy_config
+from app.gc_policy import FreezeLongLived
 from app.runtime import Runtime, open_runtime
 from app.services.errors import DomainError
 from app.serving import redact_uvicorn_logs
@@ -77,13 +77,12 @@ class BookmarksPlugin(InitPluginProtocol, CLIPluginProtocol):
             async with open_runtime(self.settings, self.alchemy.create_session_maker()) as runtime:
                 self._runtime = runtime
                 worker = await self.start_in_process_worker() if self.settings.run_workers_in_web else None
-                # What startup built lives as long as the process: out of the cyclic GC's sight, a full
-                # collection walks only what came since (sockets), not the app (docs/benchmarks.md, GC).
-                gc.collect()
-                gc.freeze()
+                gc_policy = FreezeLongLived()
+                gc_policy.start()
                 try:
                     yield
                 finally:
+                    gc_policy.stop()
                     if worker is not None:
                         await worker.stop()
                     self._runtime = None
