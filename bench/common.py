@@ -287,7 +287,7 @@ class Server(ServerProcess):
 
 
 async def start_app_server(dsn: str, name: str, **env: str) -> Server:
-    server = Server(env=app_env(dsn, **env), log_path=log_path(name))
+    server = Server(env=app_env(dsn, **env), log_path=log_path(name), factory="bench.gc_probe:app_from_env")
     await server.start()
     return server
 
@@ -297,7 +297,7 @@ async def start_bare_server(dsn: str, name: str, accounts: Sequence[Account]) ->
     server = Server(
         env=app_env(dsn, BARE_TOKENS=tokens),
         log_path=log_path(name),
-        factory="bench.bare_server:create_app_from_env",
+        factory="bench.gc_probe:bare_from_env",
     )
     await server.start()
     return server

@@ -36,6 +36,7 @@ from bench.common import (
     summary,
     trace,
 )
+from bench.gc_probe import gc_pauses
 from bench.swarm import SwarmProcess
 from testkit.harness import EventWriter
 
@@ -209,6 +210,24 @@ async def measure(
     return results
 
 
+def gc_note(app: list[tuple[float, float]], bare: list[tuple[float, float]]) -> str:
+    app_wall, app_cpu = max(app, default=(0.0, 0.0))
+    bare_wall, _ = max(bare, default=(0.0, 0.0))
+    return (
+        f"full collections (generation 2) in the app's server: {len(app)}, longest {app_wall:.1f} ms wall "
+        f"({app_cpu:.1f} ms CPU); in the bare forwarder's: {len(bare)}, longest {bare_wall:.1f} ms "
+        "(bench/gc_probe.py)"
+    )
+
+
+def cpu_us_per_delivery(levels: list[Level]) -> float:
+    """Over every level's fan-out: the server's CPU / deliveries."""
+    deliveries = sum(
+        (len(level.fanout_all_ms) + level.incomplete_events) * FANOUT_SOCKETS for level in levels
+    )
+    return 1e6 * sum(level.fanout_cpu_s for level in levels) / deliveries if deliveries else float("nan")
+
+
 async def run(bench: Bench) -> Result:
     quick = bench.quick
     levels = [1000] if quick else [1000, 5000, 10000]
@@ -217,15 +236,19 @@ async def run(bench: Bench) -> Result:
     accounts = await create_accounts(dsn, 1 + IDLE_USERS, prefix="p3-")
     fanout, idle = accounts[0], accounts[1:]
     server = await start_app_server(dsn, "p3-server", MAX_SOCKETS_PER_USER="20000")
+    started = time.monotonic()  # the server is up: its startup's own collections are behind it
     try:
         app = await measure(server, dsn, fanout, idle, levels, events, gap_s, "p3-app")
     finally:
         await server.stop()
+    app_gc = gc_pauses(server.log_path, server.pid, since=started) if server.log_path else []
     bare_server = await start_bare_server(dsn, "p3-bare-server", accounts)
+    started = time.monotonic()
     try:
         bare = await measure(bare_server, dsn, fanout, idle, levels, events, gap_s, "p3-bare")
     finally:
         await bare_server.stop()
+    bare_gc = gc_pauses(bare_server.log_path, bare_server.pid, since=started) if bare_server.log_path else []
 
     rows = []
     for a, b in zip(app, bare, strict=True):
@@ -246,9 +269,11 @@ async def run(bench: Bench) -> Result:
                 f"{a.sockets / a.open_seconds:,.0f} / {b.sockets / b.open_seconds:,.0f}",
             ]
         )
-    top = app[-1]
-    first = app[0]
-    first_all = summary(first.fanout_all_ms)
+    top, top_bare = app[-1], bare[-1]
+    first_all, first_bare = summary(app[0].fanout_all_ms), summary(bare[0].fanout_all_ms)
+    cpu_app, cpu_bare = cpu_us_per_delivery(app), cpu_us_per_delivery(bare)
+    opened_ratio = ratio(top.sockets / top.open_seconds, top_bare.sockets / top_bare.open_seconds)
+    longest_gc = max(app_gc, default=(0.0, 0.0))
     incomplete = sum(level.incomplete_events for level in app)
     return Result(
         key="P3",
@@ -269,20 +294,43 @@ async def run(bench: Bench) -> Result:
         ],
         rows=rows,
         targets=[
-            Target(f"P3 memory per socket at {top.sockets:,} sockets", top.kb_per_socket, 30.0, unit="KB"),
             Target(
-                f"P3 fan-out to {FANOUT_SOCKETS:,} sockets, p99 (at {first.sockets:,} open)",
-                first_all["p99"],
-                20.0,
+                f"P3 memory per socket at {top.sockets:,} sockets, app / bare forwarder",
+                ratio(top.kb_per_socket, top_bare.kb_per_socket),
+                1.15,
+            ),
+            Target("P3 server CPU per delivery, app / bare forwarder", ratio(cpu_app, cpu_bare), 1.25),
+            Target(
+                f"P3 fan-out p99 to {FANOUT_SOCKETS:,} sockets (at {app[0].sockets:,}), app / bare forwarder",
+                ratio(first_all["p99"], first_bare["p99"]),
+                1.0,
+            ),
+            Target(
+                f"P7 handshakes: sockets opened per second (to {top.sockets:,}), app / bare forwarder",
+                opened_ratio,
+                0.5,
+                at_least=True,
+            ),
+            Target(
+                f"GC longest full collection of the app, up to {top.sockets:,} sockets open",
+                longest_gc[0],
+                50.0,
                 unit="ms",
             ),
         ],
         notes=[
             f"fan-out: {events} events per level, {gap_s * 1000:.0f} ms apart; the time is commit → the "
             f"last of the {FANOUT_SOCKETS:,} receipts; events not received by all sockets: {incomplete}",
-            "bare = bench/bare_server.py under the same uvicorn (no auth query, no snapshot, no hub logic)",
-            "CPU µs/delivery = the server's CPU during the fan-out (idle gaps included) / deliveries",
+            "bare = bench/bare_server.py under the same uvicorn (no auth query, no snapshot, no hub logic); "
+            "an app handshake checks the token (a query), subscribes, sends a snapshot (a query) and ready",
+            "CPU µs/delivery = the server's CPU during the fan-out (idle gaps included) / deliveries; over "
+            f"all levels: app {cpu_app:.1f}, bare {cpu_bare:.1f}",
+            gc_note(app_gc, bare_gc),
             "clients: two raw-protocol swarm processes; server, clients and Postgres share the 2 cores",
         ],
-        data={"app": [level.as_json() for level in app], "bare": [level.as_json() for level in bare]},
+        data={
+            "app": [level.as_json() for level in app],
+            "bare": [level.as_json() for level in bare],
+            "gc_full_collections_ms": {"app": app_gc, "bare": bare_gc},
+        },
     )

@@ -18,7 +18,6 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 from litestar.types import (
-    Message,
     Receive,
     Scope,
     Send,
@@ -140,16 +139,17 @@ class AsgiSocket:
 
     async def send_text(self, data: str) -> None:
         message: WebSocketSendEvent = {"type": "websocket.send", "text": data, "bytes": None}
-        await self._deliver(message)
-
-    async def close(self, code: int, reason: str = "") -> None:
-        message: WebSocketCloseEvent = {"type": "websocket.close", "code": code, "reason": reason}
-        await self._deliver(message)
-
-    async def _deliver(self, message: Message) -> None:
         try:
             await self._send(message)
         except OSError:  # uvicorn's ClientDisconnected: the peer went away mid-send
+            self._gone = True
+            raise SocketDisconnected from None
+
+    async def close(self, code: int, reason: str = "") -> None:
+        message: WebSocketCloseEvent = {"type": "websocket.close", "code": code, "reason": reason}
+        try:
+            await self._send(message)
+        except OSError:
             self._gone = True
             raise SocketDisconnected from None
 

@@ -236,7 +236,11 @@ class Subscription:
                 return frame
             item = self._head
             if item is None:
-                await self._wait()
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
                 continue
             self._head = self._rest.popleft() if self._rest else None
             if type(item) is _Notice:
@@ -311,13 +315,6 @@ class Subscription:
             self._waiter.set_result(None)
 
     # -- the consumer side: everything that reads the database happens here, never in the callback --
-
-    async def _wait(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
 
     def _apply(self, batch: _Batch) -> None:
         if batch.frames:

@@ -418,12 +418,12 @@ class _ProgressSession(Generic[SubT]):
         events = None if after is None else await self._store.replayable(user_id, after, self._replay_max)
         if after is not None and events is not None:
             for seq, text in events:
-                await self._send_event(event_frame(seq, text))
+                await self._send(event_frame(seq, text))
             seq = events[-1][0] if events else after
             self._resumed = True
         else:
             seq, jobs = await self._store.snapshot(user_id)
-            await self._send_event(snapshot_frame(seq, jobs))
+            await self._send(snapshot_frame(seq, jobs))
             self._resumed = False
         await self._send(ready_frame(seq, resumed=self._resumed))
         return seq
@@ -457,7 +457,7 @@ class _ProgressSession(Generic[SubT]):
                 raise _Ended(_SERVER_RESTARTING) from None
             except Revoked as revoked:
                 raise _Ended(_Outcome(CLOSE_UNAUTHENTICATED, str(revoked))) from None
-            await self._send_event(frame)
+            await self._send(frame)
 
     async def _read_client(self) -> _Outcome:
         """Answers pings until the client breaks the protocol or leaves (never raises)."""
@@ -482,16 +482,9 @@ class _ProgressSession(Generic[SubT]):
         except self._disconnect_errors:
             raise _Ended(_CLIENT_GONE) from None
 
-    async def _send_event(self, frame: Frame) -> None:
-        """Sends an event or snapshot frame and counts it."""
-        await self._send(frame)
-        if frame.kind == "snapshot":
-            self._snapshots_sent += 1
-        else:
-            self._events_sent += 1
-
     async def _send(self, frame: Frame) -> None:
-        # No lock: an ASGI send writes its whole frame at once, so the pump's and the reader's never mix.
+        """Sends a frame (events and snapshots are counted). No lock: an ASGI send writes its whole frame
+        at once, so the pump's and the reader's never mix."""
         if self._sends == 0:
             self.sending_since = time.monotonic()
         self._sends += 1
@@ -503,6 +496,10 @@ class _ProgressSession(Generic[SubT]):
             self._sends -= 1
             if self._sends == 0:
                 self.sending_since = None
+        if frame.kind == "event":
+            self._events_sent += 1
+        elif frame.kind == "snapshot":
+            self._snapshots_sent += 1
 
     async def _close(self, outcome: _Outcome) -> None:
         assert outcome.code is not None
