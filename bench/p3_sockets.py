@@ -97,12 +97,13 @@ class Swarms:
             await swarm.stop()
 
     async def open(
-        self, url: str, tag: str, token: str, count: int, *, record: bool = False
+        self, url: str, tag: str, token: str, count: int, *, record: bool = False, reconnect: bool = False
     ) -> tuple[int, int]:
         halves = [count // 2, count - count // 2]
+        options = {"record": record, "reconnect": reconnect, "concurrency": 32}
         answers = await asyncio.gather(
             *(
-                swarm.call("open", url=url, tag=tag, token=token, count=n, record=record, concurrency=32)
+                swarm.call("open", url=url, tag=tag, token=token, count=n, **options)
                 for swarm, n in zip(self.members, halves, strict=True)
             )
         )
