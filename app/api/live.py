@@ -31,7 +31,7 @@ from app.api.errors import error_responses
 from app.api.schemas import MAX_SAFE_INT, ProgressHistory
 from app.auth import TooManyFailures, limit_failures, same_origin_or_allowed
 from app.live.session import Identity, RateLimited, SocketDisconnected, run_progress_session
-from app.live.store import SeqText
+from app.live.store import LiveToken, SeqText
 from app.services import jobs as job_service
 from app.services.users import presented_token_hash
 
@@ -179,10 +179,10 @@ class ProgressSocket:
         client = scope["client"][0] if scope["client"] else "unknown"
 
         async def identify(token: str) -> Identity | None:
-            token_hash = presented_token_hash(token)
-            check = runtime.event_store.live_token(token_hash) if token_hash is not None else _no_token()
             try:
-                found = await limit_failures(runtime.limits.auth_failures, client, check)
+                found = await limit_failures(
+                    runtime.limits.auth_failures, client, check_token(runtime, token)
+                )
             except TooManyFailures as limited:
                 raise RateLimited(limited.retry_after_s) from None
             return None if found is None else Identity(found.user_id, found.token_id, found.expires_at)
@@ -206,8 +206,18 @@ class ProgressSocket:
         counters.snapshots_sent += result.snapshots_sent
 
 
-async def _no_token() -> None:
-    return None
+async def check_token(runtime: Runtime, token: str) -> LiveToken | None:
+    """The valid token a hello presented: remembered (`RecentTokens`), else one query."""
+    token_hash = presented_token_hash(token)
+    if token_hash is None:
+        return None
+    found = runtime.recent_tokens.get(token_hash)
+    if found is None:
+        epoch = runtime.hub.auth_epoch
+        found = await runtime.event_store.live_token(token_hash)
+        if found is not None:
+            runtime.recent_tokens.put(token_hash, found, checked_epoch=epoch)
+    return found
 
 
 def header(scope: Scope, name: bytes) -> str | None:

@@ -418,6 +418,11 @@ class Hub:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self._subs: dict[str, set[Subscription]] = {}
+        self._idle: set[str] = set()
+        """Channels whose last subscriber left, still LISTENed: UNLISTENed in the background unless a
+        subscriber comes back first (a socket that reconnects costs no UNLISTEN and LISTEN; thousands
+        closing at once, as in a restart, wait for none)."""
+        self._unlistening: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         """Serialises every use of the connection: LISTEN, UNLISTEN, the probe, the re-LISTEN."""
         self._conn: asyncpg.Connection[asyncpg.Record] | None = None
@@ -450,10 +455,11 @@ class Hub:
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.wait([self._supervisor])
-        for check in self._token_checks:
-            check.cancel()
-        if self._token_checks:
-            await asyncio.wait(self._token_checks)
+        background = [*self._token_checks, *([self._unlistening] if self._unlistening else [])]
+        for task in background:
+            task.cancel()
+        if background:
+            await asyncio.wait(background)
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
@@ -478,7 +484,9 @@ class Hub:
             self._raise_if_closed()
             subs = self._subs.setdefault(sub.channel, set())
             subs.add(sub)
-            if len(subs) == 1:
+            if len(subs) == 1 and sub.channel in self._idle:
+                self._idle.discard(sub.channel)  # its UNLISTEN had not happened yet: still LISTENed
+            elif len(subs) == 1:
                 try:
                     await self._listen(sub.channel)
                 except BaseException:
@@ -492,14 +500,15 @@ class Hub:
 
     async def unsubscribe(self, sub: Subscription) -> None:
         sub._end()
-        async with self._lock:
-            subs = self._subs.get(sub.channel)
-            if subs is None or sub not in subs:
-                return
-            subs.discard(sub)
-            if not subs:
-                del self._subs[sub.channel]
-                await self._unlisten(sub.channel)
+        subs = self._subs.get(sub.channel)
+        if subs is None or sub not in subs:
+            return
+        subs.discard(sub)
+        if not subs:
+            del self._subs[sub.channel]
+            self._idle.add(sub.channel)
+            if self._unlistening is None and not self._closed:
+                self._unlistening = asyncio.create_task(self._unlisten_idle(), name="progress-hub-unlisten")
 
     def status(self) -> HubStatus:
         return HubStatus(
@@ -516,10 +525,13 @@ class Hub:
         return self._conn is not None and not self._lost.is_set()
 
     async def listening_channels(self) -> list[str]:
-        """What Postgres says this hub's session LISTENs on (diagnostics; tests of the ref-counting)."""
+        """What Postgres says this hub's session LISTENs on (diagnostics; tests of the ref-counting), once
+        the UNLISTENs still due are done."""
         async with self._lock:
             if self._conn is None or not self.connected:
                 return []
+            while self._idle:
+                await self._unlisten(self._idle.pop())
             channels: list[str] = await self._conn.fetchval(queries["hub_listening_channels"])
             return channels
 
@@ -617,6 +629,15 @@ class Hub:
             "UNLISTEN", lambda conn: conn.remove_listener(channel, self._on_notification)
         )
 
+    async def _unlisten_idle(self) -> None:
+        try:
+            while self._idle:
+                async with self._lock:
+                    if self._idle:  # a subscriber may have come back, or a reconnect started afresh
+                        await self._unlisten(self._idle.pop())
+        finally:
+            self._unlistening = None
+
     async def _on_connection(
         self, what: str, command: Callable[[asyncpg.Connection[asyncpg.Record]], Awaitable[object]]
     ) -> None:
@@ -701,6 +722,7 @@ class Hub:
                 conn.terminate()  # failed, or cancelled by stop(): do not leak the new connection
                 raise
             self._conn = conn
+            self._idle.clear()  # a fresh connection LISTENs on nothing else
             self._lost.clear()
             self._reconnects += 1
             if conn.is_closed():
