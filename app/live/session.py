@@ -442,7 +442,12 @@ class _ProgressSession(Generic[SubT]):
         finally:
             self._reader = None  # a reader finishing from now on no longer interrupts
             reader.cancel()
-            await asyncio.wait([reader])
+            try:
+                await reader
+            except asyncio.CancelledError:
+                handler = asyncio.current_task()
+                if handler is not None and handler.cancelling():
+                    raise  # this task is being cancelled too (an interrupt, or the server)
         raise AssertionError("the pump returned without ending the session")
 
     def _reader_done(self, reader: asyncio.Task[_Outcome]) -> None:
