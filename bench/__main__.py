@@ -32,6 +32,7 @@ from bench import (
     p6_stalled,
     p7_refuse,
     p8_storm,
+    p9_channels,
 )
 from bench.common import ADMIN_DSN, Bench, Result, raise_nofile
 from testkit.harness import ROOT
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, Callable[[Bench], Awaitable[Result]]] = {
     "P6": p6_stalled.run,
     "P7": p7_refuse.run,
     "P8": p8_storm.run,
+    "P9": p9_channels.run,
 }
 
 

@@ -97,14 +97,25 @@ class Swarms:
             await swarm.stop()
 
     async def open(
-        self, url: str, tag: str, token: str, count: int, *, record: bool = False, reconnect: bool = False
+        self,
+        url: str,
+        tag: str,
+        token: str | list[str],
+        count: int,
+        *,
+        record: bool = False,
+        reconnect: bool = False,
     ) -> tuple[int, int]:
-        halves = [count // 2, count - count // 2]
-        options = {"record": record, "reconnect": reconnect, "concurrency": 32}
+        """`count` sockets with `token`, or one socket per token of a list."""
+        options: dict[str, Any] = {"record": record, "reconnect": reconnect, "concurrency": 32}
+        if isinstance(token, list):
+            shares: list[tuple[str | list[str], int]] = [(token[0::2], 0), (token[1::2], 0)]
+        else:
+            shares = [(token, count // 2), (token, count - count // 2)]
         answers = await asyncio.gather(
             *(
-                swarm.call("open", url=url, tag=tag, token=token, count=n, **options)
-                for swarm, n in zip(self.members, halves, strict=True)
+                swarm.call("open", url=url, tag=tag, token=share, count=n, **options)
+                for swarm, (share, n) in zip(self.members, shares, strict=True)
             )
         )
         return sum(a["opened"] for a in answers), sum(a["failed"] for a in answers)

@@ -262,12 +262,13 @@ class Swarm:
         self,
         url: str,
         tag: str,
-        token: str,
+        token: str | list[str],
         count: int,
         concurrency: int = 64,
         record: bool = False,
         reconnect: bool = False,
     ) -> dict[str, Any]:
+        """`count` clients with `token`, or one client per token of a list (`count` then ignored)."""
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         group = self.tags.setdefault(tag, Tag(record=record, reconnect=reconnect))
@@ -275,7 +276,9 @@ class Swarm:
         loop = asyncio.get_running_loop()
         errors: list[str] = []
 
-        async def open_one() -> None:
+        tokens = token if isinstance(token, list) else [token] * count
+
+        async def open_one(token: str) -> None:
             async with slots:
                 client = RawClient((host, port), parts.path, token, group)
                 try:
@@ -288,9 +291,9 @@ class Swarm:
                         client.transport.close()
 
         started = time.perf_counter()
-        await asyncio.gather(*(open_one() for _ in range(count)))
+        await asyncio.gather(*(open_one(token) for token in tokens))
         return {
-            "opened": count - len(errors),
+            "opened": len(tokens) - len(errors),
             "failed": len(errors),
             "errors": sorted(set(errors))[:5],
             "seconds": time.perf_counter() - started,
