@@ -23,7 +23,7 @@ from app.api.deps import provide_event_store, provide_job_queue
 from app.api.docs import OfflineSwaggerUI, docs_router
 from app.api.errors import domain_error_handler
 from app.api.imports import MULTIPART_OVERHEAD, MULTIPART_PART_LIMIT, ImportController
-from app.api.jobs import JobController
+from app.api.jobs import JobController, RetryController
 from app.api.lists import ListController
 from app.api.live import PROGRESS_SOCKET_DOC, PROGRESS_SOCKET_PATH, HistoryController, ProgressSocket
 from app.api.metrics import metrics
@@ -127,6 +127,7 @@ def create_app(settings: Settings) -> Litestar:
             VideoController,
             ImportController,
             JobController,
+            RetryController,
             HistoryController,
             metrics,
             *dashboard_handlers(),

@@ -18,10 +18,21 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import websockets
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.progress import BarColumn, Progress, Task, TaskID, TextColumn
+from rich.progress_bar import ProgressBar
 
 TERMINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
-SUCCESS = {"completed", "completed_with_errors"}
+EXIT_CODES = {"completed": 0, "completed_with_errors": 3, "failed": 4, "cancelled": 4}
+"""`bookmarks import`'s exit code by how the job ended (README, "Command line"): 0 only when every video
+is ready. 1 is a client error (bad token, refused file, unreachable server), 2 a usage error (click)."""
+OUTCOME_STYLES = {
+    "queued": "grey50",
+    "running": "blue",
+    "completed": "green",
+    "completed_with_errors": "yellow",
+    "failed": "red",
+    "cancelled": "magenta",
+}
 CLOSE_UNAUTHENTICATED = 4401
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -145,18 +156,66 @@ class LiveFollower:
         return self.done(self.states)
 
 
-class JobBars:
-    """One rich progress bar per job."""
+class OutcomeBarColumn(BarColumn):
+    """A bar in its job's colour: blue while running, then green, yellow, red or magenta by outcome."""
 
-    def __init__(self, progress: Progress) -> None:
+    def render(self, task: Task) -> ProgressBar:
+        style = OUTCOME_STYLES.get(task.fields.get("status", ""), "blue")
+        return ProgressBar(
+            total=max(0, task.total) if task.total is not None else None,
+            completed=max(0, task.completed),
+            width=None if self.bar_width is None else max(1, self.bar_width),
+            pulse=not task.started,
+            animation_time=task.get_time(),
+            style="bar.back",
+            complete_style=style,
+            finished_style=style,
+        )
+
+
+@dataclass
+class JobLabels:
+    """Labels a person recognises a job by: its source and list ("links.csv into Music"), with its start
+    time when another job reads the same; never an id prefix, which collides."""
+
+    list_names: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def label(self, state: dict[str, Any]) -> str:
+        job_id = state["job_id"]
+        if job_id not in self.labels:
+            list_name = self.list_names.get(state.get("list_id") or "", "a deleted list")
+            base = f"{state.get('source') or state.get('kind') or 'job'} into {list_name}"
+            taken = set(self.labels.values())
+            label = base
+            if label in taken and state.get("started_at"):
+                label = f"{base} at {str(state['started_at'])[11:19]}"
+            number = 2
+            while label in taken:
+                label = f"{base} ({number})"
+                number += 1
+            self.labels[job_id] = label
+        return self.labels[job_id]
+
+
+class JobBars:
+    """One rich progress bar per job, labelled by its source and list, coloured by its outcome."""
+
+    def __init__(self, progress: Progress, labels: JobLabels | None = None) -> None:
         self.progress = progress
+        self.labels = labels or JobLabels()
         self.tasks: dict[str, TaskID] = {}
 
     def show(self, states: dict[str, dict[str, Any]]) -> None:
         for job_id, state in states.items():
             if job_id not in self.tasks:
                 self.tasks[job_id] = self.progress.add_task(
-                    job_id[:8], total=max(state["total"], 1), failed=0, rate="", eta="", status=""
+                    self.labels.label(state),
+                    total=max(state["total"], 1),
+                    failed=0,
+                    rate="",
+                    eta="",
+                    status="",
                 )
             eta = state.get("eta_s")
             rate = state.get("rate")
@@ -174,13 +233,25 @@ class JobBars:
 def progress_display() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        OutcomeBarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TextColumn("[red]{task.fields[failed]} failed"),
         TextColumn("{task.fields[rate]} {task.fields[eta]}"),
         TextColumn("{task.fields[status]}"),
         console=console,
     )
+
+
+async def list_names(api: httpx.AsyncClient) -> dict[str, str]:
+    """Every list's name by id (for labels)."""
+    names: dict[str, str] = {}
+    while True:
+        response = await api.get("/api/lists", params={"limit": 1000, "offset": len(names)})
+        raise_for_problem(response)
+        page = response.json()
+        names.update({str(item["id"]): item["name"] for item in page["items"]})
+        if not page["items"] or len(names) >= page["total"]:
+            return names
 
 
 async def import_file(server: str, token: str, path: Path, list_name: str) -> int:
@@ -199,7 +270,7 @@ async def import_file(server: str, token: str, path: Path, list_name: str) -> in
         return 0
     job_id = job["id"]
     with progress_display() as progress:
-        bars = JobBars(progress)
+        bars = JobBars(progress, JobLabels({list_id: list_name}))
         follower = LiveFollower(
             websocket_url(server),
             token,
@@ -208,16 +279,19 @@ async def import_file(server: str, token: str, path: Path, list_name: str) -> in
         )
         states = await follower.run()
     final = states[job_id]
-    console.print(f"{final['status']}: {final.get('message') or ''}")
-    if final.get("error"):
+    style = OUTCOME_STYLES.get(final["status"], "")
+    console.print(f"[{style}]{final['status']}[/{style}]: {final.get('message') or ''}")
+    if final.get("error") and final["error"] not in (final.get("message") or ""):
         console.print(f"[red]last error: {final['error']}")
-    return 0 if final["status"] in SUCCESS else 1
+    return EXIT_CODES.get(final["status"], EXIT_CODES["failed"])
 
 
 async def watch(server: str, token: str) -> int:
-    """Show every job live until interrupted."""
+    """Show every job live until interrupted, each labelled by its source and list."""
+    async with api_client(server, token) as api:
+        labels = JobLabels(await list_names(api))
     with progress_display() as progress:
-        bars = JobBars(progress)
+        bars = JobBars(progress, labels)
         follower = LiveFollower(websocket_url(server), token, on_change=bars.show, done=lambda _: False)
         await follower.run()
     return 0

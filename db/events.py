@@ -8,6 +8,7 @@ and `at`, and the AFTER INSERT trigger sends the same JSON. The snapshot query
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
@@ -18,6 +19,10 @@ class ProgressEvent(msgspec.Struct, kw_only=True):
     seq: int
     job_id: UUID
     list_id: UUID | None
+    kind: str | None = None
+    """`import`, `add`, `retry` (events written before jobs had kinds lack it)."""
+    source: str | None = None
+    """What a person recognises the job by: a file name, "12 pasted links", "retry of …"."""
     status: str
     progress: float
     processed: int
@@ -27,6 +32,10 @@ class ProgressEvent(msgspec.Struct, kw_only=True):
     eta_s: int | None = None
     message: str | None = None
     error: str | None = None
+    started_at: str | None = None
+    """When the job's first run started (ISO 8601 like `at`); null while queued."""
+    next_attempt_at: str | None = None
+    """Running: its next attempt after a failed one; failed: its next automatic retry; else null."""
     at: str
     """ISO 8601 UTC with milliseconds, e.g. `2026-11-29T10:00:00.123Z`."""
 
@@ -39,6 +48,8 @@ def new_event(
     *,
     job_id: UUID,
     list_id: UUID | None,
+    kind: str | None,
+    source: str | None,
     status: str,
     processed: int,
     failed: int,
@@ -47,6 +58,8 @@ def new_event(
     eta_s: int | None,
     message: str | None,
     error: str | None,
+    started_at: datetime | None,
+    next_attempt_at: datetime | None,
 ) -> ProgressEvent:
     """An event as its writer knows it, before the database numbers and stamps it."""
     return ProgressEvent(
@@ -54,6 +67,8 @@ def new_event(
         at="",
         job_id=job_id,
         list_id=list_id,
+        kind=kind,
+        source=source,
         status=status,
         progress=progress_percent(processed, total),
         processed=processed,
@@ -63,6 +78,8 @@ def new_event(
         eta_s=eta_s,
         message=message,
         error=error,
+        started_at=iso_time(started_at),
+        next_attempt_at=iso_time(next_attempt_at),
     )
 
 
@@ -76,3 +93,11 @@ def stored_data(event: ProgressEvent) -> dict[str, Any]:
 
 def progress_percent(processed: int, total: int) -> float:
     return 100.0 if total == 0 else round(100.0 * processed / total, 1)
+
+
+def iso_time(moment: datetime | None) -> str | None:
+    """The events' time format, as the database writes `at`: UTC, milliseconds, `Z`."""
+    if moment is None:
+        return None
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -27,11 +27,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 metadata = UUIDv7AuditBase.metadata
 
+SOURCE_MAX = 200
+"""Bound on `jobs.source` (a file name is user input)."""
 MESSAGE_MAX = 500
 """Bound on `jobs.message` / event `message`, so a NOTIFY payload always fits (docs/design.md)."""
 ERROR_MAX = 1000
@@ -56,6 +59,12 @@ class JobStatus(enum.StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_JOB_STATUSES
+
+
+class JobKind(enum.StrEnum):
+    IMPORT = "import"
+    ADD = "add"
+    RETRY = "retry"
 
 
 TERMINAL_JOB_STATUSES = frozenset(
@@ -127,6 +136,10 @@ class Job(UUIDv7Base):
         CheckConstraint(_check_in("status", JobStatus), name="status"),
         CheckConstraint("processed >= 0 AND failed >= 0 AND processed <= total", name="counts"),
         Index("ix_jobs_user_created", "user_id", "created_at"),
+        # Serves the automatic-retry cron and the waits between attempts.
+        Index(
+            "ix_jobs_next_attempt_at", "next_attempt_at", postgresql_where=text("next_attempt_at IS NOT NULL")
+        ),
     )
 
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -134,6 +147,9 @@ class Job(UUIDv7Base):
         ForeignKey("bookmark_lists.id", ondelete="SET NULL"), index=True
     )
     kind: Mapped[str] = mapped_column(String(32))
+    """What the job does: `import`, `add`, `retry` (JobKind); the design also names `refresh`."""
+    source: Mapped[str | None] = mapped_column(String(SOURCE_MAX))
+    """What a person recognises the job by: a file name, "12 pasted links", "retry of …"."""
     status: Mapped[str] = mapped_column(String(32), default=JobStatus.QUEUED.value)
     total: Mapped[int] = mapped_column(Integer, default=0)
     processed: Mapped[int] = mapped_column(Integer, default=0)
@@ -144,6 +160,15 @@ class Job(UUIDv7Base):
     eta_s: Mapped[int | None] = mapped_column(Integer)
     last_seq: Mapped[int | None] = mapped_column(BigInteger)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Runs since the job last committed progress; bounded (workers/processing.py, JOB_RETRY_DELAYS_S)."""
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    """Running: it waits for its next attempt until then. Failed: its next automatic retry is due then."""
+    auto_retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How many automatic retries led to this job (0 for a person's own job)."""
+    retry_of: Mapped[UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    """Touched by the worker running the job; a running job whose touch is old is stalled."""
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))

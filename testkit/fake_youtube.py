@@ -15,6 +15,12 @@ From a shell or another process:
 The catalog is deterministic: every syntactically valid 11-character id exists, with metadata derived
 from a hash of the id, except ids starting with `prv` (private) and `del` (deleted). Ids starting with
 `liv` are live streams (duration `P0D`) and ids starting with `hid` hide their view count.
+
+Hostile ids (HOSTILE_KINDS, prefixes starting with `z`) get the same item poisoned in one way: control
+characters, over-long texts, numbers past the database's columns, a date that cannot be represented, an
+over-long channel or video id, an item that does not decode (a lone surrogate escape, so msgspec refuses
+the whole answer), or thumbnails off YouTube's image hosts. `expected()` says what a correct client makes
+of them; `expected_failure()` which ones it must fail.
 """
 
 from __future__ import annotations
@@ -61,6 +67,19 @@ _DEFAULT_ERROR_REASONS: Final = {
     504: "backendError",
 }
 
+
+HOSTILE_KINDS: Final = {
+    "zcc": "control characters (NUL, BEL, ESC) in the title and channel name",
+    "zln": "a 5,000-character title and channel name",
+    "zbg": "a view count past BIGINT and a duration past INTEGER",
+    "zdt": "a publish date that leaves datetime's range in UTC",
+    "zci": "a 302-character channel id",
+    "zid": "the item's id is 311 characters long (not the id asked for)",
+    "zsu": "a lone surrogate escape in the title: the answer does not decode as a whole",
+    "zth": "thumbnails over http, on other hosts and as javascript: URLs",
+}
+"""Prefix → the poison in that id's `videos.list` item (oEmbed: the title and thumbnail ones)."""
+_LONG_TEXT: Final = 5000
 
 # ---- the deterministic catalog ----
 
@@ -129,6 +148,41 @@ def _thumbnails(video_id: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def hostile_kind(video_id: str) -> str | None:
+    kind = video_id[:3]
+    return kind if kind in HOSTILE_KINDS else None
+
+
+def _poison(item: dict[str, Any], video_id: str) -> dict[str, Any]:
+    """The item of a hostile id, spoilt as HOSTILE_KINDS says."""
+    kind = hostile_kind(video_id)
+    snippet = item.get("snippet", {})
+    if kind == "zcc" and snippet:
+        snippet["title"] = f"Video\x00 {video_id}\x07\x1b"
+        snippet["channelTitle"] = "\x00" + snippet["channelTitle"] + "\x0b"
+    elif kind == "zln" and snippet:
+        snippet["title"] = "T" * _LONG_TEXT
+        snippet["channelTitle"] = "C" * _LONG_TEXT
+    elif kind == "zbg":
+        if "statistics" in item:
+            item["statistics"]["viewCount"] = str(2**64 + 1)
+        if "contentDetails" in item:
+            item["contentDetails"]["duration"] = "P99999999W"
+    elif kind == "zdt" and snippet:
+        snippet["publishedAt"] = "0001-01-01T00:00:00+01:00"
+    elif kind == "zci" and snippet:
+        snippet["channelId"] = "UC" + "x" * 300
+    elif kind == "zid":
+        item["id"] = video_id + "-" * 300
+    elif kind == "zsu" and snippet:
+        snippet["title"] = f"Video {video_id} \udc80"  # json.dumps writes it as the escape `\udc80`
+    elif kind == "zth" and snippet:
+        bad = ("http://i.ytimg.com/vi/x.jpg", "https://i.ytimg.com.evil.example/x.jpg", "javascript:alert(1)")
+        for index, thumbnail in enumerate(snippet["thumbnails"].values()):
+            thumbnail["url"] = bad[index % len(bad)]
+    return item
+
+
 def api_item(video_id: str, parts: set[str]) -> dict[str, Any]:
     """One `youtube#video` resource with the requested parts."""
     item: dict[str, Any] = {"kind": "youtube#video", "etag": f"etag-{video_id}", "id": video_id}
@@ -163,10 +217,22 @@ def api_item(video_id: str, parts: set[str]) -> dict[str, Any]:
         if views is not None:
             stats["viewCount"] = str(views)
         item["statistics"] = stats
-    return item
+    return _poison(item, video_id)
 
 
 def oembed_body(video_id: str) -> dict[str, Any]:
+    body = _oembed_body(video_id)
+    kind = hostile_kind(video_id)
+    if kind == "zcc":
+        body["title"] = f"Video\x00 {video_id}\x07\x1b"
+    elif kind == "zln":
+        body["title"] = "T" * _LONG_TEXT
+    elif kind == "zth":
+        body["thumbnail_url"] = "javascript:alert(1)"
+    return body
+
+
+def _oembed_body(video_id: str) -> dict[str, Any]:
     channel = _channel_number(video_id)
     return {
         "title": f"Video {video_id}",
@@ -389,13 +455,14 @@ class FakeYouTube:
 
     @staticmethod
     def expected(video_id: str) -> dict[str, Any]:
-        """The values a correct Data API client maps for `video_id` (keys are VideoMetadata's fields)."""
-        if not is_listed(video_id):
-            raise KeyError(f"{video_id} is not a listed video")
+        """The values a correct Data API client maps for `video_id` (keys are VideoMetadata's fields):
+        for a hostile id, with the poison cleaned out (bounded, stripped, or null)."""
+        if not is_listed(video_id) or FakeYouTube.expected_failure(video_id):
+            raise KeyError(f"{video_id} is not a listed video, or one a client must fail")
         duration = _duration_s(video_id)
         thumbnails = _thumbnails(video_id)
         best = "maxres" if "maxres" in thumbnails else "high"
-        return {
+        values = {
             "youtube_id": video_id,
             "title": f"Video {video_id}",
             "channel_title": f"Channel {_channel_number(video_id)}",
@@ -405,6 +472,19 @@ class FakeYouTube:
             "thumbnail_url": thumbnails[best]["url"],
             "view_count": _view_count(video_id),
         }
+        cleaned: dict[str, dict[str, Any]] = {
+            "zln": {"title": "T" * 999 + "…", "channel_title": "C" * 999 + "…"},
+            "zbg": {"view_count": None, "duration_s": None},
+            "zdt": {"published_at": None},
+            "zci": {"channel_id": None},
+            "zth": {"thumbnail_url": None},
+        }
+        return values | cleaned.get(hostile_kind(video_id) or "", {})
+
+    @staticmethod
+    def expected_failure(video_id: str) -> bool:
+        """Whether a correct Data API client fails this id: its item is unreadable, or not for this id."""
+        return hostile_kind(video_id) in {"zid", "zsu"}
 
     # ---- request handling (called from handler threads) ----
 

@@ -4,6 +4,15 @@ Each batch is ONE transaction: the video rows, the job row (its counts moved by 
 changed, and recounted from `videos` for every event) and, when due, one progress event. So the live
 stream, the history and the tables can never disagree, and a worker killed mid-batch loses only that
 uncommitted batch: the rerun picks up the videos still `pending`.
+
+A job never stays `running` (docs/design.md, "Jobs"):
+- a value the database refuses fails that one video (the batch is written again row by row);
+- a failed attempt (an unexpected error) waits JOB_RETRY_DELAYS_S, then runs again; `jobs.attempts`
+  counts the runs since the job last made progress, every path that starts a run (this wait, SAQ's
+  retry of a dead worker's job, the stranded-job cron) counts, and past MAX_ATTEMPTS the job ends
+  `failed` with its cause;
+- a job-level stop (quota, bad key, YouTube unreachable) ends it `failed` with its untouched videos
+  `pending`, and AUTO_RETRY_DELAYS_S says when a cron retries them (workers/worker.py).
 """
 
 from __future__ import annotations
@@ -13,20 +22,31 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol, cast
 from uuid import UUID
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.services import jobs as job_service
+from app.services.jobs import plural
 from db.models import ERROR_MAX, MESSAGE_MAX, Job, JobStatus, Video, VideoStatus
 from db.queries import queries
-from workers.youtube import FetchResult, VideoMetadata, YouTubeError
+from workers.youtube import FetchResult, VideoMetadata, YouTubeError, YouTubeUnreachable
 
 log = logging.getLogger(__name__)
 VIDEOS = cast(Table, Video.__table__)
+
+JOB_RETRY_DELAYS_S: Final = (5.0, 15.0, 30.0, 60.0, 120.0, 240.0)
+"""The waits after a failed attempt: 470 s in all, then the job ends `failed` with its cause."""
+MAX_ATTEMPTS: Final = len(JOB_RETRY_DELAYS_S) + 1
+AUTO_RETRY_DELAYS_S: Final = (300.0, 900.0, 3600.0)
+"""After a job-level stop (quota, outage), its leftovers are retried by a cron this long after each stop."""
+CANCEL_POLL_S: Final = 1.0
+"""How often a job waiting between attempts looks whether it was cancelled (the API ends such a job at
+once; the poll only frees the worker's slot)."""
 
 
 class MetadataSource(Protocol):
@@ -83,6 +103,25 @@ class BatchOutcome:
 
     ready: int = 0
     failed: int = 0
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    """(youtube id, reason) of the videos whose metadata the database refused: they failed instead."""
+
+
+def driver_error(exc: DBAPIError) -> BaseException:
+    """The database driver's own error behind SQLAlchemy's wrapping of it (asyncpg's names the cause)."""
+    if exc.orig is None:
+        return exc
+    return exc.orig.__cause__ or exc.orig
+
+
+def refusal_reason(exc: DBAPIError) -> str:
+    """Why the database refused a video's row, for the person who sees it failed."""
+    return f"YouTube sent metadata that could not be stored ({type(driver_error(exc)).__name__})"
+
+
+def waiting(count: int) -> str:
+    """ "1 video waits", "200 videos wait"."""
+    return f"{plural(count, 'video')} {'waits' if count == 1 else 'wait'}"
 
 
 async def apply_fetch_result(
@@ -90,42 +129,70 @@ async def apply_fetch_result(
 ) -> BatchOutcome:
     """Write a batch's outcome by primary key (`batch` maps youtube id → video row id). Only the videos
     still pending for this job are written (not those cancelled, moved to a retry, or done by another run
-    of the job); they are locked first, so the counts returned are exactly the rows changed."""
+    of the job); they are locked first, so the counts returned are exactly the rows changed.
+
+    The ready rows go in one statement; if the database refuses it, row by row, each in its savepoint,
+    and a row it refuses fails that video alone."""
     connection = await session.connection()
     locked = await connection.exec_driver_sql(
         queries["lock_pending_of_batch"], (job_id, list(batch.values()))
     )
     pending = {row_id for (row_id,) in locked}
-    now = datetime.now(UTC)
-    ready = [
-        {"b_id": batch[yid], **metadata_values(meta), "status": VideoStatus.READY.value, "error": None}
+    ready = {
+        yid: {"b_id": batch[yid], **metadata_values(meta), "status": VideoStatus.READY.value, "error": None}
         for yid, meta in result.found.items()
         if batch[yid] in pending
-    ]
-    reasons = list(result.unavailable.items()) + [
-        (yid, f"temporarily unavailable, retry later: {reason}") for yid, reason in result.transient.items()
-    ]
+    }
+    refused = await write_ready(connection, job_id, ready)
+    reasons = (
+        list(result.unavailable.items())
+        + [(yid, f"temporarily unavailable, retry later: {why}") for yid, why in result.transient.items()]
+        + refused
+    )
     failed = [
         {"b_id": batch[yid], "status": VideoStatus.FAILED.value, "error": job_service.bound(why, ERROR_MAX)}
         for yid, why in reasons
         if batch[yid] in pending
     ]
-    by_primary_key = (Video.id == bindparam("b_id"), Video.job_id == job_id)
-    if ready:
-        await connection.execute(
-            update(VIDEOS)
-            .where(*by_primary_key)
-            .values(**{k: bindparam(k) for k in ready[0] if k != "b_id"}, updated_at=now),
-            ready,
-        )
     if failed:
         await connection.execute(
             update(VIDEOS)
-            .where(*by_primary_key)
-            .values(status=bindparam("status"), error=bindparam("error"), updated_at=now),
+            .where(Video.id == bindparam("b_id"), Video.job_id == job_id)
+            .values(status=bindparam("status"), error=bindparam("error"), updated_at=datetime.now(UTC)),
             failed,
         )
-    return BatchOutcome(ready=len(ready), failed=len(failed))
+    return BatchOutcome(ready=len(ready) - len(refused), failed=len(failed), refused=refused)
+
+
+async def write_ready(
+    connection: AsyncConnection, job_id: UUID, ready: dict[str, dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """Writes the ready rows; returns (youtube id, reason) for each row the database refused."""
+    if not ready:
+        return []
+    statement = (
+        update(VIDEOS)
+        .where(Video.id == bindparam("b_id"), Video.job_id == job_id)
+        .values(
+            **{k: bindparam(k) for k in next(iter(ready.values())) if k != "b_id"},
+            updated_at=datetime.now(UTC),
+        )
+    )
+    try:
+        async with connection.begin_nested():
+            await connection.execute(statement, list(ready.values()))
+        return []
+    except DBAPIError as exc:
+        log.warning("job %s: the database refused a batch (%s); writing it row by row", job_id, exc.orig)
+    refused: list[tuple[str, str]] = []
+    for youtube_id, row in ready.items():
+        try:
+            async with connection.begin_nested():
+                await connection.execute(statement, [row])
+        except DBAPIError as exc:
+            log.warning("job %s: the database refused video %s: %s", job_id, youtube_id, exc.orig)
+            refused.append((youtube_id, refusal_reason(exc)))
+    return refused
 
 
 async def lock_job(session: AsyncSession, job_id: UUID) -> Job | None:
@@ -149,10 +216,38 @@ async def pending_batch(
 
 
 def progress_message(job: Job) -> str:
-    text = f"Fetched {job.processed} of {job.total} videos"
+    text = f"Fetched {job.processed:,} of {plural(job.total, 'video')}"
     if job.failed:
-        text += f" ({job.failed} failed)"
+        text += f" ({job.failed:,} failed)"
     return text
+
+
+def outcome_of(job: Job) -> JobStatus:
+    """How a job whose videos are all done ended: a job whose videos all failed has failed."""
+    if not job.failed:
+        return JobStatus.COMPLETED
+    return JobStatus.FAILED if job.failed == job.total else JobStatus.COMPLETED_WITH_ERRORS
+
+
+def outcome_message(job: Job) -> str:
+    ready = job.processed - job.failed
+    if not job.failed:
+        return "The video is ready" if job.total == 1 else f"All {plural(job.total, 'video')} ready"
+    if not ready:
+        return "The video failed" if job.total == 1 else f"All {plural(job.total, 'video')} failed"
+    return f"{ready:,} ready, {job.failed:,} failed of {plural(job.total, 'video')}"
+
+
+def attempt_cause(exc: BaseException) -> str:
+    """A failed attempt's cause in one line (the traceback goes to the log); a database error by the
+    driver's own error, not SQLAlchemy's wrapping of it."""
+    label = type(exc).__name__
+    cause: BaseException = exc
+    if isinstance(exc, DBAPIError):
+        cause = driver_error(exc)
+        label = f"database error ({type(cause).__name__})"
+    first_line = (str(cause).strip().splitlines() or [""])[0]
+    return job_service.bound(f"{label}: {first_line}" if first_line else label, 300) or ""
 
 
 @dataclass
@@ -162,6 +257,19 @@ class JobRunner:
     sessions: async_sessionmaker[AsyncSession]
     source: MetadataSource
     progress_interval_s: float
+
+    async def run_until_done(self, job_id: UUID) -> str:
+        """Runs the job; after a failed attempt waits and runs it again, until it ends (bounded)."""
+        while True:
+            try:
+                return await self.run(job_id)
+            except Exception as exc:
+                # An unexpected error (a database hiccup, a bug): logged with its traceback, then the job
+                # waits and tries again from its last committed batch, or ends `failed` past the bound.
+                log.exception("job %s: an attempt failed", job_id)
+                delay_s = await self.attempt_failed(job_id, attempt_cause(exc))
+            if delay_s is None or not await self.wait_for_next_attempt(job_id, delay_s):
+                return "stopped"
 
     async def run(self, job_id: UUID) -> str:
         """Fetch batch N+1 while batch N commits, so a job moves at the API's pace, not API + database."""
@@ -176,7 +284,7 @@ class JobRunner:
                     try:
                         result = await fetching
                     except YouTubeError as exc:
-                        return await self.fail(job_id, str(exc))
+                        return await self.stop_at_job_level(job_id, exc)
                     upcoming, stop = await self.next_batch(job_id, after=max(batch.values()))
                     fetching = self.fetch_soon(upcoming)
                     await self.commit_batch(job_id, batch, result, pace)
@@ -215,22 +323,71 @@ class JobRunner:
         return "deleted"
 
     async def start(self, job_id: UUID, pace: Pace) -> bool:
+        """Counts the attempt; past MAX_ATTEMPTS (every path that reruns a job comes through here) the
+        job ends `failed` with the cause of its last failure instead."""
         async with self.sessions() as session, session.begin():
             job = await lock_job(session, job_id)
             if job is None or JobStatus(job.status).is_terminal:
                 log.info("job %s is %s; nothing to run", job_id, "gone" if job is None else job.status)
                 return False
             job_service.apply_counts(job, await job_service.video_counts(session, job_id))
+            job.attempts += 1
+            if job.attempts > MAX_ATTEMPTS:
+                await self.end_failed(session, job, self.gave_up_message(job), job.last_error)
+                return False
             pace.start_processed = job.processed
             resumed = job.status == JobStatus.RUNNING.value
             job.status = JobStatus.RUNNING.value
-            job.started_at = job.started_at or datetime.now(UTC)
-            job.message = "Resuming" if resumed else f"Fetching metadata for {job.total} videos"
+            now = datetime.now(UTC)
+            job.started_at = job.started_at or now
+            job.heartbeat_at = now
+            job.next_attempt_at = None
+            job.message = "Resuming" if resumed else f"Fetching metadata for {plural(job.total, 'video')}"
             await job_service.write_event(session, job)
             pace.sent(job)
         log.info(
             "job %s %s (%d of %d done)", job_id, "resumed" if resumed else "started", job.processed, job.total
         )
+        return True
+
+    @staticmethod
+    def gave_up_message(job: Job) -> str:
+        return (
+            f"Stopped after {plural(MAX_ATTEMPTS, 'attempt')} without progress; "
+            f"{waiting(job.total - job.processed)} for a retry"
+        )
+
+    async def attempt_failed(self, job_id: UUID, cause: str) -> float | None:
+        """Records a failed attempt: the job waits for its next one (the delay is returned), or past
+        MAX_ATTEMPTS ends `failed` with the cause (None)."""
+        async with self.sessions() as session, session.begin():
+            job = await lock_job(session, job_id)
+            if job is None or job.status != JobStatus.RUNNING.value:
+                return None
+            job.last_error = job_service.bound(cause, ERROR_MAX)
+            if job.attempts >= MAX_ATTEMPTS:
+                await self.end_failed(session, job, self.gave_up_message(job), cause)
+                return None
+            delay_s = JOB_RETRY_DELAYS_S[max(job.attempts, 1) - 1]
+            job.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay_s)
+            job.eta_s = None
+            job.message = f"Attempt {job.attempts} of {MAX_ATTEMPTS} failed; trying again shortly"
+            await job_service.write_event(session, job, error=cause)
+        log.warning("job %s: attempt %d failed (%s); next in %.0f s", job_id, job.attempts, cause, delay_s)
+        return delay_s
+
+    async def wait_for_next_attempt(self, job_id: UUID, delay_s: float) -> bool:
+        """Waits for the next attempt; False as soon as the job ended meanwhile (cancelled: the API ends
+        a waiting job itself)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay_s
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(CANCEL_POLL_S, left))
+            async with self.sessions() as session:
+                status = await session.scalar(select(Job.status).where(Job.id == job_id))
+            if status != JobStatus.RUNNING.value:
+                log.info("job %s ended while waiting for its next attempt (%s)", job_id, status)
+                return False
         return True
 
     async def commit_batch(
@@ -246,11 +403,13 @@ class JobRunner:
             # would make a 50,000-video job quadratic if every batch did it.
             job.processed += outcome.ready + outcome.failed
             job.failed += outcome.failed
+            if outcome.ready or outcome.failed:
+                job.attempts = 1  # progress: this run is the first since it, whatever came before
             if pace.due(job):
                 job_service.apply_counts(job, await job_service.video_counts(session, job_id))
             pace.update_rate(job)
             job.message = progress_message(job)
-            errors = list(result.unavailable.items()) + list(result.transient.items())
+            errors = list(result.unavailable.items()) + list(result.transient.items()) + outcome.refused
             if errors:
                 youtube_id, reason = errors[-1]
                 job.last_error = job_service.bound(f"{youtube_id}: {reason}", ERROR_MAX)
@@ -264,31 +423,52 @@ class JobRunner:
             if job is None or job.status != JobStatus.RUNNING.value:
                 return "gone"
             job_service.apply_counts(job, await job_service.video_counts(session, job_id))
-            job.status = (JobStatus.COMPLETED_WITH_ERRORS if job.failed else JobStatus.COMPLETED).value
+            job.status = outcome_of(job).value
             job.eta_s = 0
             job.finished_at = datetime.now(UTC)
-            job.message = job_service.bound(
-                f"Done: {job.processed - job.failed} ready, {job.failed} failed of {job.total}", MESSAGE_MAX
-            )
+            job.next_attempt_at = None
+            job.message = job_service.bound(outcome_message(job), MESSAGE_MAX)
             await job_service.write_event(session, job, error=job.last_error if job.failed else None)
             log.info("job %s %s: %s", job_id, job.status, job.message)
             return job.status
 
-    async def fail(self, job_id: UUID, message: str) -> str:
-        """A job-stopping error (quota, bad key): the untouched videos stay pending for a later retry."""
+    async def stop_at_job_level(self, job_id: UUID, exc: YouTubeError) -> str:
+        """A job-stopping error (quota, bad key, YouTube unreachable): the job ends `failed`, its untouched
+        videos stay pending, and a cron retries them after AUTO_RETRY_DELAYS_S (while tries are left)."""
         async with self.sessions() as session, session.begin():
             job = await lock_job(session, job_id)
             if job is None or job.status != JobStatus.RUNNING.value:
                 return "gone"
             job_service.apply_counts(job, await job_service.video_counts(session, job_id))
-            job.status = JobStatus.FAILED.value
-            job.eta_s = None
-            job.finished_at = datetime.now(UTC)
-            job.message = job_service.bound(message, MESSAGE_MAX)
-            job.last_error = job_service.bound(message, ERROR_MAX)
-            await job_service.write_event(session, job, error=job.last_error)
-            log.warning("job %s failed: %s", job_id, message)
+            retry_at = None
+            if job.auto_retries < len(AUTO_RETRY_DELAYS_S):
+                retry_at = datetime.now(UTC) + timedelta(seconds=AUTO_RETRY_DELAYS_S[job.auto_retries])
+            if isinstance(exc, YouTubeUnreachable):
+                cause, detail = "YouTube could not be reached", exc.last_failure
+            else:
+                cause = str(exc)[:1].upper() + str(exc)[1:]
+                detail = f"YouTube API answered {exc.reason}" + (
+                    f" (HTTP {exc.status})" if exc.status else ""
+                )
+            which = "the automatic" if retry_at else "a"
+            message = f"{cause}: {waiting(job.total - job.processed)} for {which} retry"
+            await self.end_failed(session, job, message, detail, retry_at=retry_at)
             return job.status
+
+    @staticmethod
+    async def end_failed(
+        session: AsyncSession, job: Job, message: str, cause: str | None, *, retry_at: datetime | None = None
+    ) -> None:
+        """Ends the (locked, counted) job `failed`; its pending videos stay pending for a retry, which a
+        cron starts at `retry_at` if given."""
+        job.status = JobStatus.FAILED.value
+        job.eta_s = None
+        job.next_attempt_at = retry_at
+        job.finished_at = datetime.now(UTC)
+        job.message = job_service.bound(message, MESSAGE_MAX)
+        job.last_error = job_service.bound(cause, ERROR_MAX)
+        await job_service.write_event(session, job, error=job.last_error)
+        log.warning("job %s failed: %s (%s)", job.id, job.message, cause)
 
     async def cancel(self, job_id: UUID) -> str:
         async with self.sessions() as session, session.begin():
@@ -296,7 +476,7 @@ class JobRunner:
             if job is None or JobStatus(job.status).is_terminal:
                 return "gone"
             await job_service.finish_cancelled(
-                session, job, f"Cancelled after {job.processed} of {job.total}"
+                session, job, f"Cancelled after {job.processed:,} of {plural(job.total, 'video')}"
             )
             log.info("job %s cancelled", job_id)
             return job.status

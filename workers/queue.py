@@ -21,9 +21,12 @@ QUEUE_NAME = "bookmarks"
 PROCESS_JOB = "process_job"
 JOB_TIMEOUT_S = 6 * 3600
 """Fits a 50,000-video job in oEmbed mode with room to spare; heartbeats catch dead workers sooner."""
-JOB_RETRIES = 20
-"""Resuming is idempotent, so retries are cheap; each web restart under a running job uses one."""
+JOB_RETRIES = 10
+"""SAQ's own retries: of a job whose worker died (swept) or could not reach the database. Failed attempts
+are the job runner's to retry, bounded by `jobs.attempts` (workers/processing.py), which every rerun
+counts; these only have to outlast that bound."""
 RETRY_DELAY_S = 2.0
+RETRY_BACKOFF_MAX_S = 60.0
 
 
 def saq_job_for(job_id: UUID, *, heartbeat_s: int) -> SaqJob:
@@ -35,7 +38,7 @@ def saq_job_for(job_id: UUID, *, heartbeat_s: int) -> SaqJob:
         heartbeat=heartbeat_s,
         retries=JOB_RETRIES,
         retry_delay=RETRY_DELAY_S,
-        retry_backoff=True,
+        retry_backoff=RETRY_BACKOFF_MAX_S,
     )
 
 

@@ -19,9 +19,12 @@ from saq import Job as SaqJob
 from saq.queue.postgres import PostgresQueue
 from saq.types import Context as SaqContext
 from saq.types import PartialTimersDict
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from app.services import jobs as job_service
 from app.settings import Settings
+from db.models import Job, JobStatus
 from db.queries import queries
 from workers.processing import JobRunner
 from workers.queue import PROCESS_JOB, JobQueue, make_saq_queue
@@ -41,6 +44,7 @@ class Context(SaqContext, total=False):
 
 
 PRUNE_BATCH = 10_000
+RETRY_BATCH = 100
 STRANDED_AFTER_S = 60
 HTTP_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 OEMBED_CONCURRENCY = 8
@@ -53,16 +57,21 @@ async def process_job(ctx: Context, *, job_id: str) -> str:
         progress_interval_s=ctx["settings"].progress_interval_ms / 1000,
     )
     beat_s = ctx["settings"].job_heartbeat_s / 3
-    beating = asyncio.create_task(heartbeat(ctx["job"], beat_s), name=f"heartbeat-{job_id}")
+    beating = asyncio.create_task(
+        heartbeat(ctx["job"], ctx["sessions"], UUID(job_id), beat_s), name=f"heartbeat-{job_id}"
+    )
     try:
-        return await runner.run(UUID(job_id))
+        return await runner.run_until_done(UUID(job_id))
     finally:
         beating.cancel()
         await asyncio.gather(beating, return_exceptions=True)
 
 
-async def heartbeat(saq_job: SaqJob, every_s: float) -> None:
-    """Touch the SAQ job while it runs, so SAQ's sweep can tell a slow job from a dead worker.
+async def heartbeat(
+    saq_job: SaqJob, sessions: async_sessionmaker[AsyncSession], job_id: UUID, every_s: float
+) -> None:
+    """Touch the SAQ job while it runs, so SAQ's sweep can tell a slow job from a dead worker, and the
+    job row, so /api/health and /metrics can tell a stalled job (running, no live worker) from a busy one.
 
     A failed touch (the database restarting) must not end the heartbeat: the job would then look dead
     and be swept while this worker is still running it.
@@ -71,6 +80,12 @@ async def heartbeat(saq_job: SaqJob, every_s: float) -> None:
         await asyncio.sleep(every_s)
         try:
             await saq_job.update()
+            async with sessions() as session, session.begin():
+                await session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
+                    .values(heartbeat_at=func.now())
+                )
         except Exception as exc:
             log.warning("heartbeat for job %s failed (will retry): %s", saq_job.key, exc)
 
@@ -114,6 +129,34 @@ async def requeue_stranded_jobs(ctx: Context) -> int:
     return requeued
 
 
+async def retry_stopped_jobs(ctx: Context) -> int:
+    """Jobs a job-level cause (quota, outage) stopped, whose automatic retry is due: a new `retry` job
+    takes their leftovers (workers/processing.py, AUTO_RETRY_DELAYS_S)."""
+    job_queue = JobQueue(
+        cast(PostgresQueue, ctx["worker"].queue), heartbeat_s=ctx["settings"].job_heartbeat_s
+    )
+    started: list[UUID] = []
+    async with ctx["sessions"]() as session, session.begin():
+        due = await session.scalars(
+            select(Job)
+            .where(Job.status == JobStatus.FAILED.value, Job.next_attempt_at <= func.now())
+            .order_by(Job.next_attempt_at)
+            .limit(RETRY_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        for old in due:
+            retry = await job_service.retry_leftovers(session, old, automatic=True)
+            if retry is not None:
+                started.append(retry.id)
+    # Committed first, enqueued after (SAQ writes on its own connections); a lost enqueue is stranded
+    # and the stranded-job cron picks it up.
+    for job_id in started:
+        await job_queue.enqueue(job_id)
+    if started:
+        log.info("started %d automatic retries of stopped jobs", len(started))
+    return len(started)
+
+
 def make_worker(settings: Settings) -> Worker[Context]:
     async def startup(ctx: Context) -> None:
         engine = create_async_engine(settings.sqlalchemy_url, pool_size=settings.worker_concurrency + 2)
@@ -147,6 +190,7 @@ def make_worker(settings: Settings) -> Worker[Context]:
         concurrency=settings.worker_concurrency,
         cron_jobs=[
             CronJob(requeue_stranded_jobs, cron="* * * * *", timeout=60),
+            CronJob(retry_stopped_jobs, cron="* * * * *", timeout=60),
             CronJob(prune_progress_events, cron="17 * * * *", timeout=600),
         ],
         startup=startup,

@@ -4,7 +4,12 @@ It knows nothing of SAQ or the database: `fetch(ids)` sorts every id into exactl
 `found` (metadata), `unavailable` (permanent: not found, private, deleted, invalid) or `transient`
 (still failing after every retry: 429, 5xx, timeouts, connection errors; worth retrying later).
 Job-wide problems (quota exhausted, bad key, API disabled) raise `YouTubeError` instead, so the caller
-stops the job and leaves the remaining videos pending.
+stops the job and leaves the remaining videos pending; so does an outage (`YouTubeUnreachable`): every
+request of one `fetch` ended in a connection error, a timeout or a 5xx after its retries.
+
+Everything taken from YouTube is bounded and cleaned before it leaves this module (`_clean_text`,
+`_bounded_count`, `_safe_thumbnail`, ...): a hostile or broken answer can fail one video, never a batch.
+One item of a `videos.list` answer that does not decode fails that id alone.
 
 The API key travels in the `X-Goog-Api-Key` header rather than the `key=` query parameter: httpx logs
 every request URL at INFO level, and a key in the URL would end up in the worker's logs.
@@ -15,12 +20,16 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
+import json
 import random
 import re
+import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -30,6 +39,7 @@ __all__ = [
     "VideoMetadata",
     "YouTubeClient",
     "YouTubeError",
+    "YouTubeUnreachable",
     "parse_iso8601_duration",
 ]
 
@@ -40,6 +50,17 @@ REASON_NOT_FOUND_API: Final = "video not found, private or deleted"
 REASON_NOT_FOUND: Final = "video not found or deleted"
 REASON_PRIVATE: Final = "video is private or embedding is disabled"
 REASON_INVALID_ID: Final = "invalid video id"
+REASON_UNREADABLE: Final = "YouTube sent an unreadable answer for this video"
+
+TEXT_MAX: Final = 1000
+"""Titles and channel names are cut to this many characters."""
+URL_MAX: Final = 2000
+BIGINT_MAX: Final = 2**63 - 1
+INTEGER_MAX: Final = 2**31 - 1
+# Thumbnails are shown in people's browsers: only https URLs on YouTube's own image hosts are kept.
+_THUMBNAIL_HOSTS: Final = frozenset({"i.ytimg.com", "i9.ytimg.com", "img.youtube.com", "yt3.ggpht.com"})
+_THUMBNAIL_HOST_SUFFIXES: Final = (".ytimg.com", ".ggpht.com")
+_CHANNEL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # YouTube ids are 11 characters of the URL-safe base64 alphabet. Checking before sending keeps a stray
 # comma or slash from corrupting a batched `id=` list or the oEmbed watch URL.
@@ -49,10 +70,8 @@ _THUMBNAIL_PREFERENCE: Final = ("maxres", "standard", "high", "medium", "default
 
 # Reasons that no retry can fix: the whole job must stop with a clear message.
 _FATAL_MESSAGES: Final[dict[str, str]] = {
-    "quotaExceeded": "YouTube API quota exceeded; the remaining videos stay pending and can be retried later",
-    "dailyLimitExceeded": (
-        "YouTube API daily limit exceeded; the remaining videos stay pending and can be retried later"
-    ),
+    "quotaExceeded": "the YouTube API quota is exhausted",
+    "dailyLimitExceeded": "the YouTube API's daily limit is reached",
     "keyInvalid": "the configured YouTube API key is not valid; fix it, then retry the job",
     "accessNotConfigured": (
         "the YouTube Data API v3 is not enabled for the API key's Google Cloud project; enable it, "
@@ -109,6 +128,14 @@ class YouTubeError(Exception):
         super().__init__(message)
         self.reason = reason
         self.status = status
+
+
+class YouTubeUnreachable(YouTubeError):
+    """Every request of a fetch failed to reach YouTube (connection errors, timeouts, 5xx) after retries."""
+
+    def __init__(self, last_failure: str) -> None:
+        super().__init__(f"YouTube could not be reached ({last_failure})", reason="unreachable")
+        self.last_failure = last_failure
 
 
 # ---- wire format (only the fields we read; everything defaults so a sparse item still maps) ----
@@ -201,6 +228,9 @@ def parse_iso8601_duration(value: str | None) -> int | None:
         + parts.get("minutes", 0.0) * 60
         + parts.get("seconds", 0.0)
     )
+    # `duration_s` is an INTEGER column; a duration past it (or a float that overflowed) is not real.
+    if not seconds < INTEGER_MAX:
+        return None
     return round(seconds) or None
 
 
@@ -209,29 +239,67 @@ def _parse_published_at(value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # A timestamp without an offset would be ambiguous; YouTube's are UTC ("Z").
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        # Shifting year 1 or 9999 to UTC can leave datetime's range.
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    # A timestamp without an offset would be ambiguous; YouTube's are UTC ("Z").
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _parse_count(value: str | int | None) -> int | None:
+    """A count that fits the BIGINT column, else None."""
     if value is None:
         return None
     try:
         count = int(value)
     except ValueError:
         return None
-    return count if count >= 0 else None
+    return count if 0 <= count <= BIGINT_MAX else None
+
+
+def _clean_text(value: str | None, limit: int = TEXT_MAX) -> str | None:
+    """Without control characters (NUL included) and lone surrogates, which no column takes; cut to
+    `limit`. None when nothing is left."""
+    if not value:
+        return None
+    kept = "".join(
+        " " if char in "\t\n\r" else char
+        for char in value
+        if char in "\t\n\r" or unicodedata.category(char) not in ("Cc", "Cs")
+    ).strip()
+    if len(kept) > limit:
+        kept = kept[: limit - 1] + "…"
+    return kept or None
+
+
+def _channel_id(value: str | None) -> str | None:
+    return value if value and _CHANNEL_ID.fullmatch(value) else None
+
+
+def _safe_thumbnail(url: str | None) -> str | None:
+    """An https URL on one of YouTube's image hosts, else None (it ends up in people's browsers)."""
+    if not url or len(url) > URL_MAX or _clean_text(url, URL_MAX) != url or " " in url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    on_youtube = host in _THUMBNAIL_HOSTS or host.endswith(_THUMBNAIL_HOST_SUFFIXES)
+    if parts.scheme != "https" or not on_youtube or parts.username or parts.password or parts.port:
+        return None
+    return url
 
 
 def _best_thumbnail(thumbnails: dict[str, _Thumbnail]) -> str | None:
+    """The largest thumbnail with a safe URL."""
     for size in _THUMBNAIL_PREFERENCE:
         thumbnail = thumbnails.get(size)
-        if thumbnail is not None and thumbnail.url:
-            return thumbnail.url
+        url = _safe_thumbnail(thumbnail.url if thumbnail is not None else None)
+        if url is not None:
+            return url
     return None
 
 
@@ -239,9 +307,9 @@ def _metadata_from_api(video: _Video) -> VideoMetadata:
     snippet = video.snippet
     return VideoMetadata(
         youtube_id=video.id,
-        title=snippet.title,
-        channel_title=snippet.channel_title or None,
-        channel_id=snippet.channel_id or None,
+        title=_clean_text(snippet.title) or "",
+        channel_title=_clean_text(snippet.channel_title),
+        channel_id=_channel_id(snippet.channel_id),
         duration_s=parse_iso8601_duration(video.content_details.duration),
         published_at=_parse_published_at(snippet.published_at),
         thumbnail_url=_best_thumbnail(snippet.thumbnails),
@@ -252,14 +320,40 @@ def _metadata_from_api(video: _Video) -> VideoMetadata:
 def _metadata_from_oembed(video_id: str, oembed: _OEmbed) -> VideoMetadata:
     return VideoMetadata(
         youtube_id=video_id,
-        title=oembed.title,
-        channel_title=oembed.author_name or None,
+        title=_clean_text(oembed.title) or "",
+        channel_title=_clean_text(oembed.author_name),
         channel_id=None,  # oEmbed gives only the channel's handle URL, not its UC... id
         duration_s=None,
         published_at=None,
-        thumbnail_url=oembed.thumbnail_url or None,
+        thumbnail_url=_safe_thumbnail(oembed.thumbnail_url),
         view_count=None,
     )
+
+
+def _decode_items_one_by_one(content: bytes) -> tuple[list[_Video], dict[str, str]] | None:
+    """A `videos.list` answer that msgspec refused as a whole, item by item: the items that decode, and
+    for each id whose item does not, why. None when the answer is not even JSON with an `items` list.
+
+    The standard library's decoder accepts what msgspec refuses (a lone surrogate escape), so each item
+    is encoded again and given to msgspec on its own.
+    """
+    try:
+        document = json.loads(content)
+    except (ValueError, RecursionError):
+        return None
+    items = document.get("items") if isinstance(document, dict) else None
+    if not isinstance(items, list):
+        return None
+    decoded: list[_Video] = []
+    unreadable: dict[str, str] = {}
+    for item in items:
+        try:
+            decoded.append(msgspec.json.decode(json.dumps(item), type=_Video))
+        except (msgspec.DecodeError, RecursionError, ValueError):
+            video_id: Any = item.get("id") if isinstance(item, dict) else None
+            if isinstance(video_id, str) and _VIDEO_ID.fullmatch(video_id):
+                unreadable[video_id] = REASON_UNREADABLE
+    return decoded, unreadable
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:
@@ -312,6 +406,16 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 class _Retryable:
     reason: str
     retry_after_s: float | None = None
+    unreachable: bool = False
+    """A connection error, a timeout or a 5xx: YouTube may be down (not a 429 or an unreadable answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Items:
+    """A decoded `videos.list` answer: its items, and the ids whose own item was unreadable."""
+
+    videos: list[_Video]
+    unreadable: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +443,12 @@ class YouTubeClient:
         backoff_max_s: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        retry_budget_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`retry_budget_s`: a fetch retries requests that did not reach YouTube (connection errors,
+        timeouts, 5xx) only this long after it began, so an outage, even one that times out rather than
+        refuses, is told within about that time."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if max_attempts < 1:
@@ -355,6 +464,8 @@ class YouTubeClient:
         self._backoff_max_s = backoff_max_s
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._retry_budget_s = retry_budget_s
+        self._clock = clock
 
     @property
     def mode(self) -> Literal["api", "oembed"]:
@@ -366,6 +477,7 @@ class YouTubeClient:
         return API_BATCH_LIMIT if self.mode == "api" else OEMBED_BATCH_PER_SLOT * self._concurrency
 
     async def fetch(self, ids: Sequence[str]) -> FetchResult:
+        """Raises YouTubeError for a job-wide problem, YouTubeUnreachable when no request got through."""
         result = FetchResult()
         valid: list[str] = []
         for video_id in _unique_in_order(ids):
@@ -373,29 +485,40 @@ class YouTubeClient:
                 valid.append(video_id)
             else:
                 result.unavailable[video_id] = REASON_INVALID_ID
+        deadline = self._clock() + self._retry_budget_s
         if self._api_key:
-            await self._fetch_from_api(valid, self._api_key, result)
+            failures = await self._fetch_from_api(valid, self._api_key, result, deadline)
         else:
-            await self._fetch_from_oembed(valid, result)
+            failures = await self._fetch_from_oembed(valid, result, deadline)
+        # Every request failed to reach YouTube: an outage, not a verdict on these videos.
+        everything_failed = bool(valid) and len(failures) == len(result.transient) == len(valid)
+        if everything_failed and all(failure.unreachable for failure in failures):
+            raise YouTubeUnreachable(failures[-1].reason)
         return result
 
     # ---- Data API mode ----
 
-    async def _fetch_from_api(self, ids: Sequence[str], api_key: str, result: FetchResult) -> None:
+    async def _fetch_from_api(
+        self, ids: Sequence[str], api_key: str, result: FetchResult, deadline: float
+    ) -> list[_Retryable]:
+        """Fills `result`; returns the failure of each chunk that failed (one entry per id)."""
+        failures: list[_Retryable] = []
         # Chunks go one after another: a quota error then stops before spending more requests.
         for chunk in _chunks(ids, API_BATCH_LIMIT):
             outcome = await self._with_retries(
-                functools.partial(self._request_videos, chunk, api_key), self._interpret_videos
+                functools.partial(self._request_videos, chunk, api_key), self._interpret_videos, deadline
             )
             if isinstance(outcome, _Retryable):
                 result.transient.update(dict.fromkeys(chunk, outcome.reason))
+                failures.extend([outcome] * len(chunk))
                 continue
-            for video in outcome:
+            for video in outcome.videos:
                 if video.id in chunk:
                     result.found[video.id] = _metadata_from_api(video)
             for video_id in chunk:
                 if video_id not in result.found:
-                    result.unavailable[video_id] = REASON_NOT_FOUND_API
+                    result.unavailable[video_id] = outcome.unreadable.get(video_id, REASON_NOT_FOUND_API)
+        return failures
 
     async def _request_videos(self, chunk: Sequence[str], api_key: str) -> httpx.Response:
         # No maxResults: the API documents it as unsupported together with `id`.
@@ -405,12 +528,15 @@ class YouTubeClient:
             headers={"X-Goog-Api-Key": api_key},
         )
 
-    def _interpret_videos(self, response: httpx.Response) -> list[_Video] | _Retryable:
+    def _interpret_videos(self, response: httpx.Response) -> _Items | _Retryable:
         if response.status_code == 200:
             try:
-                return msgspec.json.decode(response.content, type=_VideoListResponse).items
-            except msgspec.DecodeError:
-                return _Retryable("YouTube API sent an unreadable response")
+                return _Items(msgspec.json.decode(response.content, type=_VideoListResponse).items, {})
+            except (msgspec.DecodeError, RecursionError):
+                one_by_one = _decode_items_one_by_one(response.content)
+                if one_by_one is None:
+                    return _Retryable("YouTube API sent an unreadable response")
+                return _Items(*one_by_one)
         status = response.status_code
         error = self._decode_api_error(response)
         reason = _error_reason(error)
@@ -418,14 +544,18 @@ class YouTubeClient:
             raise YouTubeError(_FATAL_MESSAGES[reason], reason=reason, status=status)
         if reason in _RATE_LIMIT_REASONS or _is_retryable_status(status):
             label = f"{reason}, " if reason else ""
-            return _Retryable(f"YouTube API answered {label}HTTP {status}", _retry_after_seconds(response))
+            return _Retryable(
+                f"YouTube API answered {label}HTTP {status}",
+                _retry_after_seconds(response),
+                unreachable=status >= 500 and reason not in _RATE_LIMIT_REASONS,
+            )
         raise YouTubeError(self._unexpected_api_error(status, reason, error.message), reason=reason or "http")
 
     @staticmethod
     def _decode_api_error(response: httpx.Response) -> _ErrorBody:
         try:
             return msgspec.json.decode(response.content, type=_ErrorEnvelope).error
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return _ErrorBody()
 
     def _unexpected_api_error(self, status: int, reason: str, message: str) -> str:
@@ -437,25 +567,37 @@ class YouTubeClient:
 
     # ---- oEmbed mode ----
 
-    async def _fetch_from_oembed(self, ids: Sequence[str], result: FetchResult) -> None:
+    async def _fetch_from_oembed(
+        self, ids: Sequence[str], result: FetchResult, deadline: float
+    ) -> list[_Retryable]:
+        """Fills `result`; returns the failure of each id that failed transiently."""
         slots = asyncio.Semaphore(self._concurrency)
+        failures: list[_Retryable] = []
 
         async def fetch_one(video_id: str) -> None:
             async with slots:
-                outcome: _OEmbedOutcome = await self._with_retries(
-                    functools.partial(self._request_oembed, video_id),
-                    functools.partial(self._interpret_oembed, video_id),
-                )
+                outcome: _OEmbedOutcome
+                if self._clock() >= deadline and not (result.found or result.unavailable):
+                    # Past the budget and nothing got through yet: an outage; don't queue more timeouts.
+                    outcome = _Retryable("YouTube did not answer in time; not tried", unreachable=True)
+                else:
+                    outcome = await self._with_retries(
+                        functools.partial(self._request_oembed, video_id),
+                        functools.partial(self._interpret_oembed, video_id),
+                        deadline,
+                    )
             if isinstance(outcome, VideoMetadata):
                 result.found[video_id] = outcome
             elif isinstance(outcome, _Unavailable):
                 result.unavailable[video_id] = outcome.reason
             else:
                 result.transient[video_id] = outcome.reason
+                failures.append(outcome)
 
         async with asyncio.TaskGroup() as tasks:
             for video_id in ids:
                 tasks.create_task(fetch_one(video_id))
+        return failures
 
     async def _request_oembed(self, video_id: str) -> httpx.Response:
         return await self._http.get(
@@ -469,7 +611,7 @@ class YouTubeClient:
         if status == 200:
             try:
                 return _metadata_from_oembed(video_id, msgspec.json.decode(response.content, type=_OEmbed))
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 return _Retryable("YouTube oEmbed sent an unreadable response")
         if status == 404:
             return _Unavailable(REASON_NOT_FOUND)
@@ -479,7 +621,11 @@ class YouTubeClient:
             return _Unavailable(REASON_INVALID_ID)
         # Anything else (429, 5xx, or a status oEmbed is not known to send) is not proof the video is
         # gone, so it is retried and at worst reported as transient.
-        return _Retryable(f"YouTube oEmbed answered HTTP {status}", _retry_after_seconds(response))
+        return _Retryable(
+            f"YouTube oEmbed answered HTTP {status}",
+            _retry_after_seconds(response),
+            unreachable=status >= 500,
+        )
 
     # ---- shared retry loop ----
 
@@ -487,15 +633,21 @@ class YouTubeClient:
         self,
         send: Callable[[], Awaitable[httpx.Response]],
         interpret: Callable[[httpx.Response], _T | _Retryable],
+        deadline: float,
     ) -> _T | _Retryable:
-        """Send until `interpret` accepts the answer or attempts run out; the last failure is returned."""
+        """Send until `interpret` accepts the answer, attempts run out, or the next attempt would start
+        after `deadline`; the last failure is returned."""
         for attempt in range(1, self._max_attempts + 1):
             outcome = await self._attempt(send, interpret)
             if not isinstance(outcome, _Retryable):
                 return outcome
-            if attempt == self._max_attempts:
-                return _Retryable(f"{outcome.reason} (gave up after {attempt} attempts)")
-            await self._sleep(self._backoff_delay(attempt, outcome.retry_after_s))
+            delay = self._backoff_delay(attempt, outcome.retry_after_s)
+            # The budget bounds how long an outage takes to tell; throttling (429) keeps its attempts.
+            out_of_time = outcome.unreachable and self._clock() + delay >= deadline
+            if attempt == self._max_attempts or out_of_time:
+                reason = f"{outcome.reason} (gave up after {attempt} attempt{'s' if attempt > 1 else ''})"
+                return _Retryable(reason, unreachable=outcome.unreachable)
+            await self._sleep(delay)
         raise AssertionError("unreachable: the loop returns on its last attempt")
 
     @staticmethod
@@ -507,9 +659,11 @@ class YouTubeClient:
         try:
             response = await send()
         except httpx.TimeoutException:
-            return _Retryable("request to YouTube timed out")
-        except httpx.RequestError as exc:  # transport failures, bad gzip, redirect loops
-            return _Retryable(f"could not reach YouTube ({type(exc).__name__})")
+            return _Retryable("request to YouTube timed out", unreachable=True)
+        except httpx.TransportError as exc:  # connection refused or reset, DNS, proxy, protocol errors
+            return _Retryable(f"could not reach YouTube ({type(exc).__name__})", unreachable=True)
+        except httpx.RequestError as exc:  # bad gzip, redirect loops
+            return _Retryable(f"YouTube's answer could not be read ({type(exc).__name__})")
         return interpret(response)
 
     def _backoff_delay(self, attempt: int, retry_after_s: float | None) -> float:

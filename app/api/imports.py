@@ -54,7 +54,14 @@ class ImportOperation(Operation):
         )
 
 
-async def read_import_body(request: Request[Any, Any, Any], max_bytes: int) -> bytes:
+@dataclass(frozen=True)
+class ImportBody:
+    data: bytes
+    file_name: str | None = None
+    """The uploaded file's name (user input: cleaned before it is shown as the job's source)."""
+
+
+async def read_import_body(request: Request[Any, Any, Any], max_bytes: int) -> ImportBody:
     """The raw bytes of the import: the uploaded file of a multipart form, or the body itself."""
     try:
         # The whole body first, bounded by the app's request_max_body_size, even for a form. A body sent
@@ -65,7 +72,7 @@ async def read_import_body(request: Request[Any, Any, Any], max_bytes: int) -> b
         raise TooLarge(import_service.too_large_message(None, max_bytes)) from None
     content_type, options = request.content_type
     if content_type != "multipart/form-data":
-        return body
+        return ImportBody(body)
     boundary = options.get("boundary", "").encode("latin-1", "replace")
     parts = body.count(b"--" + boundary) - 1 if boundary else 0
     if parts > MULTIPART_PART_LIMIT:
@@ -83,12 +90,12 @@ async def read_import_body(request: Request[Any, Any, Any], max_bytes: int) -> b
     if len(uploads) != 1:
         texts = [value for value in form.values() if isinstance(value, str) and value.strip()]
         if not uploads and len(texts) == 1:
-            return texts[0].encode()
+            return ImportBody(texts[0].encode())
         raise InvalidInput("send exactly one file (or one text field) in the multipart form")
     data = await uploads[0].read(max_bytes + 1)
     if len(data) > max_bytes:
         raise TooLarge(import_service.too_large_message(None, max_bytes))
-    return data
+    return ImportBody(data, uploads[0].filename or None)
 
 
 class ImportController(Controller):
@@ -129,15 +136,15 @@ class ImportController(Controller):
             and int(declared) > settings.import_max_bytes + MULTIPART_OVERHEAD
         ):
             raise TooLarge(import_service.too_large_message(int(declared), settings.import_max_bytes))
-        data = await read_import_body(request, settings.import_max_bytes)
+        body = await read_import_body(request, settings.import_max_bytes)
         # Parsing 50,000 rows takes up to a second of CPU: in another process, never on this one's GIL.
         parsed = await import_service.parse_elsewhere_or_reject(
             runtime.import_parser,
-            data,
+            body.data,
             max_bytes=settings.import_max_bytes,
             max_rows=settings.import_max_rows,
         )
-        outcome = await import_service.create_import(db_session, user.id, list_id, parsed)
+        outcome = await import_service.create_import(db_session, user.id, list_id, parsed, body.file_name)
         # Commit before enqueueing: SAQ writes on its own connections (docs/design.md, "Jobs").
         await db_session.commit()
         if outcome.job is not None:
@@ -147,5 +154,6 @@ class ImportController(Controller):
             accepted=outcome.accepted,
             duplicates=outcome.duplicates,
             invalid=[InvalidLineOut(line=i.line, value=i.value, reason=i.reason) for i in outcome.invalid],
+            retried=outcome.retried,
         )
         return Response(result, status_code=HTTP_202_ACCEPTED if outcome.job else HTTP_200_OK)

@@ -18,6 +18,7 @@ from app.auth import presented_token
 from app.live.hub import Hub
 from app.pgversion import read_server_version
 from app.runtime import LiveCounters
+from app.services import jobs as job_service
 from db.queries import queries
 
 Sample = tuple[str, str, dict[str, str], float]
@@ -89,6 +90,10 @@ async def metrics(request: Request[Any, Any, Any], runtime: AppRuntime) -> Respo
     samples = live_samples(runtime.hub, runtime.counters)
     async with runtime.sessions() as session:
         rows = (await session.execute(text(queries["metrics_counts"]))).all()
+        stalled = await job_service.count_stalled(session, runtime.settings.job_heartbeat_s)
         samples += (await read_server_version(session)).metric_samples()
     samples += database_samples([(kind, status, value) for kind, status, value in rows])
+    samples.append(
+        ("bookmarks_jobs_stalled", "Jobs running with no live heartbeat (worker dead or hung).", {}, stalled)
+    )
     return Response(render(samples), media_type="text/plain; version=0.0.4; charset=utf-8")

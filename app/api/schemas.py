@@ -133,6 +133,9 @@ class JobOut(msgspec.Struct):
     id: UUID
     list_id: UUID | None
     kind: str
+    """`import`, `add` or `retry`."""
+    source: str | None
+    """What a person recognises the job by: a file name, "12 pasted links", "retry of …"."""
     status: str
     total: int
     processed: int
@@ -144,6 +147,11 @@ class JobOut(msgspec.Struct):
     eta_s: int | None
     last_seq: int | None
     cancel_requested: bool
+    attempts: int
+    """Runs since the job last made progress (bounded; then it ends `failed`)."""
+    next_attempt_at: datetime | None
+    """Running: when its next attempt starts after a failed one. Failed: when it is retried automatically."""
+    retry_of: UUID | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -154,6 +162,7 @@ class JobOut(msgspec.Struct):
             id=row.id,
             list_id=row.list_id,
             kind=row.kind,
+            source=row.source,
             status=row.status,
             total=row.total,
             processed=row.processed,
@@ -165,10 +174,23 @@ class JobOut(msgspec.Struct):
             eta_s=row.eta_s,
             last_seq=row.last_seq,
             cancel_requested=row.cancel_requested,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            retry_of=row.retry_of,
             created_at=row.created_at,
             started_at=row.started_at,
             finished_at=row.finished_at,
         )
+
+
+class RetryVideos(msgspec.Struct, forbid_unknown_fields=True):
+    ids: Annotated[list[UUID], msgspec.Meta(min_length=1, max_length=1000)]
+    """Videos (failed or cancelled) to fetch again, in a new job per list."""
+
+
+class RetryOut(msgspec.Struct):
+    jobs: list[JobOut]
+    """One new job per list the chosen videos are in."""
 
 
 class InvalidLineOut(msgspec.Struct):
@@ -181,8 +203,11 @@ class ImportResult(msgspec.Struct):
     job: JobOut | None
     """None when every valid video was already in the list: there is nothing to fetch."""
     accepted: int
+    """Videos the job fetches, `retried` included."""
     duplicates: int
     invalid: list[InvalidLineOut]
+    retried: int = 0
+    """Videos already in the list that had failed or been cancelled: the job fetches them again."""
 
 
 class ProgressHistory(msgspec.Struct):

@@ -16,6 +16,7 @@ from app.api.deps import AppRuntime, CurrentUser
 from app.api.errors import error_responses
 from app.api.schemas import Me
 from app.pgversion import read_server_version
+from app.services import jobs as job_service
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 3.0
@@ -39,10 +40,12 @@ class SystemController(Controller):
         },
     )
     async def health(self, runtime: AppRuntime) -> Response[dict[str, Any]]:
-        """DB reachable, live hub connected, queue reachable; 503 when any is not."""
+        """DB reachable, live hub connected, queue reachable (503 when any is not); and how many jobs
+        are running with no live heartbeat (stalled)."""
         checks: dict[str, Any] = {}
         checks["database"] = await _probe(_database_ok(runtime.sessions))
         checks["queue"] = await _probe(runtime.job_queue.ping())
+        checks["jobs"] = await _probe(_jobs(runtime.sessions, runtime.settings.job_heartbeat_s))
         hub = runtime.hub.status()
         checks["hub"] = hub
         healthy = checks["database"]["ok"] and checks["queue"]["ok"] and hub.connected
@@ -58,6 +61,13 @@ async def _database_ok(session_maker: Callable[[], AsyncSession]) -> dict[str, A
     async with session_maker() as session:
         version = await read_server_version(session)
     return version.report()
+
+
+async def _jobs(session_maker: Callable[[], AsyncSession], job_heartbeat_s: int) -> dict[str, Any]:
+    """Reported, not judged: a stalled job is the workers' problem, not this process's health."""
+    async with session_maker() as session:
+        stalled = await job_service.count_stalled(session, job_heartbeat_s)
+    return {"stalled": stalled, "stalled_after_s": job_service.stalled_after_s(job_heartbeat_s)}
 
 
 async def _probe(check: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from app.services import jobs as job_service
 from app.services.errors import InvalidInput, TooLarge
 from app.services.lists import get_owned_list
 from app.services.videos import insert_pending_videos
-from db.models import Job
+from db.models import Job, JobKind
 
 INVALID_SHOWN_MAX = 1000
 """Per-line reasons returned for one import (a 50,000-line file of junk should not answer 10 MB)."""
@@ -26,8 +26,10 @@ INVALID_SHOWN_MAX = 1000
 class ImportOutcome:
     job: Job | None
     accepted: int
+    """Videos the job fetches: new ones, and `retried` ones that had failed or were cancelled."""
     duplicates: int
     invalid: list[InvalidLine]
+    retried: int = 0
 
 
 def too_large_message(size: int | None, limit: int) -> str:
@@ -83,13 +85,21 @@ def _invalid_dict(line: InvalidLine) -> dict[str, object]:
     return {"line": line.line, "value": line.value, "reason": line.reason}
 
 
+def import_source(parsed: ParsedImport, file_name: str | None) -> str:
+    """The uploaded file's name, else what was pasted ("12 pasted links")."""
+    return file_name or job_service.plural(parsed.rows, "pasted link")
+
+
 async def create_import(
-    session: AsyncSession, user_id: UUID, list_id: UUID, parsed: ParsedImport
+    session: AsyncSession, user_id: UUID, list_id: UUID, parsed: ParsedImport, file_name: str | None = None
 ) -> ImportOutcome:
     # Locking the list serialises concurrent imports into it, so their duplicate counts are exact.
     await get_owned_list(session, user_id, list_id, lock=True)
-    job = await job_service.create_job(session, user_id, list_id, job_service.IMPORT_KIND)
-    accepted = await insert_pending_videos(session, user_id, list_id, parsed.video_ids, job.id)
+    job = await job_service.create_job(
+        session, user_id, list_id, JobKind.IMPORT, import_source(parsed, job_service.clean_source(file_name))
+    )
+    added, retried = await insert_pending_videos(session, user_id, list_id, parsed.video_ids, job.id)
+    accepted = added + retried
     duplicates = parsed.duplicates + (len(parsed.video_ids) - accepted)
     if accepted == 0:
         await session.delete(job)
@@ -98,8 +108,14 @@ async def create_import(
             job=None, accepted=0, duplicates=duplicates, invalid=parsed.invalid[:INVALID_SHOWN_MAX]
         )
     job.total = accepted
-    job.message = f"Queued {accepted} videos"
+    job.message = f"Queued {job_service.plural(accepted, 'video')}"
+    if retried:
+        job.message += f" ({retried:,} retried)"
     await session.flush()
     return ImportOutcome(
-        job=job, accepted=accepted, duplicates=duplicates, invalid=parsed.invalid[:INVALID_SHOWN_MAX]
+        job=job,
+        accepted=accepted,
+        duplicates=duplicates,
+        invalid=parsed.invalid[:INVALID_SHOWN_MAX],
+        retried=retried,
     )

@@ -2,25 +2,41 @@
 
 A batch moves the job's counts by exactly the video rows its transaction changed (locked first), and every
 event, start and end recounts them from `videos`: a rerun after a crash can neither double nor lose them.
+
+Every job has a kind (JobKind) and a source a person recognises it by. Retries of any kind (a job's Retry,
+a list's "Retry failed", chosen videos, the automatic retry after an outage) are new `retry` jobs that
+take the videos over; the job they came from keeps its row as history.
 """
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import Conflict, NotFound
 from db.events import ProgressEvent, new_event, stored_data
-from db.models import ERROR_MAX, MESSAGE_MAX, Job, JobStatus, ProgressEventRow, Video, VideoStatus
+from db.models import (
+    ERROR_MAX,
+    MESSAGE_MAX,
+    SOURCE_MAX,
+    Job,
+    JobKind,
+    JobStatus,
+    ProgressEventRow,
+    Video,
+    VideoStatus,
+)
+from db.queries import queries
 
-IMPORT_KIND = "import"
-ADD_KIND = "add"
-RETRY_KIND = "retry"
 ACTIVE_STATUSES = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+Outcome = Literal["completed", "completed_with_errors", "failed", "cancelled"]
+RETRYABLE_VIDEO_STATUSES = (VideoStatus.FAILED.value, VideoStatus.CANCELLED.value)
 
 
 def bound(text: str | None, limit: int) -> str | None:
@@ -30,8 +46,38 @@ def bound(text: str | None, limit: int) -> str | None:
     return text[: limit - 1] + "…"
 
 
-async def create_job(session: AsyncSession, user_id: UUID, list_id: UUID | None, kind: str) -> Job:
-    job = Job(user_id=user_id, list_id=list_id, kind=kind, status=JobStatus.QUEUED.value)
+def plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
+def clean_source(text: str | None) -> str | None:
+    """A source fit to show: no control characters or path (a file name is user input), bounded."""
+    if text is None:
+        return None
+    name = text.replace("\\", "/").rsplit("/", 1)[-1]
+    kept = "".join(char for char in name if unicodedata.category(char) not in ("Cc", "Cs", "Cf")).strip()
+    return bound(kept, SOURCE_MAX) or None
+
+
+async def create_job(
+    session: AsyncSession,
+    user_id: UUID,
+    list_id: UUID | None,
+    kind: JobKind,
+    source: str | None,
+    *,
+    retry_of: UUID | None = None,
+    auto_retries: int = 0,
+) -> Job:
+    job = Job(
+        user_id=user_id,
+        list_id=list_id,
+        kind=kind.value,
+        source=clean_source(source),
+        status=JobStatus.QUEUED.value,
+        retry_of=retry_of,
+        auto_retries=auto_retries,
+    )
     session.add(job)
     await session.flush()
     return job
@@ -52,6 +98,7 @@ async def page_jobs(
     user_id: UUID,
     *,
     state: Literal["active", "finished"] | None,
+    outcome: Outcome | None = None,
     list_id: UUID | None,
     limit: int,
     offset: int,
@@ -61,6 +108,8 @@ async def page_jobs(
         conditions.append(Job.status.in_(ACTIVE_STATUSES))
     elif state == "finished":
         conditions.append(Job.status.not_in(ACTIVE_STATUSES))
+    if outcome is not None:
+        conditions.append(Job.status == outcome)
     if list_id is not None:
         conditions.append(Job.list_id == list_id)
     total = await session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
@@ -99,6 +148,8 @@ def job_event(job: Job, *, error: str | None = None) -> ProgressEvent:
     return new_event(
         job_id=job.id,
         list_id=job.list_id,
+        kind=job.kind,
+        source=job.source,
         status=job.status,
         processed=job.processed,
         failed=job.failed,
@@ -107,6 +158,8 @@ def job_event(job: Job, *, error: str | None = None) -> ProgressEvent:
         eta_s=job.eta_s,
         message=bound(job.message, MESSAGE_MAX),
         error=bound(error, ERROR_MAX),
+        started_at=job.started_at,
+        next_attempt_at=job.next_attempt_at,
     )
 
 
@@ -143,18 +196,31 @@ async def finish_cancelled(session: AsyncSession, job: Job, message: str) -> Non
     job.status = JobStatus.CANCELLED.value
     job.message = bound(message, MESSAGE_MAX)
     job.eta_s = None
+    job.next_attempt_at = None
     job.finished_at = datetime.now(UTC)
     await write_event(session, job)
 
 
+def cancel_at_once_message(job: Job) -> str | None:
+    """Why a job can be cancelled right here (no worker is running it), or None: a running job stops
+    between batches. A job waiting between attempts has no batch in flight, so it ends at once too."""
+    if job.status == JobStatus.QUEUED.value:
+        return "Cancelled before it started"
+    if job.status == JobStatus.RUNNING.value and job.next_attempt_at is not None:
+        return f"Cancelled while waiting to try again ({job.processed:,} of {job.total:,} done)"
+    return None
+
+
 async def request_cancel(session: AsyncSession, user_id: UUID, job_id: UUID) -> Job:
-    """A queued job is cancelled at once; a running one is flagged and its worker stops between batches."""
+    """A queued job, or one waiting between attempts, is cancelled at once; a running one is flagged and
+    its worker stops between batches."""
     job = await get_owned_job(session, user_id, job_id, lock=True)
     if job.status not in ACTIVE_STATUSES:
         raise Conflict(f"job {job_id} is already {job.status}")
     job.cancel_requested = True
-    if job.status == JobStatus.QUEUED.value:
-        await finish_cancelled(session, job, "Cancelled before it started")
+    message = cancel_at_once_message(job)
+    if message is not None:
+        await finish_cancelled(session, job, message)
     return job
 
 
@@ -166,29 +232,134 @@ async def request_cancel_for_list(session: AsyncSession, user_id: UUID, list_id:
     )
     for job in jobs:
         job.cancel_requested = True
-        if job.status == JobStatus.QUEUED.value:
+        if cancel_at_once_message(job) is not None:
             await finish_cancelled(session, job, "Cancelled: the list was deleted")
 
 
+def retry_source(old: Job, *, automatic: bool = False) -> str:
+    """ "retry of links.csv": a retry of a retry names the same origin, not "retry of retry of …"."""
+    origin = old.source or old.kind
+    for prefix in ("automatic retry of ", "retry of "):
+        origin = origin.removeprefix(prefix)
+    return f"{'automatic ' if automatic else ''}retry of {origin}"
+
+
+def not_in_an_active_job() -> ColumnElement[bool]:
+    """A video that no queued or running job is about to write (a retry must not take it away)."""
+    active = select(Job.id).where(Job.id == Video.job_id, Job.status.in_(ACTIVE_STATUSES))
+    return ~active.exists()
+
+
+async def move_into_retry(
+    session: AsyncSession,
+    user_id: UUID,
+    list_id: UUID | None,
+    conditions: Sequence[ColumnElement[bool]],
+    source: Callable[[int], str],
+    *,
+    retry_of: UUID | None = None,
+    auto_retries: int = 0,
+) -> Job | None:
+    """A new `retry` job that takes over the user's videos matching `conditions` (as pending), or None
+    when none match. `source(count)` names it."""
+    where = [Video.user_id == user_id, *conditions]
+    count = await session.scalar(select(func.count()).select_from(Video).where(*where))
+    if not count:
+        return None
+    job = await create_job(
+        session, user_id, list_id, JobKind.RETRY, source(count), retry_of=retry_of, auto_retries=auto_retries
+    )
+    await session.execute(
+        update(Video)
+        .where(*where)
+        .values(job_id=job.id, status=VideoStatus.PENDING.value, error=None, updated_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
+    )
+    apply_counts(job, await video_counts(session, job.id))
+    job.message = f"Retrying {plural(job.total, 'video')}"
+    return job
+
+
 async def create_retry(session: AsyncSession, user_id: UUID, job_id: UUID) -> Job:
-    """A new job for the given job's failed and cancelled videos (those still in a list)."""
+    """A new job for the given job's failed and cancelled videos, and the pending ones a job-level stop
+    (quota, outage) left behind (only those still in a list)."""
     old = await get_owned_job(session, user_id, job_id, lock=True)
     if old.status in ACTIVE_STATUSES:
         raise Conflict(f"job {job_id} is still {old.status}; cancel it or wait for it to finish")
-    retryable = or_(Video.status == VideoStatus.FAILED.value, Video.status == VideoStatus.CANCELLED.value)
-    # Pending videos of a job stopped by quota exhaustion are retryable too.
-    selectable = or_(retryable, Video.status == VideoStatus.PENDING.value)
-    count = await session.scalar(
-        select(func.count()).select_from(Video).where(Video.job_id == old.id, selectable)
-    )
-    if not count:
-        raise Conflict(f"job {job_id} has no failed or cancelled videos to retry")
-    job = await create_job(session, user_id, old.list_id, RETRY_KIND)
-    await session.execute(
-        update(Video)
-        .where(Video.job_id == old.id, selectable)
-        .values(job_id=job.id, status=VideoStatus.PENDING.value, error=None)
-    )
-    apply_counts(job, await video_counts(session, job.id))
-    job.message = f"Retrying {job.total} videos"
+    job = await retry_leftovers(session, old, automatic=False)
+    if job is None:
+        raise Conflict(f"job {job_id} has nothing left to retry: no failed, cancelled or pending video")
     return job
+
+
+async def retry_leftovers(session: AsyncSession, old: Job, *, automatic: bool) -> Job | None:
+    """The retry of a finished job (locked by the caller); its automatic retry, if one was due, is off."""
+    old.next_attempt_at = None
+    statuses = (*RETRYABLE_VIDEO_STATUSES, VideoStatus.PENDING.value)
+    return await move_into_retry(
+        session,
+        old.user_id,
+        old.list_id,
+        [Video.job_id == old.id, Video.status.in_(statuses)],
+        lambda _count: retry_source(old, automatic=automatic),
+        retry_of=old.id,
+        auto_retries=old.auto_retries + 1 if automatic else 0,
+    )
+
+
+async def retry_failed_of_list(session: AsyncSession, user_id: UUID, list_id: UUID) -> Job:
+    """Every failed video of the list (not one a running job is about to write) in a new job."""
+    conditions = [
+        Video.list_id == list_id,
+        Video.status == VideoStatus.FAILED.value,
+        not_in_an_active_job(),
+    ]
+    job = await move_into_retry(
+        session, user_id, list_id, conditions, lambda count: f"retry of {plural(count, 'failed video')}"
+    )
+    if job is None:
+        raise Conflict("this list has no failed video to retry")
+    return job
+
+
+async def retry_videos(session: AsyncSession, user_id: UUID, video_ids: Sequence[UUID]) -> list[Job]:
+    """The chosen failed or cancelled videos in a new job per list. Any id that is not one of the user's
+    videos is 404; a choice with nothing to retry is 409."""
+    ids = list(dict.fromkeys(video_ids))
+    found = await session.execute(
+        select(Video.id, Video.list_id).where(Video.user_id == user_id, Video.id.in_(ids))
+    )
+    rows = found.tuples().all()
+    missing = set(ids) - {video_id for video_id, _ in rows}
+    if missing:
+        raise NotFound(f"video {sorted(missing, key=str)[0]} not found")
+    jobs: list[Job] = []
+    for list_id in sorted({list_id for _, list_id in rows}, key=str):
+        chosen = [video_id for video_id, in_list in rows if in_list == list_id]
+        conditions = [
+            Video.id.in_(chosen),
+            Video.list_id == list_id,
+            Video.status.in_(RETRYABLE_VIDEO_STATUSES),
+            not_in_an_active_job(),
+        ]
+        job = await move_into_retry(
+            session, user_id, list_id, conditions, lambda count: f"retry of {plural(count, 'video')}"
+        )
+        if job is not None:
+            jobs.append(job)
+    if not jobs:
+        raise Conflict("none of the chosen videos failed or was cancelled: there is nothing to retry")
+    return jobs
+
+
+def stalled_after_s(job_heartbeat_s: int) -> int:
+    """A running job whose worker has not touched it this long is stalled (two missed heartbeats)."""
+    return 2 * job_heartbeat_s
+
+
+async def count_stalled(session: AsyncSession, job_heartbeat_s: int) -> int:
+    """Jobs `running` with no live heartbeat: their worker died or hangs (SAQ's sweep or the stranded-job
+    cron will rerun them; a count that stays up needs an operator)."""
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(queries["stalled_jobs"], (stalled_after_s(job_heartbeat_s),))
+    return int(result.scalar_one())

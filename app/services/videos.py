@@ -14,7 +14,7 @@ from uuid_utils.compat import uuid7
 from app.services import jobs as job_service
 from app.services.errors import Conflict, NotFound
 from app.services.lists import get_owned_list
-from db.models import Video, VideoStatus
+from db.models import JobKind, Video, VideoStatus
 from db.queries import queries
 
 EXPORT_COLUMNS = (
@@ -56,8 +56,9 @@ async def page_videos(
 
 async def insert_pending_videos(
     session: AsyncSession, user_id: UUID, list_id: UUID, youtube_ids: list[str], job_id: UUID | None
-) -> int:
-    """Insert the ids not yet in the list as pending; returns how many were new.
+) -> tuple[int, int]:
+    """Insert the ids not yet in the list as pending, and take those that failed or were cancelled into
+    the job again (a re-import retries them); returns (added, retried).
 
     One statement over two arrays, whatever the count: a VALUES list would hit Postgres's limit of
     32,767 bind parameters at a few thousand rows.
@@ -67,27 +68,26 @@ async def insert_pending_videos(
         queries["insert_pending_videos"],
         (list_id, user_id, job_id, [uuid7() for _ in youtube_ids], youtube_ids),
     )
-    return int(result.rowcount)
+    added, retried = result.one()
+    return int(added), int(retried)
 
 
 async def add_video(session: AsyncSession, user_id: UUID, list_id: UUID, youtube_id: str) -> Video:
+    """A new pending video with a one-video job; adding one that failed or was cancelled retries it."""
     # The list lock serialises adds and imports into one list, so a race answers 409, not a 500.
     await get_owned_list(session, user_id, list_id, lock=True)
-    existing = await session.scalar(
-        select(Video.id).where(Video.list_id == list_id, Video.youtube_id == youtube_id)
-    )
-    if existing is not None:
-        raise Conflict(f"video {youtube_id} is already in this list", extra={"video_id": str(existing)})
     # One video is a one-video job, so its metadata arrives the same way as an import's, live.
-    job = await job_service.create_job(session, user_id, list_id, job_service.ADD_KIND)
-    video = Video(
-        list_id=list_id,
-        user_id=user_id,
-        youtube_id=youtube_id,
-        status=VideoStatus.PENDING.value,
-        job_id=job.id,
+    job = await job_service.create_job(session, user_id, list_id, JobKind.ADD, "1 video added")
+    added, retried = await insert_pending_videos(session, user_id, list_id, [youtube_id], job.id)
+    video = await session.scalar(
+        select(Video)
+        .where(Video.list_id == list_id, Video.youtube_id == youtube_id)
+        .execution_options(populate_existing=True)
     )
-    session.add(video)
+    assert video is not None
+    if not (added or retried):
+        raise Conflict(f"video {youtube_id} is already in this list", extra={"video_id": str(video.id)})
+    job.source = "1 video added" if added else "1 video added again"
     job.total = 1
     job.message = "Queued 1 video"
     await session.flush()

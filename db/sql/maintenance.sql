@@ -6,11 +6,17 @@ WITH doomed AS (
 DELETE FROM progress_events e USING doomed WHERE e.id = doomed.id
 
 -- stranded_jobs --
--- Active jobs older than $1 seconds: candidates for re-enqueueing when SAQ no longer runs them.
+-- Active jobs older than $1 seconds and not waiting for a later attempt: candidates for re-enqueueing when SAQ no longer runs them.
 SELECT id FROM jobs
 WHERE status IN ('queued', 'running') AND created_at < now() - make_interval(secs => $1)
+  AND (next_attempt_at IS NULL OR next_attempt_at <= now())
 ORDER BY created_at
 LIMIT 500
+
+-- stalled_jobs --
+-- How many jobs are running with no live heartbeat (none for $1 seconds): their worker died or hangs.
+SELECT count(*) AS stalled FROM jobs
+WHERE status = 'running' AND coalesce(heartbeat_at, started_at, created_at) < now() - make_interval(secs => $1)
 
 -- metrics_counts --
 -- Jobs and videos by status, and how full Postgres's NOTIFY queue is (0..1), for /metrics.

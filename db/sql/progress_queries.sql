@@ -39,6 +39,8 @@ SELECT
                     'seq', coalesce(j.last_seq, 0),
                     'job_id', j.id,
                     'list_id', j.list_id,
+                    'kind', j.kind,
+                    'source', j.source,
                     'status', j.status,
                     -- Same rule as db.events.progress_percent: an empty job is complete.
                     'progress', CASE
@@ -52,6 +54,10 @@ SELECT
                     'eta_s', j.eta_s,
                     'message', j.message,
                     'error', j.last_error,
+                    'started_at', to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                    'next_attempt_at', to_char(
+                        j.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
+                    ),
                     'at', to_char(
                         greatest(j.created_at, j.started_at, j.finished_at) AT TIME ZONE 'UTC',
                         'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'

@@ -71,6 +71,10 @@ class Rows:
     """Videos of the second list without a job: only `DELETE /api/videos/{id}` gets these."""
     jobs: tuple[uuid.UUID, ...] = _ids(0x5EED_0004, 2)
     """A queued job and a failed one."""
+    retry_lists: tuple[uuid.UUID, ...] = _ids(0x5EED_0006, 2)
+    """Each with one failed video of no job, named only by the examples of `retryFailedOfList` (the
+    first) and `retryVideos` (the second's video): what the other retries take cannot starve them."""
+    retry_videos: tuple[uuid.UUID, ...] = _ids(0x5EED_0007, 2)
 
     def pool(self, method: str, parameter: str) -> tuple[uuid.UUID, ...]:
         if parameter == "list_id":
@@ -81,6 +85,8 @@ class Rows:
         """The id the schema's example of an operation names: one the operation can act on."""
         if parameter == "job_id":  # a queued job can be cancelled, a failed one retried
             return self.jobs[0] if operation_id == "cancelJob" else self.jobs[1]
+        if operation_id == "retryFailedOfList":
+            return self.retry_lists[0]
         pool = self.pool(method, parameter)
         return pool[-1] if pool else None
 
@@ -89,6 +95,7 @@ ROWS = Rows()
 YOUTUBE_IDS = ("9bZkp7q19f0", "kJQP7kiw5Fk", "OPf0YbXqDm0", "JGwWNGJdvx8", "RgKAFK5djSk", "fJ9rUzIMcZQ")
 """Not the ids of the schema's examples (those get added by `addVideo` and `createImport`)."""
 DISPOSABLE_YOUTUBE_IDS = ("hT_nvWreIhg", "CevxZvSJLk8", "09R8_2nJtjg", "YQHsXMglC9A")
+RETRY_YOUTUBE_IDS = ("e-ORhEE9VVg", "uelHwf8o7_U")
 
 
 def app_document() -> dict[str, Any]:
@@ -109,6 +116,9 @@ def with_seeded_examples(document: dict[str, Any]) -> dict[str, Any]:
                     example = ROWS.example(operation["operationId"], method, parameter["name"])
                     if example is not None:
                         parameter["example"] = str(example)
+            if operation["operationId"] == "retryVideos":
+                body = operation["requestBody"]["content"]["application/json"]
+                body["example"] = {"ids": [str(ROWS.retry_videos[1])]}
     return document
 
 
@@ -232,6 +242,7 @@ async def seed(dsn: str) -> None:
             names = [("Main", lid) for lid in ROWS.lists] + [
                 ("Disposable", lid) for lid in ROWS.disposable_lists
             ]
+            names += [("Retry", lid) for lid in ROWS.retry_lists]
             session.add_all(BookmarkList(id=lid, user_id=user, name=name) for name, lid in names)
             queued, failed = ROWS.jobs
             session.add(Job(id=queued, user_id=user, list_id=ROWS.lists[0], kind="import", total=3))
@@ -251,6 +262,13 @@ async def seed(dsn: str) -> None:
                 Video(id=video_id, user_id=user, list_id=ROWS.lists[1], youtube_id=youtube_id,
                       status=VideoStatus.READY.value, title=f"Video {youtube_id}")
                 for video_id, youtube_id in zip(ROWS.disposable_videos, DISPOSABLE_YOUTUBE_IDS, strict=True)
+            )  # fmt: skip
+            session.add_all(
+                Video(id=video_id, user_id=user, list_id=list_id, youtube_id=youtube_id,
+                      status=VideoStatus.FAILED.value, error="fuzz")
+                for video_id, list_id, youtube_id in zip(
+                    ROWS.retry_videos, ROWS.retry_lists, RETRY_YOUTUBE_IDS, strict=True
+                )
             )  # fmt: skip
             for job_id in ROWS.jobs:  # history for the progress endpoints
                 await job_service.write_event(session, await job_service.get_owned_job(session, user, job_id))

@@ -23,6 +23,35 @@ def youtube() -> Iterator[FakeYouTube]:
         yield fake
 
 
+CLI = (sys.executable, "-c", "from app.cli import run_cli; run_cli()")
+
+
+async def start_app_with_worker(
+    database_url: str, youtube: FakeYouTube, tmp_path: Path, **env: str
+) -> ServerProcess:
+    """The whole app (web and its in-process worker) fetching from the fake; the caller stops it."""
+    server = ServerProcess(
+        env=app_env(
+            database_url,
+            RUN_WORKERS_IN_WEB="true",
+            YOUTUBE_API_KEY=youtube.api_key,
+            YOUTUBE_API_URL=youtube.api_url,
+            YOUTUBE_OEMBED_URL=youtube.oembed_url,
+            **env,
+        ),
+        log_path=tmp_path / "server.log",
+    )
+    await server.start()
+    return server
+
+
+def cli_env(server: ServerProcess, token: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
+        "BOOKMARKS_SERVER": server.base_url,
+        "BOOKMARKS_TOKEN": token,
+    }
+
+
 def links(count: int, prefix: str = "t") -> str:
     return "\n".join(f"https://youtu.be/{prefix}{index:010d}" for index in range(count)) + "\n"
 
@@ -32,24 +61,12 @@ async def test_import_follows_the_job_through_a_server_restart(
 ) -> None:
     """The CLI uploads, follows the job live across a web restart (in-process worker), and exits 0."""
     youtube.latency_ms = 150
-    env = app_env(
-        database_url,
-        RUN_WORKERS_IN_WEB="true",
-        YOUTUBE_API_KEY=youtube.api_key,
-        YOUTUBE_API_URL=youtube.api_url,
-        YOUTUBE_OEMBED_URL=youtube.oembed_url,
-        PROGRESS_INTERVAL_MS="100",
-    )
-    server = ServerProcess(env=env, log_path=tmp_path / "server.log")
-    await server.start()
+    server = await start_app_with_worker(database_url, youtube, tmp_path, PROGRESS_INTERVAL_MS="100")
     file = tmp_path / "links.txt"
     file.write_text(links(1500))
-    cli_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
-        "BOOKMARKS_SERVER": server.base_url, "BOOKMARKS_TOKEN": alice.token,
-    }  # fmt: skip
     cli = subprocess.Popen(
-        [sys.executable, "-c", "from app.cli import run_cli; run_cli()", "import", str(file), "--list", "CLI"],
-        cwd=ROOT, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [*CLI, "import", str(file), "--list", "CLI"],
+        cwd=ROOT, env=cli_env(server, alice.token), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         follower = LiveFollower(
@@ -65,7 +82,39 @@ async def test_import_follows_the_job_through_a_server_restart(
     text = output.decode(errors="replace")
     assert cli.returncode == 0, text
     assert "accepted 1500, duplicates 0, invalid 0" in text
-    assert "completed: Done: 1500 ready, 0 failed of 1500" in text
+    assert "completed: All 1,500 videos ready" in text
+
+
+async def test_import_exit_codes_say_how_the_job_ended(
+    database_url: str, alice: Account, youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    """`bookmarks import` exits 0 only when every video is ready, 3 when some failed
+    (completed_with_errors), 4 when the job failed (every video failed), 1 on a client error."""
+    server = await start_app_with_worker(database_url, youtube, tmp_path)
+
+    def run_import(name: str, ids: list[str], token: str = alice.token) -> tuple[int, str]:
+        file = tmp_path / name
+        file.write_text("\n".join(ids) + "\n")
+        done = subprocess.run(
+            [*CLI, "import", str(file), "--list", "Codes"],
+            cwd=ROOT, env=cli_env(server, token), capture_output=True, timeout=60,
+        )  # fmt: skip
+        return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
+
+    try:
+        outcomes = [
+            await asyncio.to_thread(run_import, "ready.txt", [f"vid{n:08d}" for n in range(3)]),
+            await asyncio.to_thread(run_import, "some.txt", ["vid00000010", "prv00000001"]),
+            await asyncio.to_thread(run_import, "none.txt", ["prv00000002", "del00000002"]),
+            await asyncio.to_thread(run_import, "refused.txt", ["vid00000020"], "sytb_not-a-token"),
+        ]
+    finally:
+        await server.stop()
+    assert [code for code, _ in outcomes] == [0, 3, 4, 1], outcomes
+    assert "completed: All 3 videos ready" in outcomes[0][1]
+    assert "completed_with_errors: 1 ready, 1 failed of 2 videos" in outcomes[1][1]
+    assert "failed: All 2 videos failed" in outcomes[2][1]
+    assert "401" in outcomes[3][1]
 
 
 def started(states: dict[str, dict[str, object]]) -> bool:

@@ -42,7 +42,7 @@ def test_an_import_of_ten_videos_fills_its_bar_and_the_table(
     expect(board.bar(card)).to_have_attribute("aria-valuenow", "100")
     expect(board.bar(card)).to_have_attribute("aria-valuemin", "0")
     expect(board.bar(card)).to_have_attribute("aria-valuemax", "100")
-    expect(board.bar(card)).to_have_accessible_name("Progress of the import into Music")
+    expect(board.bar(card)).to_have_accessible_name("Progress of 10 pasted links into Music")
     expect(card.locator(".job__percent")).to_have_text("100%")
     expect(board.counts(card)).to_have_text("10 of 10 videos processed, 0 failed")
     expect(board.rows).to_have_count(10)
@@ -94,7 +94,7 @@ def test_two_tabs_show_the_same_progress(
     seen = one.bar(one.card()).get_attribute("aria-valuenow")
     assert seen is not None
     expect(two.bar(two.card())).to_have_attribute("aria-valuenow", seen)
-    expect(two.card().locator(".job__title")).to_have_text("Import into Shared")
+    expect(two.card().locator(".job__title")).to_have_text(f"{BIG_IMPORT} pasted links")
 
     youtube.latency_ms = 0
     for board in (one, two):

@@ -22,15 +22,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from testkit.fake_youtube import FakeYouTube, format_iso8601_duration
+from testkit.fake_youtube import HOSTILE_KINDS, FakeYouTube, format_iso8601_duration, oembed_body
 from workers.youtube import (
     REASON_INVALID_ID,
     REASON_NOT_FOUND,
     REASON_NOT_FOUND_API,
     REASON_PRIVATE,
+    REASON_UNREADABLE,
     FetchResult,
     YouTubeClient,
     YouTubeError,
+    YouTubeUnreachable,
     parse_iso8601_duration,
 )
 
@@ -249,17 +251,20 @@ async def test_rate_limit_exceeded_403_is_retried_not_fatal(fake: FakeYouTube) -
     assert len(sleep.delays) == 2
 
 
-async def test_server_errors_exhaust_retries_then_go_transient(fake: FakeYouTube) -> None:
-    """Persistent 500s get max_attempts tries per batch with jittered, capped backoff, then go transient."""
+async def test_server_errors_on_every_request_exhaust_retries_then_raise_unreachable(
+    fake: FakeYouTube,
+) -> None:
+    """Persistent 500s get max_attempts tries per request with jittered, capped backoff; when no request of
+    the fetch got through, YouTube is unreachable: the fetch raises instead of failing the videos."""
     fake.fail_next(100, status=500)
     ids = video_ids(60)
     async with youtube_client(fake, max_attempts=4, backoff_base_s=1.0, backoff_max_s=3.0) as (client, sleep):
-        result = await client.fetch(ids)
+        with pytest.raises(YouTubeUnreachable) as raised:
+            await client.fetch(ids)
 
-    assert result.found == {}
-    assert set(result.transient) == set(ids)
-    assert "HTTP 500" in result.transient[ids[0]]
-    assert "4 attempts" in result.transient[ids[0]]
+    assert "HTTP 500" in raised.value.last_failure
+    assert "4 attempts" in raised.value.last_failure
+    assert str(raised.value).startswith("YouTube could not be reached")
     assert fake.requests == 8  # two batches, four attempts each
     ceilings = [1.0, 2.0, 3.0] * 2
     assert len(sleep.delays) == len(ceilings)
@@ -267,31 +272,113 @@ async def test_server_errors_exhaust_retries_then_go_transient(fake: FakeYouTube
     assert sleep.delays != ceilings, "full jitter draws below the ceiling"
 
 
+async def test_server_errors_go_transient_when_other_requests_succeed(fake: FakeYouTube) -> None:
+    """A request still failing after its retries while another request of the fetch succeeds is not an
+    outage: its videos are transient ("temporarily unavailable"), the others found."""
+    fake.fail_next(3, status=503, retry_after=0)
+    ids = video_ids(60)
+    async with youtube_client(fake, max_attempts=3) as (client, _sleep):
+        result = await client.fetch(ids)
+
+    assert set(result.transient) == set(ids[:50])
+    assert "HTTP 503" in result.transient[ids[0]]
+    assert set(result.found) == set(ids[50:])
+
+
 @pytest.mark.parametrize("api", [True, False], ids=["api", "oembed"])
-async def test_timeouts_are_retried_then_transient(fake: FakeYouTube, api: bool) -> None:
-    """Answers slower than the client's timeout count as failed attempts and end up transient."""
+async def test_timeouts_on_every_request_are_retried_then_unreachable(fake: FakeYouTube, api: bool) -> None:
+    """Answers slower than the client's timeout count as failed attempts; when all time out, YouTube is
+    unreachable."""
     fake.slow_next(100, 0.5)
     async with youtube_client(fake, api=api, timeout=0.1, max_attempts=2) as (client, sleep):
-        result = await client.fetch(video_ids(3))
+        with pytest.raises(YouTubeUnreachable) as raised:
+            await client.fetch(video_ids(3))
 
-    assert set(result.transient) == set(video_ids(3))
-    assert all("timed out" in reason for reason in result.transient.values())
+    assert "timed out" in raised.value.last_failure
     assert len(sleep.delays) == (1 if api else 3)
 
 
-async def test_connection_errors_are_transient() -> None:
-    """When nothing listens at the API's address, the batch is transient, not an exception."""
+class SteppingClock:
+    """Stands in for time.monotonic: every reading is `step_s` later than the one before."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now = 0.0
+        self.step_s = step_s
+
+    def __call__(self) -> float:
+        self.now += self.step_s
+        return self.now
+
+
+@pytest.mark.parametrize("api", [True, False], ids=["api", "oembed"])
+async def test_an_outage_is_told_within_the_retry_budget(fake: FakeYouTube, api: bool) -> None:
+    """Retries stop once the fetch's retry budget is spent (however many attempts are left), and once
+    it is spent with nothing through, the remaining oEmbed ids are not even tried."""
+    fake.fail_next(1000, status=503, retry_after=0)
+    clock = SteppingClock(step_s=10.0)  # each look at the clock: 10 s later
+    options: dict[str, Any] = {"max_attempts": 50, "retry_budget_s": 30.0, "clock": clock, "concurrency": 1}
+    async with youtube_client(fake, api=api, **options) as (client, _sleep):
+        with pytest.raises(YouTubeUnreachable) as raised:
+            await client.fetch(video_ids(4))
+
+    # The deadline is read at 10 s (+30 s = 40 s); after each attempt the clock says 20, 30, then 40 s
+    # (oEmbed reads it once more before its first attempt: 2 attempts).
+    assert fake.requests == (3 if api else 2), "the budget allows so many attempts here, not 50"
+    expected = "gave up after 3 attempts" if api else "YouTube did not answer in time; not tried"
+    assert expected in raised.value.last_failure
+
+
+async def test_connection_errors_on_every_request_raise_unreachable() -> None:
+    """When nothing listens at the API's address, the fetch raises YouTubeUnreachable (never the key)."""
     port = free_port()
     sleep = RecordingSleep()
     async with httpx.AsyncClient(timeout=1.0) as http:
         client = YouTubeClient(
             http, api_key="SECRET-KEY-42", api_url=f"http://127.0.0.1:{port}/v3", max_attempts=2, sleep=sleep
         )
-        result = await client.fetch(["vid00000001"])
+        with pytest.raises(YouTubeUnreachable) as raised:
+            await client.fetch(["vid00000001"])
 
-    assert "could not reach YouTube" in result.transient["vid00000001"]
-    assert "SECRET-KEY-42" not in result.transient["vid00000001"]
+    assert "could not reach YouTube" in raised.value.last_failure
+    assert "SECRET-KEY-42" not in str(raised.value)
     assert len(sleep.delays) == 1
+
+
+# ---- hostile answers ----
+
+
+async def test_every_hostile_value_is_cleaned_or_fails_its_video_alone(fake: FakeYouTube) -> None:
+    """One item of each hostile kind in a batch of 50: control characters are stripped, texts capped,
+    out-of-range numbers and dates nulled, bad channel ids and off-host thumbnails dropped; the item that
+    does not decode and the one answering for another id fail alone; the other 40 map exactly."""
+    hostile = [f"{kind}{index:08d}" for index, kind in enumerate(HOSTILE_KINDS)]
+    ids = hostile + video_ids(50 - len(hostile))
+    async with youtube_client(fake) as (client, sleep):
+        result = await client.fetch(ids)
+
+    assert fake.requests == 1, "one request: nothing was retried"
+    assert sleep.delays == []
+    assert_partitioned(result, ids)
+    assert result.transient == {}
+    assert result.unavailable == {
+        "zid00000005": REASON_NOT_FOUND_API,  # its item answered for another (over-long) id
+        "zsu00000006": REASON_UNREADABLE,
+    }
+    for video_id, meta in result.found.items():
+        assert msgspec.structs.asdict(meta) == FakeYouTube.expected(video_id), video_id
+    assert result.found["zcc00000000"].title == "Video zcc00000000"
+    assert len(result.found["zln00000001"].title) == 1000
+
+
+async def test_hostile_oembed_answers_are_cleaned(fake: FakeYouTube) -> None:
+    """oEmbed's title loses its control characters and is capped; a javascript: thumbnail is dropped."""
+    async with youtube_client(fake, api=False) as (client, _sleep):
+        result = await client.fetch(["zcc00000000", "zln00000001", "zth00000007"])
+
+    assert result.found["zcc00000000"].title == "Video zcc00000000"
+    assert result.found["zln00000001"].title == "T" * 999 + "…"
+    assert result.found["zth00000007"].thumbnail_url is None
+    assert result.found["zth00000007"].title == oembed_body("zth00000007")["title"]
 
 
 # ---- job-stopping errors ----
@@ -326,11 +413,15 @@ async def test_invalid_key_raises_key_invalid_without_leaking_it(fake: FakeYouTu
 async def test_key_never_appears_in_messages_or_request_logs(
     fake: FakeYouTube, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Neither httpx's request log, nor transient reasons, nor a quota error contain the API key."""
+    """Neither httpx's request log, nor an outage, nor transient reasons, nor a quota error contain the
+    API key."""
     fake.api_key = "valid-S3CR3T-key"
     fake.fail_next(2, status=500)
     caplog.set_level(logging.DEBUG)
     async with youtube_client(fake, max_attempts=2) as (client, _):
+        with pytest.raises(YouTubeUnreachable) as outage:
+            await client.fetch(video_ids(3))
+        fake.fail_next(2, status=429)
         transient = await client.fetch(video_ids(3))
         fake.quota_after(0)
         with pytest.raises(YouTubeError) as raised:
@@ -338,6 +429,7 @@ async def test_key_never_appears_in_messages_or_request_logs(
 
     assert transient.transient
     assert all(fake.api_key not in reason for reason in transient.transient.values())
+    assert fake.api_key not in f"{outage.value} {outage.value!r} {outage.value.last_failure}"
     assert fake.api_key not in f"{raised.value} {raised.value!r}"
     assert "HTTP Request" in caplog.text, "httpx must have logged the requests for this check to mean much"
     assert fake.api_key not in caplog.text
@@ -425,11 +517,11 @@ def test_parse_iso8601_duration_never_raises(text: str) -> None:
 async def test_fake_is_configurable_over_http(fake: FakeYouTube) -> None:
     """POST /_control injects failures and GET /_stats reports counters, for fakes in other processes."""
     async with httpx.AsyncClient(base_url=fake.base_url, timeout=5.0) as http:
-        control = await http.post("/_control", json={"fail_next": {"n": 1, "status": 503}})
+        control = await http.post("/_control", json={"fail_next": {"n": 1, "status": 429}})
         assert control.status_code == 200
         async with youtube_client(fake, max_attempts=1) as (client, _):
             result = await client.fetch(["vid00000001"])
-        assert "HTTP 503" in result.transient["vid00000001"]
+        assert "HTTP 429" in result.transient["vid00000001"]
         stats = (await http.get("/_stats")).json()
         assert (stats["requests"], stats["requests_per_id"]) == (1, {})
         reset = (await http.post("/_control", json={"reset": True})).json()

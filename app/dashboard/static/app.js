@@ -4,6 +4,7 @@
 import { Api } from "./api.js";
 import { byId, h } from "./dom.js";
 import { plural } from "./format.js";
+import { createHistory } from "./history.js";
 import { createImporter } from "./importer.js";
 import { LiveClient, jobStateFromApi } from "./live.js";
 import { createLivePanel } from "./panel.js";
@@ -11,8 +12,9 @@ import { createVideoTable } from "./videos.js";
 
 const TOKEN_KEY = "sytb.token";
 const LIST_KEY = "sytb.list";
-// Finished cards leave 10 minutes after they finished; checking this often is precise enough.
-const EXPIRE_CHECK_MS = 15_000;
+// Cards show how long their job has run, and finished ones leave (for the history) 10 minutes after
+// they finished: redrawing every second keeps both current.
+const TICK_MS = 1000;
 const REVOKED = "Your token is no longer valid (revoked?). Sign in again.";
 
 const session = {
@@ -23,6 +25,7 @@ const session = {
   listId: null,
   expireTimer: null,
   asked: new Set(), // list ids we fetched the lists for already (see learnNewLists)
+  finished: new Set(), // job ids seen finished, so the history reloads once per job that ends
 };
 
 const api = new Api({
@@ -62,16 +65,25 @@ function notify(message) {
   ui.notice.hidden = !message;
 }
 
+const listName = (listId) => session.lists.find((list) => list.id === listId)?.name ?? null;
+
 const panel = createLivePanel({
   root: byId("jobs"),
   empty: byId("live-empty"),
   announcer: byId("live-announcer"),
-  listName: (listId) => session.lists.find((list) => list.id === listId)?.name ?? null,
+  listName,
   onCancel: (job) => jobAction(job, "cancel"),
   onRetry: (job) => jobAction(job, "retry"),
 });
 
-const videos = createVideoTable({ api, notify, onChanged: refreshLists });
+const jobHistory = createHistory({ api, notify, listName, onRetry: (job) => jobAction(job, "retry") });
+
+const videos = createVideoTable({
+  api,
+  notify,
+  onChanged: refreshLists,
+  onJobs: (jobs) => jobs.forEach((job) => session.live?.upsert(jobStateFromApi(job))),
+});
 
 const importer = createImporter({
   api,
@@ -122,6 +134,7 @@ async function signIn(token) {
   ui.workspace.setAttribute("aria-busy", "true");
   startLive(token);
   await refreshLists();
+  jobHistory.load();
   ui.workspace.setAttribute("aria-busy", "false");
   // Someone quick may have created and selected a list while the lists were loading: keep that one.
   if (session.listId) return;
@@ -133,11 +146,19 @@ function signOut(message = "") {
   session.live?.stop();
   session.live = null;
   clearInterval(session.expireTimer);
-  Object.assign(session, { token: null, signedIn: false, lists: [], listId: null, asked: new Set() });
+  Object.assign(session, {
+    token: null,
+    signedIn: false,
+    lists: [],
+    listId: null,
+    asked: new Set(),
+    finished: new Set(),
+  });
   localStorage.removeItem(TOKEN_KEY);
   localStorage.removeItem(LIST_KEY);
   videos.hide();
   importer.clear();
+  jobHistory.reset();
   panel.render([]);
   ui.lists.replaceChildren();
   ui.account.hidden = true;
@@ -163,6 +184,7 @@ function startLive(token) {
       drawJobs();
       if (listIds.has(videos.listId)) videos.refreshSoon();
       learnNewLists(listIds);
+      noteFinishedJobs(live);
     },
     onStatus: (status) => {
       ui.connection.textContent = status === "reconnecting" ? "Reconnecting…" : "";
@@ -171,7 +193,19 @@ function startLive(token) {
   });
   session.live = live;
   live.start();
-  session.expireTimer = setInterval(drawJobs, EXPIRE_CHECK_MS);
+  session.expireTimer = setInterval(drawJobs, TICK_MS);
+}
+
+/** A job that just finished belongs in the history: reload it (debounced). */
+function noteFinishedJobs(live) {
+  let ended = false;
+  for (const job of live.jobs.values()) {
+    if (job.finishedAt != null && !session.finished.has(job.job_id)) {
+      session.finished.add(job.job_id);
+      ended = true;
+    }
+  }
+  if (ended) jobHistory.refreshSoon();
 }
 
 /** A job in a list this tab has not seen (made in another tab): fetch the lists once, for its name. */

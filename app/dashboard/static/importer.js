@@ -85,9 +85,9 @@ export function createImporter({ api, notify, getListId, onJob, onAdded }) {
   };
 }
 
-function summaryOf({ accepted, duplicates, invalid }) {
+function summaryOf({ accepted, duplicates, invalid, retried = 0 }) {
   const parts = [
-    `Accepted ${plural(accepted, "video")}`,
+    `Accepted ${plural(accepted, "video")}${retried ? ` (${retried} that had failed, retried)` : ""}`,
     `${plural(duplicates, "duplicate")} skipped`,
     `${plural(invalid.length, "invalid line")}`,
   ];

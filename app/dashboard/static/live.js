@@ -33,6 +33,8 @@ export function jobStateFromApi(job) {
     seq: job.last_seq ?? 0,
     job_id: job.id,
     list_id: job.list_id,
+    kind: job.kind,
+    source: job.source,
     status: job.status,
     progress: job.progress,
     processed: job.processed,
@@ -42,6 +44,8 @@ export function jobStateFromApi(job) {
     eta_s: job.eta_s,
     message: job.message,
     error: job.last_error,
+    started_at: job.started_at,
+    next_attempt_at: job.next_attempt_at,
     at: job.finished_at ?? job.started_at ?? job.created_at,
   };
 }

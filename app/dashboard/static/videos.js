@@ -9,8 +9,12 @@ export const PAGE_SIZE = 50;
 const REFRESH_EVERY_MS = 1000;
 const SEARCH_PAUSE_MS = 300;
 
-/** notify(message) shows an error to the user; onChanged() after a video was removed. */
-export function createVideoTable({ api, notify, onChanged }) {
+/**
+ * notify(message) shows an error to the user; onChanged() after a video was removed; onJobs(jobs) with
+ * the jobs (API shape) a retry started, for the live panel.
+ */
+export function createVideoTable({ api, notify, onChanged, onJobs }) {
+  const retryFailed = byId("retry-failed");
   const statusFilter = byId("status-filter");
   const search = byId("search");
   const rows = byId("video-rows");
@@ -42,6 +46,7 @@ export function createVideoTable({ api, notify, onChanged }) {
       return;
     }
     if (mine !== generation) return;
+    countFailed(mine);
     if (page.items.length === 0 && page.total > 0 && offset > 0) {
       // The page emptied under us (videos deleted): step back to the last page that has rows.
       offset = Math.max(0, Math.floor((page.total - 1) / PAGE_SIZE) * PAGE_SIZE);
@@ -52,9 +57,48 @@ export function createVideoTable({ api, notify, onChanged }) {
     draw(page.items);
   }
 
+  /** "Retry failed (N)": N is the list's failed videos, whatever the filter shows. */
+  async function countFailed(mine) {
+    let page;
+    try {
+      page = await api.get(`/api/lists/${listId}/videos?status=failed&limit=1`);
+    } catch {
+      return; // the table's own request reports errors; the button keeps its last count
+    }
+    if (mine !== generation) return;
+    retryFailed.hidden = page.total === 0;
+    retryFailed.textContent = `Retry failed (${page.total})`;
+    retryFailed.disabled = false;
+  }
+
+  async function startRetry(request) {
+    let jobs;
+    try {
+      jobs = await request();
+    } catch (error) {
+      notify(error.message);
+      throw error;
+    }
+    onJobs?.(jobs);
+    load();
+  }
+
+  async function retryAllFailed() {
+    retryFailed.disabled = true;
+    try {
+      await startRetry(async () => [await api.post(`/api/lists/${listId}/retry-failed`)]);
+    } catch {
+      retryFailed.disabled = false;
+    }
+  }
+
+  function retryOne(video) {
+    return startRetry(async () => (await api.post("/api/videos/retry", { ids: [video.id] })).jobs);
+  }
+
   function draw(videos) {
     const keep = new Map([...rows.children].map((tr) => [tr.dataset.key, tr]));
-    const wanted = videos.map((video) => keep.get(rowKey(video)) ?? videoRow(video, remove));
+    const wanted = videos.map((video) => keep.get(rowKey(video)) ?? videoRow(video, remove, retryOne));
     // Reuse unchanged rows so a focused link or button keeps its focus across refreshes.
     wanted.forEach((tr, index) => {
       if (rows.children[index] !== tr) rows.insertBefore(tr, rows.children[index] ?? null);
@@ -97,6 +141,7 @@ export function createVideoTable({ api, notify, onChanged }) {
   }
 
   function show(id) {
+    retryFailed.hidden = true;
     listId = id;
     offset = 0;
     statusFilter.value = "";
@@ -108,6 +153,7 @@ export function createVideoTable({ api, notify, onChanged }) {
   }
 
   function hide() {
+    retryFailed.hidden = true;
     listId = null;
     generation += 1;
     clearTimeout(refreshTimer);
@@ -119,6 +165,7 @@ export function createVideoTable({ api, notify, onChanged }) {
     offset = 0;
     load();
   };
+  retryFailed.addEventListener("click", retryAllFailed);
   statusFilter.addEventListener("change", reloadFromStart);
   search.addEventListener("input", debounce(reloadFromStart, SEARCH_PAUSE_MS));
   // Enter in the search box should search now, not submit anything.
@@ -151,7 +198,7 @@ export function createVideoTable({ api, notify, onChanged }) {
 // A row is rebuilt only when its video changed.
 const rowKey = (video) => `${video.id}@${video.updated_at}`;
 
-function videoRow(video, onRemove) {
+function videoRow(video, onRemove, onRetry) {
   const title = video.title ?? video.youtube_id;
   const thumbnail = video.thumbnail_url
     ? h("img", {
@@ -190,6 +237,24 @@ function videoRow(video, onRemove) {
     h(
       "td",
       { class: "cell-actions" },
+      video.status === "failed" || video.status === "cancelled"
+        ? h(
+            "button",
+            {
+              type: "button",
+              class: "button button--small",
+              "aria-label": `Retry ${title}`,
+              onclick: (event) => {
+                const button = event.currentTarget;
+                button.disabled = true;
+                onRetry(video).catch(() => {
+                  button.disabled = false; // the error is shown; the row can be retried again
+                });
+              },
+            },
+            "Retry",
+          )
+        : null,
       h(
         "button",
         {

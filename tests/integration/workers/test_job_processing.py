@@ -257,7 +257,7 @@ async def test_rate_limits_and_server_errors_are_retried(
     assert set(youtube.requests_per_id.values()) == {1}
 
 
-async def test_persistent_server_errors_fail_videos_as_retryable(
+async def test_a_batch_still_throttled_after_its_retries_fails_its_videos_as_retryable(
     client: Client,
     alice: Account,
     settings: Settings,
@@ -265,10 +265,10 @@ async def test_persistent_server_errors_fail_videos_as_retryable(
     youtube: FakeYouTube,
     start_worker: StartWorker,
 ) -> None:
-    """A batch still failing after every attempt fails its videos with a retry-later reason, and a retry
-    of the job fetches them."""
+    """A batch still rate-limited after every attempt (YouTube is reachable: not an outage) fails its
+    videos with a retry-later reason, and a retry of the job fetches them."""
     ids = video_ids(100)
-    youtube.fail_next(5, status=503, retry_after=0)  # Retry-After: 0 keeps the five attempts quick
+    youtube.fail_next(5, status=429, retry_after=0)  # Retry-After: 0 keeps the five attempts quick
     await start_worker(worker_settings(settings, youtube))
     list_id = await create_list(client, alice, "Down")
 

@@ -4,8 +4,8 @@ A token revoked, deleted or given a new expiry, and a user deleted, notify the `
 every web process's hub LISTENs there and closes the sockets opened with that token (4401) within 2 s.
 
 Revision ID: 0005
-Revises: 0003
-Create Date: 2026-12-13 10:00:00
+Revises: 0004
+Create Date: 2026-12-06 10:00:00
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
