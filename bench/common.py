@@ -266,6 +266,8 @@ class Server(ServerProcess):
     """The harness's uvicorn subprocess, with RLIMIT_NOFILE raised in the child and any ASGI factory."""
 
     factory: str = "app.asgi:create_app_from_env"
+    web_processes: int = 1
+    """uvicorn's `--workers`: processes sharing the port, each with its own app (and hub)."""
 
     async def start(self) -> None:
         if self.log_path is None:
@@ -275,7 +277,7 @@ class Server(ServerProcess):
                 [sys.executable, "-m", "uvicorn", "--factory", self.factory,
                  *uvicorn_arguments(Settings.from_env(self.env)),
                  "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-                 "--backlog", "4096"],
+                 "--backlog", "4096", "--workers", str(self.web_processes)],
                 cwd=ROOT, env=dict(self.env), stdout=log, stderr=log, preexec_fn=raise_nofile,
             )  # fmt: skip
         await self.wait_healthy(timeout_s=60)
@@ -286,8 +288,13 @@ class Server(ServerProcess):
         return self.process.pid
 
 
-async def start_app_server(dsn: str, name: str, **env: str) -> Server:
-    server = Server(env=app_env(dsn, **env), log_path=log_path(name), factory="bench.gc_probe:app_from_env")
+async def start_app_server(dsn: str, name: str, *, web_processes: int = 1, **env: str) -> Server:
+    server = Server(
+        env=app_env(dsn, **env),
+        log_path=log_path(name),
+        factory="bench.gc_probe:app_from_env",
+        web_processes=web_processes,
+    )
     await server.start()
     return server
 

@@ -222,6 +222,40 @@ async def measure(
     return results
 
 
+async def fan_out_on_two_processes(
+    dsn: str, fanout: Account, events: int, gap_s: float
+) -> tuple[list[float], float, dict[int, int]]:
+    """The fan-out of the 1,000-socket level, served by two web processes (`--workers 2`, each with its
+    own hub): per-event times, the processes' CPU per delivery, and the sockets each process held."""
+    server = await start_app_server(dsn, "p3-two-processes", web_processes=2, MAX_SOCKETS_PER_USER="20000")
+    swarms = Swarms("p3-two")
+    await swarms.start()
+    try:
+        _, bad = await swarms.open(server.ws_url, "fanout", fanout.token, FANOUT_SOCKETS, record=True)
+        assert bad == 0, f"{bad} sockets failed to open"
+        workers = psutil.Process(server.pid).children()
+        held = {
+            worker.pid: sum(
+                1 for c in worker.net_connections("tcp") if c.laddr.port == server.port and c.raddr
+            )
+            for worker in workers
+        }
+        writer = EventWriter(dsn, fanout.user_id, total=10**9)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await writer.create_job(conn)
+        finally:
+            await conn.close()
+        cpu_before = sum(sum(worker.cpu_times()[:2]) for worker in workers)
+        all_ms, _, incomplete = await fan_out(dsn, writer, swarms, events, gap_s)
+        cpu_s = sum(sum(worker.cpu_times()[:2]) for worker in workers) - cpu_before
+    finally:
+        await swarms.stop()
+        await server.stop()
+    deliveries = (len(all_ms) + incomplete) * FANOUT_SOCKETS
+    return all_ms, 1e6 * cpu_s / deliveries if deliveries else float("nan"), held
+
+
 def gc_note(app: list[tuple[float, float]], bare: list[tuple[float, float]]) -> str:
     app_wall, app_cpu = max(app, default=(0.0, 0.0))
     bare_wall, _ = max(bare, default=(0.0, 0.0))
@@ -261,6 +295,7 @@ async def run(bench: Bench) -> Result:
     finally:
         await bare_server.stop()
     bare_gc = gc_pauses(bare_server.log_path, bare_server.pid, since=started) if bare_server.log_path else []
+    two_ms, two_cpu, two_held = await fan_out_on_two_processes(dsn, fanout, events, gap_s)
 
     rows = []
     for a, b in zip(app, bare, strict=True):
@@ -281,6 +316,15 @@ async def run(bench: Bench) -> Result:
                 f"{a.sockets / a.open_seconds:,.0f} / {b.sockets / b.open_seconds:,.0f}",
             ]
         )
+    two = summary(two_ms)
+    rows.append(
+        [
+            f"{FANOUT_SOCKETS:,}, 2 processes",
+            "", "", "", "",
+            fmt(two["p50"], 1), fmt(two["p99"], 1), "", "", "",
+            f"{two_cpu:.0f} / -", "",
+        ]
+    )  # fmt: skip
     top, top_bare = app[-1], bare[-1]
     first_all, first_bare = summary(app[0].fanout_all_ms), summary(bare[0].fanout_all_ms)
     cpu_app, cpu_bare = cpu_us_per_delivery(app), cpu_us_per_delivery(bare)
@@ -338,11 +382,18 @@ async def run(bench: Bench) -> Result:
             "CPU µs/delivery = the server's CPU during the fan-out (idle gaps included) / deliveries; over "
             f"all levels: app {cpu_app:.1f}, bare {cpu_bare:.1f}",
             gc_note(app_gc, bare_gc),
+            f"2 processes: the app under uvicorn --workers 2 (each its own hub), the {FANOUT_SOCKETS:,} "
+            f"sockets split {' / '.join(str(n) for n in two_held.values() if n)} by the kernel; CPU of both",
             "clients: two raw-protocol swarm processes; server, clients and Postgres share the 2 cores",
         ],
         data={
             "app": [level.as_json() for level in app],
             "bare": [level.as_json() for level in bare],
             "gc_full_collections_ms": {"app": app_gc, "bare": bare_gc},
+            "two_processes": {
+                "fanout_all_ms": summary(two_ms),
+                "cpu_us_per_delivery": two_cpu,
+                "held": two_held,
+            },
         },
     )
