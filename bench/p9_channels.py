@@ -66,6 +66,18 @@ def backend_cpu_s(pid: int) -> float:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
 
 
+async def settled(backend: int, within_s: float = 120.0) -> None:
+    """Until the hub's backend stops working (under 2 ms of CPU in half a second): its UNLISTENs done."""
+    deadline = time.monotonic() + within_s
+    previous = backend_cpu_s(backend)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        current = backend_cpu_s(backend)
+        if current - previous < 0.002:
+            return
+        previous = current
+
+
 async def hub_backend(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
@@ -158,7 +170,7 @@ async def run(bench: Bench) -> Result:
         trace(f"P9: B ({opened} idle sockets)")
         passes["B"] = await one_pass(dsn, writers, swarms, backend, server.pid, seconds)
         await swarms.close("idle")
-        await asyncio.sleep(3.0)  # the sockets leave; the hub UNLISTENs their channels in the background
+        await settled(backend)  # the sockets left; the hub UNLISTENs their channels in the background
         trace("P9: A again")
         passes["A2"] = await one_pass(dsn, writers, swarms, backend, server.pid, seconds)
     finally:
