@@ -194,7 +194,7 @@ class ProgressSocket:
             result = await run_progress_session(
                 socket,
                 hub=runtime.hub,
-                store=runtime.event_store,
+                store=runtime.hub,  # the store's reads, a user's replay remembered (Hub.replayable)
                 authenticate=identify,
                 sockets=runtime.sockets,
                 replay_max=runtime.settings.replay_max,

@@ -38,12 +38,14 @@ import asyncpg
 import msgspec
 
 from app.live.frames import Frame, event_frame, snapshot_frame
-from app.live.store import CONNECTION_ERRORS, EventStore
+from app.live.store import CONNECTION_ERRORS, EventStore, SeqText
 from db.queries import queries
 
 logger = logging.getLogger("app.live.hub")
 
 CHANNEL_PREFIX: Final = "progress_user_"
+REPLAYS_REMEMBERED: Final = 10_000
+"""`Hub.replayable` answers kept at most (all forgotten past it)."""
 AUTH_CHANNEL: Final = "auth_changes"
 """Where db/sql/auth_triggers.sql announces tokens and users that changed."""
 APPLICATION_NAME: Final = "bookmarks-hub"
@@ -423,6 +425,10 @@ class Hub:
         subscriber comes back first (a socket that reconnects costs no UNLISTEN and LISTEN; thousands
         closing at once, as in a restart, wait for none)."""
         self._unlistening: asyncio.Task[None] | None = None
+        self._notified: dict[str, int] = {}
+        """Notifications received per LISTENed channel (reset when it is UNLISTENed or the hub reconnects)."""
+        self._replays: dict[tuple[UUID, int, int], tuple[tuple[int, int], list[SeqText] | None]] = {}
+        """`replayable`'s answers, with the `_replay_generation` they were read in."""
         self._lock = asyncio.Lock()
         """Serialises every use of the connection: LISTEN, UNLISTEN, the probe, the re-LISTEN."""
         self._conn: asyncpg.Connection[asyncpg.Record] | None = None
@@ -498,6 +504,40 @@ class Hub:
                 self._check_tokens([sub])  # a change was announced while the token was being checked
         return sub
 
+    async def replayable(self, user_id: UUID, after: int, limit: int) -> list[SeqText] | None:
+        """`EventStore.replayable`, remembered until the user's next notification: the sockets of one user
+        that come back together (a restart, a network blip) resume from the same seq with one query.
+
+        Only for a subscriber's own user (its channel LISTENed before the call) while the connection is up:
+        an answer read with no notification for that user since, and none missed, is still the table's.
+        An event committed after the read is notified, so it both ends the answer's use and reaches the
+        socket that used it (subscribed first) as its next event.
+        """
+        channel = channel_name(user_id)
+        generation = self._replay_generation(channel)
+        if generation is None:
+            return await self.store.replayable(user_id, after, limit)
+        key = (user_id, after, limit)
+        remembered = self._replays.get(key)
+        if remembered is not None and remembered[0] == generation:
+            return remembered[1]
+        events = await self.store.replayable(user_id, after, limit)
+        if self._replay_generation(channel) == generation:
+            if len(self._replays) >= REPLAYS_REMEMBERED:
+                self._replays.clear()
+            self._replays[key] = (generation, events)
+        return events
+
+    async def snapshot(self, user_id: UUID) -> tuple[int, str]:
+        return await self.store.snapshot(user_id)
+
+    def _replay_generation(self, channel: str) -> tuple[int, int] | None:
+        """What an answer for this channel is valid for: no reconnect and no notification since. None when
+        nothing can be remembered (the channel is not LISTENed, or the connection is down)."""
+        if channel not in self._subs or not self.connected:
+            return None
+        return self._reconnects, self._notified.get(channel, 0)
+
     async def unsubscribe(self, sub: Subscription) -> None:
         sub._end()
         subs = self._subs.get(sub.channel)
@@ -559,6 +599,7 @@ class Hub:
 
     def _on_notification(self, conn: _AnyConnection, pid: int, channel: str, payload: object) -> None:
         self._notifications += 1
+        self._notified[channel] = self._notified.get(channel, 0) + 1
         subs = self._subs.get(channel)
         if not subs:
             return
@@ -625,6 +666,9 @@ class Hub:
         await self._on_connection("LISTEN", lambda conn: conn.add_listener(channel, self._on_notification))
 
     async def _unlisten(self, channel: str) -> None:
+        # Notifications on it go unseen from now on: its count, and every remembered replay, are void.
+        self._notified.pop(channel, None)
+        self._replays.clear()
         await self._on_connection(
             "UNLISTEN", lambda conn: conn.remove_listener(channel, self._on_notification)
         )
@@ -723,6 +767,8 @@ class Hub:
                 raise
             self._conn = conn
             self._idle.clear()  # a fresh connection LISTENs on nothing else
+            self._replays.clear()
+            self._notified.clear()
             self._lost.clear()
             self._reconnects += 1
             if conn.is_closed():
