@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +144,17 @@ async def settled_rss(process: psutil.Process) -> int:
     return previous
 
 
+async def fanout_writer(dsn: str, user_id: uuid.UUID) -> EventWriter:
+    """A writer of the fan-out user's events, with its (endless) job created."""
+    writer = EventWriter(dsn, user_id, total=10**9)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await writer.create_job(conn)
+    finally:
+        await conn.close()
+    return writer
+
+
 async def fan_out(
     dsn: str, writer: EventWriter, swarms: Swarms, events: int, gap_s: float
 ) -> tuple[list[float], list[float], int]:
@@ -182,12 +194,7 @@ async def measure(
     swarms = Swarms(label)
     await swarms.start()
     process = psutil.Process(server.pid)
-    writer = EventWriter(dsn, fanout.user_id, total=10**9)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await writer.create_job(conn)
-    finally:
-        await conn.close()
+    writer = await fanout_writer(dsn, fanout.user_id)
     results: list[Level] = []
     try:
         await swarms.open(server.ws_url, "warmup", idle[0].token, WARMUP_SOCKETS)
@@ -240,12 +247,7 @@ async def fan_out_on_two_processes(
             )
             for worker in workers
         }
-        writer = EventWriter(dsn, fanout.user_id, total=10**9)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await writer.create_job(conn)
-        finally:
-            await conn.close()
+        writer = await fanout_writer(dsn, fanout.user_id)
         cpu_before = sum(sum(worker.cpu_times()[:2]) for worker in workers)
         all_ms, _, incomplete = await fan_out(dsn, writer, swarms, events, gap_s)
         cpu_s = sum(sum(worker.cpu_times()[:2]) for worker in workers) - cpu_before

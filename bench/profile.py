@@ -33,12 +33,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import uvloop
 
 from bench.common import Bench, create_accounts, start_app_server
-from bench.p3_sockets import FANOUT_SOCKETS, Swarms, fan_out
-from testkit.harness import EventWriter
+from bench.p3_sockets import FANOUT_SOCKETS, Swarms, fan_out, fanout_writer
 
 LAYERS: list[tuple[str, re.Pattern[str]]] = [
     (
@@ -148,12 +146,7 @@ async def profile_sockets(scenario: str, out_dir: Path, events: int) -> None:
                 print_breakdown("opening", out_dir / "open.txt", 250, f"{FANOUT_SOCKETS} handshakes")
                 return
             await open_sockets()
-            writer = EventWriter(dsn, fanout_user.user_id, total=10**9)
-            conn = await asyncpg.connect(dsn)
-            try:
-                await writer.create_job(conn)
-            finally:
-                await conn.close()
+            writer = await fanout_writer(dsn, fanout_user.user_id)
             results: list[tuple[list[float], list[float], int]] = []
 
             async def deliver() -> None:
@@ -283,12 +276,7 @@ async def profile_gc(sockets: int, events: int) -> None:
                     f"{sockets} sockets open; objects the GC tracks: {tracked:,} ({per_socket:.0f} a socket)"
                 )
                 report("opening")
-                writer = EventWriter(dsn, fanout_user.user_id, total=10**9)
-                conn = await asyncpg.connect(dsn)
-                try:
-                    await writer.create_job(conn)
-                finally:
-                    await conn.close()
+                writer = await fanout_writer(dsn, fanout_user.user_id)
                 all_ms, _, _ = await fan_out(dsn, writer, swarms, events, 0.25)
                 p50 = sorted(all_ms)[len(all_ms) // 2]
                 print(f"fan-out of {events} events: p50 {p50:.0f} ms, max {max(all_ms):.0f} ms")
