@@ -268,6 +268,7 @@ class Server(ServerProcess):
     factory: str = "app.asgi:create_app_from_env"
     web_processes: int = 1
     """uvicorn's `--workers`: processes sharing the port, each with its own app (and hub)."""
+    extra_args: tuple[str, ...] = ()
 
     async def start(self) -> None:
         if self.log_path is None:
@@ -277,7 +278,7 @@ class Server(ServerProcess):
                 [sys.executable, "-m", "uvicorn", "--factory", self.factory,
                  *uvicorn_arguments(Settings.from_env(self.env)),
                  "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-                 "--backlog", "4096", "--workers", str(self.web_processes)],
+                 "--backlog", "4096", "--workers", str(self.web_processes), *self.extra_args],
                 cwd=ROOT, env=dict(self.env), stdout=log, stderr=log, preexec_fn=raise_nofile,
             )  # fmt: skip
         await self.wait_healthy(timeout_s=60)
@@ -288,12 +289,15 @@ class Server(ServerProcess):
         return self.process.pid
 
 
-async def start_app_server(dsn: str, name: str, *, web_processes: int = 1, **env: str) -> Server:
+async def start_app_server(
+    dsn: str, name: str, *, web_processes: int = 1, extra_args: tuple[str, ...] = (), **env: str
+) -> Server:
     server = Server(
         env=app_env(dsn, **env),
         log_path=log_path(name),
         factory="bench.gc_probe:app_from_env",
         web_processes=web_processes,
+        extra_args=extra_args,
     )
     await server.start()
     return server
