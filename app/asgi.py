@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar, Request
 from litestar.config.app import AppConfig
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
+from litestar.types import ASGIApp, LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
 from app.api.deps import provide_event_store, provide_job_queue
 from app.api.docs import OfflineSwaggerUI, docs_router
@@ -22,7 +24,7 @@ from app.api.errors import domain_error_handler
 from app.api.imports import MULTIPART_OVERHEAD, MULTIPART_PART_LIMIT, ImportController
 from app.api.jobs import JobController, RetryController
 from app.api.lists import ListController
-from app.api.live import HistoryController, progress_socket
+from app.api.live import PROGRESS_SOCKET_DOC, PROGRESS_SOCKET_PATH, HistoryController, ProgressSocket
 from app.api.metrics import metrics
 from app.api.refusals import BoundedRequest, RefuseNulPaths
 from app.api.system import SystemController
@@ -31,6 +33,7 @@ from app.auth import PUBLIC_PATHS, TokenAuthMiddleware
 from app.console import console_router
 from app.dashboard import dashboard_handlers
 from app.database import alchemy_config
+from app.gc_policy import FreezeLongLived
 from app.logs import litestar_logging_config
 from app.runtime import Runtime, open_runtime
 from app.services.errors import DomainError
@@ -69,9 +72,12 @@ class BookmarksPlugin(InitPluginProtocol):
             async with open_runtime(self.settings, self.alchemy.create_session_maker()) as runtime:
                 self._runtime = runtime
                 worker = await self.start_in_process_worker() if self.settings.run_workers_in_web else None
+                gc_policy = FreezeLongLived()
+                gc_policy.start()
                 try:
                     yield
                 finally:
+                    gc_policy.stop()
                     if worker is not None:
                         await worker.stop()
                     self._runtime = None
@@ -84,11 +90,32 @@ class BookmarksPlugin(InitPluginProtocol):
         return worker
 
 
+class BookmarksApp(Litestar):
+    """Litestar, with the progress socket served before it (`app.api.live.ProgressSocket`): a frame sent
+    to a socket then passes no framework wrapper."""
+
+    def __init__(self, *, progress_socket: ASGIApp, **options: Any) -> None:
+        super().__init__(**options)
+        self._progress_socket = progress_socket
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        if scope["type"] == ScopeType.WEBSOCKET and cast("Scope", scope)["path"] == PROGRESS_SOCKET_PATH:
+            await self._progress_socket(cast("Scope", scope), cast("Receive", receive), cast("Send", send))
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings) -> Litestar:
     redact_uvicorn_logs()
     alchemy = alchemy_config(settings)
     plugin = BookmarksPlugin(settings, alchemy)
-    return Litestar(
+    return BookmarksApp(
+        progress_socket=ProgressSocket(plugin.runtime),
         route_handlers=[
             SystemController,
             ListController,
@@ -97,7 +124,6 @@ def create_app(settings: Settings) -> Litestar:
             JobController,
             RetryController,
             HistoryController,
-            progress_socket,
             metrics,
             *dashboard_handlers(),
             console_router(settings),
@@ -121,6 +147,7 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Smart YouTube Bookmarks",
             version="0.1.0",
+            description=PROGRESS_SOCKET_DOC,
             openapi_router=docs_router(),
             render_plugins=[OfflineSwaggerUI()],
             components=Components(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-PUBLIC_PATHS = ["^/api/health$", "^/api/ws/", "^/schema", "^/static/", "^/$", "^/favicon", "^/metrics$"]
+PUBLIC_PATHS = ["^/api/health$", "^/schema", "^/static/", "^/$", "^/favicon", "^/metrics$"]
 """Everything else needs a token. Only /api/* and /saq/* exist besides these."""
 
 
@@ -55,13 +56,17 @@ def is_console(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
 
 
 def origin_allowed(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings) -> bool:
+    return same_origin_or_allowed(
+        connection.headers.get("origin"), connection.url.scheme, connection.headers.get("host", ""), settings
+    )
+
+
+def same_origin_or_allowed(origin: str | None, scheme: str, host: str, settings: Settings) -> bool:
     """Same origin by default. Clients that are not browsers send no Origin header and are let through."""
-    origin = connection.headers.get("origin")
     if origin is None:
         return True
     origin = origin.rstrip("/")
-    scheme = connection.url.scheme.replace("ws", "http", 1)
-    return origin == f"{scheme}://{connection.headers.get('host', '')}" or origin in settings.allowed_origins
+    return origin == f"{scheme.replace('ws', 'http', 1)}://{host}" or origin in settings.allowed_origins
 
 
 class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -79,9 +84,8 @@ class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
                 "missing bearer token: send 'Authorization: Bearer <token>'", headers=challenge
             )
         runtime = self._runtime()
-        found = await authenticate_limited(
-            runtime.sessions, runtime.limits.auth_failures, client_key(connection), token
-        )
+        check = authenticate_in_session(runtime.sessions, token)
+        found = await limit_failures(runtime.limits.auth_failures, client_key(connection), check)
         if found is None:
             log.info("rejected an unknown, revoked or expired token for %s", connection.url.path)
             raise NotAuthorizedException("invalid, revoked or expired token", headers=challenge)
@@ -103,16 +107,20 @@ def client_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return connection.client.host if connection.client else "unknown"
 
 
-async def authenticate_limited(
-    session_maker: Callable[[], AsyncSession], failures: RateLimiter, client: str, token: str
+async def authenticate_in_session(
+    session_maker: Callable[[], AsyncSession], token: str
 ) -> Authenticated | None:
-    """Token check with a brake on failures only: a valid token always passes, whoever shares its address
-    (a NAT, a proxy); past the limit, a bad token gets 429 instead of 401.
+    async with session_maker() as session:
+        return await authenticate(session, token)
+
+
+async def limit_failures(failures: RateLimiter, client: str, check: Awaitable[T | None]) -> T | None:
+    """A token check with a brake on failures only: a valid token always passes, whoever shares its
+    address (a NAT, a proxy); past the limit, a bad token gets 429 instead of 401 (4430 on the socket).
 
     None: the token is unknown, revoked or expired (a definitive answer: 401, or 4401 on the socket).
     """
-    async with session_maker() as session:
-        found = await authenticate(session, token)
+    found = await check
     if found is None and not failures.allow(client):
         raise TooManyFailures(failures.retry_after_s(client))
     return found

@@ -15,11 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.imports.pool import ImportParser
 from app.live.hub import Hub
-from app.live.session import SocketRegistry
+from app.live.session import SendWatchdog, SocketRegistry
 from app.live.store import EventStore
+from app.live.tokens import RecentTokens
 from app.ratelimit import Limits, RateLimiter
 from app.settings import Settings
 from workers.queue import JobQueue, make_saq_queue
+
+SEND_TIMEOUT_S = 30.0
+"""A socket whose sends make no progress this long is closed with 1013 (docs/design.md, "The hub")."""
 
 
 @dataclass
@@ -43,6 +47,10 @@ class Runtime:
     sockets: SocketRegistry
     limits: Limits
     import_parser: ImportParser
+    recent_tokens: RecentTokens
+    """The socket's memory of valid tokens (forgotten whenever the hub hears of a change)."""
+    send_watchdog: SendWatchdog = field(default_factory=lambda: SendWatchdog(SEND_TIMEOUT_S))
+    """Closes (1013) the sockets whose client stopped reading."""
     counters: LiveCounters = field(default_factory=LiveCounters)
 
 
@@ -71,4 +79,5 @@ async def open_runtime(settings: Settings, sessions: Callable[[], AsyncSession])
                 imports=RateLimiter(settings.imports_per_minute),
             ),
             import_parser=import_parser,
+            recent_tokens=RecentTokens(hub),
         )

@@ -23,7 +23,17 @@ import asyncpg
 import psutil
 import uvloop
 
-from bench import p1_latency, p2_throughput, p3_sockets, p4_import, p5_trigger, p6_stalled, p7_refuse
+from bench import (
+    p1_latency,
+    p2_throughput,
+    p3_sockets,
+    p4_import,
+    p5_trigger,
+    p6_stalled,
+    p7_refuse,
+    p8_storm,
+    p9_channels,
+)
 from bench.common import ADMIN_DSN, Bench, Result, raise_nofile
 from testkit.harness import ROOT
 
@@ -35,6 +45,8 @@ BENCHMARKS: dict[str, Callable[[Bench], Awaitable[Result]]] = {
     "P5": p5_trigger.run,
     "P6": p6_stalled.run,
     "P7": p7_refuse.run,
+    "P8": p8_storm.run,
+    "P9": p9_channels.run,
 }
 
 

@@ -239,7 +239,7 @@ async def create_accounts(dsn: str, count: int, *, prefix: str = "bench") -> lis
 
 
 async def create_jobs(dsn: str, user_ids: Sequence[uuid.UUID], *, total: int = 1_000_000) -> list[uuid.UUID]:
-    """One running job row per user (progress events point at a job; the seq trigger updates it)."""
+    """One running job row per user (progress events point at a job)."""
     job_ids = [uuid.uuid4() for _ in user_ids]
     conn = await asyncpg.connect(dsn)
     try:
@@ -266,6 +266,9 @@ class Server(ServerProcess):
     """The harness's uvicorn subprocess, with RLIMIT_NOFILE raised in the child and any ASGI factory."""
 
     factory: str = "app.asgi:create_app_from_env"
+    web_processes: int = 1
+    """uvicorn's `--workers`: processes sharing the port, each with its own app (and hub)."""
+    extra_args: tuple[str, ...] = ()
 
     async def start(self) -> None:
         if self.log_path is None:
@@ -275,7 +278,7 @@ class Server(ServerProcess):
                 [sys.executable, "-m", "uvicorn", "--factory", self.factory,
                  *uvicorn_arguments(Settings.from_env(self.env)),
                  "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-                 "--backlog", "4096"],
+                 "--backlog", "4096", "--workers", str(self.web_processes), *self.extra_args],
                 cwd=ROOT, env=dict(self.env), stdout=log, stderr=log, preexec_fn=raise_nofile,
             )  # fmt: skip
         await self.wait_healthy(timeout_s=60)
@@ -286,8 +289,16 @@ class Server(ServerProcess):
         return self.process.pid
 
 
-async def start_app_server(dsn: str, name: str, **env: str) -> Server:
-    server = Server(env=app_env(dsn, **env), log_path=log_path(name))
+async def start_app_server(
+    dsn: str, name: str, *, web_processes: int = 1, extra_args: tuple[str, ...] = (), **env: str
+) -> Server:
+    server = Server(
+        env=app_env(dsn, **env),
+        log_path=log_path(name),
+        factory="bench.gc_probe:app_from_env",
+        web_processes=web_processes,
+        extra_args=extra_args,
+    )
     await server.start()
     return server
 
@@ -297,7 +308,7 @@ async def start_bare_server(dsn: str, name: str, accounts: Sequence[Account]) ->
     server = Server(
         env=app_env(dsn, BARE_TOKENS=tokens),
         log_path=log_path(name),
-        factory="bench.bare_server:create_app_from_env",
+        factory="bench.gc_probe:bare_from_env",
     )
     await server.start()
     return server

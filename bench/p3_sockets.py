@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ from bench.common import (
     summary,
     trace,
 )
+from bench.gc_probe import gc_pauses
 from bench.swarm import SwarmProcess
 from testkit.harness import EventWriter
 
@@ -96,13 +98,25 @@ class Swarms:
             await swarm.stop()
 
     async def open(
-        self, url: str, tag: str, token: str, count: int, *, record: bool = False
+        self,
+        url: str,
+        tag: str,
+        token: str | list[str],
+        count: int,
+        *,
+        record: bool = False,
+        reconnect: bool = False,
     ) -> tuple[int, int]:
-        halves = [count // 2, count - count // 2]
+        """`count` sockets with `token`, or one socket per token of a list."""
+        options: dict[str, Any] = {"record": record, "reconnect": reconnect, "concurrency": 32}
+        if isinstance(token, list):
+            shares: list[tuple[str | list[str], int]] = [(token[0::2], 0), (token[1::2], 0)]
+        else:
+            shares = [(token, count // 2), (token, count - count // 2)]
         answers = await asyncio.gather(
             *(
-                swarm.call("open", url=url, tag=tag, token=token, count=n, record=record, concurrency=32)
-                for swarm, n in zip(self.members, halves, strict=True)
+                swarm.call("open", url=url, tag=tag, token=share, count=n, **options)
+                for swarm, (share, n) in zip(self.members, shares, strict=True)
             )
         )
         return sum(a["opened"] for a in answers), sum(a["failed"] for a in answers)
@@ -128,6 +142,17 @@ async def settled_rss(process: psutil.Process) -> int:
             return current
         previous = current
     return previous
+
+
+async def fanout_writer(dsn: str, user_id: uuid.UUID) -> EventWriter:
+    """A writer of the fan-out user's events, with its (endless) job created."""
+    writer = EventWriter(dsn, user_id, total=10**9)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await writer.create_job(conn)
+    finally:
+        await conn.close()
+    return writer
 
 
 async def fan_out(
@@ -169,12 +194,7 @@ async def measure(
     swarms = Swarms(label)
     await swarms.start()
     process = psutil.Process(server.pid)
-    writer = EventWriter(dsn, fanout.user_id, total=10**9)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await writer.create_job(conn)
-    finally:
-        await conn.close()
+    writer = await fanout_writer(dsn, fanout.user_id)
     results: list[Level] = []
     try:
         await swarms.open(server.ws_url, "warmup", idle[0].token, WARMUP_SOCKETS)
@@ -209,6 +229,53 @@ async def measure(
     return results
 
 
+async def fan_out_on_two_processes(
+    dsn: str, fanout: Account, events: int, gap_s: float
+) -> tuple[list[float], float, dict[int, int]]:
+    """The fan-out of the 1,000-socket level, served by two web processes (`--workers 2`, each with its
+    own hub): per-event times, the processes' CPU per delivery, and the sockets each process held."""
+    server = await start_app_server(dsn, "p3-two-processes", web_processes=2, MAX_SOCKETS_PER_USER="20000")
+    swarms = Swarms("p3-two")
+    await swarms.start()
+    try:
+        _, bad = await swarms.open(server.ws_url, "fanout", fanout.token, FANOUT_SOCKETS, record=True)
+        assert bad == 0, f"{bad} sockets failed to open"
+        workers = psutil.Process(server.pid).children()
+        held = {
+            worker.pid: sum(
+                1 for c in worker.net_connections("tcp") if c.laddr.port == server.port and c.raddr
+            )
+            for worker in workers
+        }
+        writer = await fanout_writer(dsn, fanout.user_id)
+        cpu_before = sum(sum(worker.cpu_times()[:2]) for worker in workers)
+        all_ms, _, incomplete = await fan_out(dsn, writer, swarms, events, gap_s)
+        cpu_s = sum(sum(worker.cpu_times()[:2]) for worker in workers) - cpu_before
+    finally:
+        await swarms.stop()
+        await server.stop()
+    deliveries = (len(all_ms) + incomplete) * FANOUT_SOCKETS
+    return all_ms, 1e6 * cpu_s / deliveries if deliveries else float("nan"), held
+
+
+def gc_note(app: list[tuple[float, float]], bare: list[tuple[float, float]]) -> str:
+    app_wall, app_cpu = max(app, default=(0.0, 0.0))
+    bare_wall, _ = max(bare, default=(0.0, 0.0))
+    return (
+        f"full collections (generation 2) in the app's server: {len(app)}, longest {app_wall:.1f} ms wall "
+        f"({app_cpu:.1f} ms CPU); in the bare forwarder's: {len(bare)}, longest {bare_wall:.1f} ms "
+        "(bench/gc_probe.py)"
+    )
+
+
+def cpu_us_per_delivery(levels: list[Level]) -> float:
+    """Over every level's fan-out: the server's CPU / deliveries."""
+    deliveries = sum(
+        (len(level.fanout_all_ms) + level.incomplete_events) * FANOUT_SOCKETS for level in levels
+    )
+    return 1e6 * sum(level.fanout_cpu_s for level in levels) / deliveries if deliveries else float("nan")
+
+
 async def run(bench: Bench) -> Result:
     quick = bench.quick
     levels = [1000] if quick else [1000, 5000, 10000]
@@ -217,15 +284,20 @@ async def run(bench: Bench) -> Result:
     accounts = await create_accounts(dsn, 1 + IDLE_USERS, prefix="p3-")
     fanout, idle = accounts[0], accounts[1:]
     server = await start_app_server(dsn, "p3-server", MAX_SOCKETS_PER_USER="20000")
+    started = time.monotonic()  # the server is up: its startup's own collections are behind it
     try:
         app = await measure(server, dsn, fanout, idle, levels, events, gap_s, "p3-app")
     finally:
         await server.stop()
+    app_gc = gc_pauses(server.log_path, server.pid, since=started) if server.log_path else []
     bare_server = await start_bare_server(dsn, "p3-bare-server", accounts)
+    started = time.monotonic()
     try:
         bare = await measure(bare_server, dsn, fanout, idle, levels, events, gap_s, "p3-bare")
     finally:
         await bare_server.stop()
+    bare_gc = gc_pauses(bare_server.log_path, bare_server.pid, since=started) if bare_server.log_path else []
+    two_ms, two_cpu, two_held = await fan_out_on_two_processes(dsn, fanout, events, gap_s)
 
     rows = []
     for a, b in zip(app, bare, strict=True):
@@ -246,9 +318,20 @@ async def run(bench: Bench) -> Result:
                 f"{a.sockets / a.open_seconds:,.0f} / {b.sockets / b.open_seconds:,.0f}",
             ]
         )
-    top = app[-1]
-    first = app[0]
-    first_all = summary(first.fanout_all_ms)
+    two = summary(two_ms)
+    rows.append(
+        [
+            f"{FANOUT_SOCKETS:,}, 2 processes",
+            "", "", "", "",
+            fmt(two["p50"], 1), fmt(two["p99"], 1), "", "", "",
+            f"{two_cpu:.0f} / -", "",
+        ]
+    )  # fmt: skip
+    top, top_bare = app[-1], bare[-1]
+    first_all, first_bare = summary(app[0].fanout_all_ms), summary(bare[0].fanout_all_ms)
+    cpu_app, cpu_bare = cpu_us_per_delivery(app), cpu_us_per_delivery(bare)
+    opened_ratio = ratio(top.sockets / top.open_seconds, top_bare.sockets / top_bare.open_seconds)
+    longest_gc = max(app_gc, default=(0.0, 0.0))
     incomplete = sum(level.incomplete_events for level in app)
     return Result(
         key="P3",
@@ -269,20 +352,50 @@ async def run(bench: Bench) -> Result:
         ],
         rows=rows,
         targets=[
-            Target(f"P3 memory per socket at {top.sockets:,} sockets", top.kb_per_socket, 30.0, unit="KB"),
             Target(
-                f"P3 fan-out to {FANOUT_SOCKETS:,} sockets, p99 (at {first.sockets:,} open)",
-                first_all["p99"],
-                20.0,
+                f"P3 memory per socket at {top.sockets:,} sockets, app / bare forwarder",
+                ratio(top.kb_per_socket, top_bare.kb_per_socket),
+                1.15,
+            ),
+            Target("P3 server CPU per delivery, app / bare forwarder", ratio(cpu_app, cpu_bare), 1.25),
+            Target(
+                f"P3 fan-out p99 to {FANOUT_SOCKETS:,} sockets (at {app[0].sockets:,}), app / bare forwarder",
+                ratio(first_all["p99"], first_bare["p99"]),
+                1.0,
+            ),
+            Target(
+                f"P7 handshakes: sockets opened per second (to {top.sockets:,}), app / bare forwarder",
+                opened_ratio,
+                0.5,
+                at_least=True,
+            ),
+            Target(
+                f"GC longest full collection of the app, up to {top.sockets:,} sockets open",
+                longest_gc[0],
+                50.0,
                 unit="ms",
             ),
         ],
         notes=[
             f"fan-out: {events} events per level, {gap_s * 1000:.0f} ms apart; the time is commit → the "
             f"last of the {FANOUT_SOCKETS:,} receipts; events not received by all sockets: {incomplete}",
-            "bare = bench/bare_server.py under the same uvicorn (no auth query, no snapshot, no hub logic)",
-            "CPU µs/delivery = the server's CPU during the fan-out (idle gaps included) / deliveries",
+            "bare = bench/bare_server.py under the same uvicorn (no auth query, no snapshot, no hub logic); "
+            "an app handshake checks the token (a query), subscribes, sends a snapshot (a query) and ready",
+            "CPU µs/delivery = the server's CPU during the fan-out (idle gaps included) / deliveries; over "
+            f"all levels: app {cpu_app:.1f}, bare {cpu_bare:.1f}",
+            gc_note(app_gc, bare_gc),
+            f"2 processes: the app under uvicorn --workers 2 (each its own hub), the {FANOUT_SOCKETS:,} "
+            f"sockets split {' / '.join(str(n) for n in two_held.values() if n)} by the kernel; CPU of both",
             "clients: two raw-protocol swarm processes; server, clients and Postgres share the 2 cores",
         ],
-        data={"app": [level.as_json() for level in app], "bare": [level.as_json() for level in bare]},
+        data={
+            "app": [level.as_json() for level in app],
+            "bare": [level.as_json() for level in bare],
+            "gc_full_collections_ms": {"app": app_gc, "bare": bare_gc},
+            "two_processes": {
+                "fanout_all_ms": summary(two_ms),
+                "cpu_us_per_delivery": two_cpu,
+                "held": two_held,
+            },
+        },
     )

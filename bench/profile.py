@@ -33,12 +33,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import uvloop
 
 from bench.common import Bench, create_accounts, start_app_server
-from bench.p3_sockets import FANOUT_SOCKETS, Swarms, fan_out
-from testkit.harness import EventWriter
+from bench.p3_sockets import FANOUT_SOCKETS, Swarms, fan_out, fanout_writer
 
 LAYERS: list[tuple[str, re.Pattern[str]]] = [
     (
@@ -148,12 +146,7 @@ async def profile_sockets(scenario: str, out_dir: Path, events: int) -> None:
                 print_breakdown("opening", out_dir / "open.txt", 250, f"{FANOUT_SOCKETS} handshakes")
                 return
             await open_sockets()
-            writer = EventWriter(dsn, fanout_user.user_id, total=10**9)
-            conn = await asyncpg.connect(dsn)
-            try:
-                await writer.create_job(conn)
-            finally:
-                await conn.close()
+            writer = await fanout_writer(dsn, fanout_user.user_id)
             results: list[tuple[list[float], list[float], int]] = []
 
             async def deliver() -> None:
@@ -240,21 +233,26 @@ async def profile_memory(sockets: int) -> None:
 
 async def profile_gc(sockets: int, events: int) -> None:
     """The cyclic GC's pauses while sockets open and while events fan out, and a full collection's cost."""
-    pauses: list[tuple[int, float]] = []
-    started: list[float] = []
+    pauses: list[tuple[int, float, float]] = []
+    """(generation, wall ms, CPU ms): on 2 shared cores the wall time includes being descheduled."""
+    started: list[tuple[float, float]] = []
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            started.append(time.perf_counter())
+            started.append((time.perf_counter(), time.thread_time()))
         elif started:
-            pauses.append((info["generation"], 1000 * (time.perf_counter() - started.pop())))
+            wall, cpu = started.pop()
+            took = 1000 * (time.perf_counter() - wall), 1000 * (time.thread_time() - cpu)
+            pauses.append((info["generation"], *took))
 
     def report(what: str) -> None:
         for generation in (0, 1, 2):
-            took = [ms for g, ms in pauses if g == generation]
+            took = [(wall, cpu) for g, wall, cpu in pauses if g == generation]
             if took:
+                longest = max(took)
                 summary = (
-                    f"gen{generation} x {len(took)}, longest {max(took):.0f} ms, total {sum(took):.0f} ms"
+                    f"gen{generation} x {len(took)}, longest {longest[0]:.0f} ms ({longest[1]:.0f} ms CPU), "
+                    f"total {sum(wall for wall, _ in took):.0f} ms"
                 )
                 print(f"  {what}: {summary}")
         pauses.clear()
@@ -278,12 +276,7 @@ async def profile_gc(sockets: int, events: int) -> None:
                     f"{sockets} sockets open; objects the GC tracks: {tracked:,} ({per_socket:.0f} a socket)"
                 )
                 report("opening")
-                writer = EventWriter(dsn, fanout_user.user_id, total=10**9)
-                conn = await asyncpg.connect(dsn)
-                try:
-                    await writer.create_job(conn)
-                finally:
-                    await conn.close()
+                writer = await fanout_writer(dsn, fanout_user.user_id)
                 all_ms, _, _ = await fan_out(dsn, writer, swarms, events, 0.25)
                 p50 = sorted(all_ms)[len(all_ms) // 2]
                 print(f"fan-out of {events} events: p50 {p50:.0f} ms, max {max(all_ms):.0f} ms")

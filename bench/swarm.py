@@ -16,6 +16,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import re
 import struct
 import sys
@@ -59,6 +60,9 @@ class Tag:
     """A group of clients opened together; its counters are what the parent asks about."""
 
     record: bool
+    reconnect: bool = False
+    """Clients that lose their connection come back as the dashboard does (`RawClient.redial_delay`)."""
+    closing: bool = False
     clients: list[RawClient] = field(default_factory=list)
     events: int = 0
     snapshots_after_ready: int = 0
@@ -76,10 +80,10 @@ class Tag:
 
 
 class RawClient(asyncio.Protocol):
-    def __init__(self, host: str, path: str, hello: bytes, tag: Tag) -> None:
-        self.host = host
+    def __init__(self, address: tuple[str, int], path: str, token: str, tag: Tag) -> None:
+        self.address = address
         self.path = path
-        self.hello = hello
+        self.token = token
         self.tag = tag
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
@@ -89,13 +93,32 @@ class RawClient(asyncio.Protocol):
         """The highest seq this client has seen (an event's, or a snapshot's S)."""
         self.close_code: int | None = None
         self.lost = False
+        # What a reconnecting client keeps (tags opened with reconnect=True):
+        self.readies = 0
+        self.attempt = 0
+        self.connects = 0
+        self.ready_ns = 0
+        """When the last `ready` arrived, and whether it said resumed."""
+        self.ready_resumed = False
+        self.duplicates = 0
+        """Events at or below the position: the client would drop them (a server that repeats)."""
+        self.gaps = 0
+        """Events beyond position + 1 without a snapshot first: an event lost."""
+        self.snapshots = 0
+        self.redialing: asyncio.Future[None] | None = None
+
+    def hello(self) -> bytes:
+        after = self.position if self.readies else None
+        return json.dumps({"type": "hello", "token": self.token, "after": after}).encode()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        self.connects += 1
         key = base64.b64encode(os.urandom(16)).decode()
+        host, port = self.address
         self.transport.write(
             (
-                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\n"
+                f"GET {self.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
             ).encode()
@@ -115,6 +138,35 @@ class RawClient(asyncio.Protocol):
             self.ready.set_exception(
                 ConnectionError(f"closed before ready (code {self.close_code}): {exc!r}")
             )
+        if self.tag.reconnect and self.readies and not self.tag.closing:
+            self.redial_later()
+
+    def redial_delay(self) -> float:
+        """As the dashboard (app/dashboard/static/live.js): 0.25-1 s after 1012 (a restart), else
+        exponential backoff with equal jitter, 0.5 s doubling to 30 s, reset by a `ready`."""
+        if self.close_code == 1012:
+            return 0.25 + random.random() * 0.75
+        ceiling = min(30.0, 0.5 * 2**self.attempt)
+        self.attempt += 1
+        return float(ceiling / 2 + random.random() * ceiling / 2)
+
+    def redial_later(self) -> None:
+        delay = self.redial_delay()
+        asyncio.get_running_loop().call_later(delay, self._start_redial)
+
+    def _start_redial(self) -> None:
+        self.redialing = asyncio.ensure_future(self.redial())  # kept: a task nobody holds may vanish
+
+    async def redial(self) -> None:
+        if self.tag.closing:
+            return
+        self.buffer.clear()
+        self.upgraded = self.lost = False
+        self.close_code = None
+        try:
+            await asyncio.get_running_loop().create_connection(lambda: self, *self.address)
+        except OSError:
+            self.redial_later()  # refused: the server is not back yet
 
     def _upgrade(self) -> bool:
         end = self.buffer.find(b"\r\n\r\n")
@@ -128,7 +180,7 @@ class RawClient(asyncio.Protocol):
             self.transport.close()
             return False
         self.upgraded = True
-        self._send(OP_TEXT, self.hello)
+        self._send(OP_TEXT, self.hello())
         return True
 
     def _frames(self, now: int) -> None:
@@ -168,6 +220,11 @@ class RawClient(asyncio.Protocol):
         seq = int(match.group(1)) if match else 0
         tag = self.tag
         if payload.startswith(_EVENT):
+            if self.readies:
+                if seq <= self.position:
+                    self.duplicates += 1
+                elif seq > self.position + 1:
+                    self.gaps += 1
             self.position = max(self.position, seq)
             tag.progressed.set()
             tag.events += 1
@@ -178,12 +235,19 @@ class RawClient(asyncio.Protocol):
                 tag.times[seq].append(now)
         elif payload.startswith(_SNAPSHOT):
             self.position = max(self.position, seq)
+            self.snapshots += 1
             tag.progressed.set()
             if self.ready.done():
                 tag.snapshots_after_ready += 1
-        elif payload.startswith(_READY) and not self.ready.done():
+        elif payload.startswith(_READY):
             self.position = max(self.position, seq)
-            self.ready.set_result(None)
+            self.readies += 1
+            self.attempt = 0
+            self.ready_ns = now
+            self.ready_resumed = b'"resumed":true' in payload
+            tag.progressed.set()
+            if not self.ready.done():
+                self.ready.set_result(None)
 
     def _send(self, opcode: int, payload: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -195,19 +259,28 @@ class Swarm:
         self.tags: dict[str, Tag] = {}
 
     async def open(
-        self, url: str, tag: str, token: str, count: int, concurrency: int = 64, record: bool = False
+        self,
+        url: str,
+        tag: str,
+        token: str | list[str],
+        count: int,
+        concurrency: int = 64,
+        record: bool = False,
+        reconnect: bool = False,
     ) -> dict[str, Any]:
+        """`count` clients with `token`, or one client per token of a list (`count` then ignored)."""
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        group = self.tags.setdefault(tag, Tag(record=record))
-        hello = json.dumps({"type": "hello", "token": token, "after": None}).encode()
+        group = self.tags.setdefault(tag, Tag(record=record, reconnect=reconnect))
         slots = asyncio.Semaphore(concurrency)
         loop = asyncio.get_running_loop()
         errors: list[str] = []
 
-        async def open_one() -> None:
+        tokens = token if isinstance(token, list) else [token] * count
+
+        async def open_one(token: str) -> None:
             async with slots:
-                client = RawClient(f"{host}:{port}", parts.path, hello, group)
+                client = RawClient((host, port), parts.path, token, group)
                 try:
                     await loop.create_connection(lambda: client, host, port)
                     await asyncio.wait_for(client.ready, 60)
@@ -218,9 +291,9 @@ class Swarm:
                         client.transport.close()
 
         started = time.perf_counter()
-        await asyncio.gather(*(open_one() for _ in range(count)))
+        await asyncio.gather(*(open_one(token) for token in tokens))
         return {
-            "opened": count - len(errors),
+            "opened": len(tokens) - len(errors),
             "failed": len(errors),
             "errors": sorted(set(errors))[:5],
             "seconds": time.perf_counter() - started,
@@ -256,6 +329,36 @@ class Swarm:
                     await group.progressed.wait()
         return {"behind": behind(), "lost": sum(client.lost for client in group.clients)}
 
+    def storm(self, since_ns: int) -> dict[str, Any]:
+        """Over every reconnecting client: who has had a `ready` since `since_ns` (resumed or not), the
+        last of them, and what the clients counted (duplicates, gaps, snapshots, connections)."""
+        clients = [client for tag in self.tags.values() if tag.reconnect for client in tag.clients]
+        back = [client for client in clients if client.ready_ns >= since_ns]
+        return {
+            "clients": len(clients),
+            "ready_since": len(back),
+            "resumed_since": sum(client.ready_resumed for client in back),
+            "last_ready_ns": max((client.ready_ns for client in back), default=0),
+            "ready_ns": sorted(client.ready_ns for client in back),
+            "duplicates": sum(client.duplicates for client in clients),
+            "gaps": sum(client.gaps for client in clients),
+            "snapshots": sum(client.snapshots for client in clients),
+            "connects": sum(client.connects for client in clients),
+            "positions": {
+                tag_name: [client.position for client in tag.clients]
+                for tag_name, tag in self.tags.items()
+                if tag.reconnect
+            },
+        }
+
+    async def wait_back(self, since_ns: int, within_s: float) -> dict[str, Any]:
+        """Waits until every reconnecting client has had a `ready` since `since_ns`, or `within_s`."""
+        clients = [client for tag in self.tags.values() if tag.reconnect for client in tag.clients]
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline and any(client.ready_ns < since_ns for client in clients):
+            await asyncio.sleep(0.05)
+        return self.storm(since_ns)
+
     def times(self, tag: str) -> dict[str, list[int]]:
         return {str(seq): times for seq, times in self.tags[tag].times.items()}
 
@@ -267,7 +370,9 @@ class Swarm:
     async def close(self, tag: str | None = None) -> dict[str, Any]:
         names = list(self.tags) if tag is None else [tag]
         for name in names:
-            for client in self.tags.pop(name).clients:
+            group = self.tags.pop(name)
+            group.closing = True
+            for client in group.clients:
                 if client.transport is not None:
                     client.transport.close()
         await asyncio.sleep(0.1)
@@ -294,6 +399,10 @@ async def serve_commands() -> None:
             answer = await swarm.wait(**command)
         elif op == "reset":
             answer = swarm.reset()
+        elif op == "storm":
+            answer = swarm.storm(**command)
+        elif op == "wait_back":
+            answer = await swarm.wait_back(**command)
         elif op == "close":
             answer = await swarm.close(**command)
         elif op == "exit":

@@ -223,9 +223,13 @@ class LiveClient:
             await self.ws.close()
 
 
+UPDATE_JOB = "UPDATE jobs SET processed = $2, status = $3, last_seq = $4 WHERE id = $1"
+"""The job row after its event: writers keep `last_seq` (the trigger numbers events, it no longer touches jobs)."""
+
+
 @dataclass
 class EventWriter:
-    """Writes progress events the way a worker does (a job row + one event per transaction)."""
+    """Writes progress events the way a worker does (one event and the job row per transaction)."""
 
     dsn: str
     user_id: uuid.UUID
@@ -257,16 +261,11 @@ class EventWriter:
     async def write(self, conn: AnyConnection, step: int = 1) -> int:
         status, data = self._advance(step)
         async with conn.transaction():
-            await conn.execute(
-                "UPDATE jobs SET processed = $2, status = $3 WHERE id = $1",
-                self.job_id,
-                self.processed,
-                status,
-            )
             seq: int = await conn.fetchval(
                 "INSERT INTO progress_events (user_id, job_id, data) VALUES ($1, $2, $3::jsonb) RETURNING seq",
                 self.user_id, self.job_id, data,
             )  # fmt: skip
+            await conn.execute(UPDATE_JOB, self.job_id, self.processed, status, seq)
         return seq
 
     async def write_many(self, conn: AnyConnection, count: int) -> int:
@@ -275,18 +274,13 @@ class EventWriter:
         Returns the last seq."""
         advanced = [self._advance(1) for _ in range(count)]
         async with conn.transaction():
-            await conn.execute(
-                "UPDATE jobs SET processed = $2, status = $3 WHERE id = $1",
-                self.job_id,
-                self.processed,
-                advanced[-1][0],
-            )
             seq: int = await conn.fetchval(
                 "WITH inserted AS (INSERT INTO progress_events (user_id, job_id, data)"
                 " SELECT $1, $2, event::jsonb FROM unnest($3::text[]) WITH ORDINALITY AS t(event, n) ORDER BY n"
                 " RETURNING seq) SELECT max(seq) FROM inserted",
                 self.user_id, self.job_id, [data for _status, data in advanced],
             )  # fmt: skip
+            await conn.execute(UPDATE_JOB, self.job_id, self.processed, advanced[-1][0], seq)
         return seq
 
 

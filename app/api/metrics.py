@@ -5,6 +5,7 @@ Global figures, so not for every user: enabled by `METRICS_TOKEN` and scraped wi
 
 from __future__ import annotations
 
+import gc
 import hmac
 from typing import Any
 
@@ -56,6 +57,11 @@ def live_samples(hub: Hub, counters: LiveCounters) -> list[Sample]:
             status.events_caught_up,
         ),
         ("hub_notifications_total", "Notifications received.", status.notifications),
+        (
+            "gc_frozen_objects",
+            "Objects out of the cyclic GC's reach (app/gc_policy.py).",
+            gc.get_freeze_count(),
+        ),
     ]
     return [(f"bookmarks_{name}", help_text, {}, value) for name, help_text, value in figures]
 

@@ -1,8 +1,10 @@
 """The live hub: one supervised LISTEN connection per web process, fanned out to per-socket subscriptions.
 
 How "every event exactly once, in seq order" holds (docs/design.md):
-- The listener callback only decodes a notification's seq once and appends it to each subscriber's bounded
-  queue (O(1) per subscriber, never awaits), so a slow socket or a slow query cannot stall the others.
+- The listener callback decodes a notification's seq and builds its event frame once, and appends that one
+  notice to each subscriber's bounded queue (O(1) per subscriber, never awaits), so a slow socket or a
+  slow query cannot stall the others.
+- The common case costs a subscriber no more than taking the shared frame: the next seq, with its payload.
 - Everything that needs the database happens in the consumer's task, when it takes the next frame:
   duplicates (seq <= position) are dropped, a gap (seq > position + 1) is filled from the table first
   (`EventStore.replayable`, the same rule a reconnecting socket gets), a truncated payload is completed
@@ -36,12 +38,14 @@ import asyncpg
 import msgspec
 
 from app.live.frames import Frame, event_frame, snapshot_frame
-from app.live.store import CONNECTION_ERRORS, EventStore
+from app.live.store import CONNECTION_ERRORS, EventStore, SeqText
 from db.queries import queries
 
 logger = logging.getLogger("app.live.hub")
 
 CHANNEL_PREFIX: Final = "progress_user_"
+REPLAYS_REMEMBERED: Final = 10_000
+"""`Hub.replayable` answers kept at most (all forgotten past it)."""
 AUTH_CHANNEL: Final = "auth_changes"
 """Where db/sql/auth_triggers.sql announces tokens and users that changed."""
 APPLICATION_NAME: Final = "bookmarks-hub"
@@ -103,8 +107,9 @@ class _Notice(msgspec.Struct, frozen=True):
     """One notification, shared by every subscriber of its user."""
 
     seq: int
-    payload: str | None
-    """None when the trigger sent a truncated marker: the event is read from the table."""
+    frame: Frame | None
+    """The event frame, built once for all subscribers; None when the trigger sent a truncated marker (the
+    event is read from the table)."""
 
 
 class _Marker(msgspec.Struct, frozen=True):
@@ -139,7 +144,7 @@ def _decode_notice(payload: str) -> _Notice | None:
         head = _notice_decoder.decode(payload)
     except msgspec.DecodeError:
         return None
-    return _Notice(head.seq, None if head.truncated else payload)
+    return _Notice(head.seq, None if head.truncated else event_frame(head.seq, payload))
 
 
 class _Recovery:
@@ -173,30 +178,39 @@ class _Recovery:
 
 
 class Subscription:
-    """One socket's view of its user's stream. Not shared between tasks: one consumer calls next_frame."""
+    """One socket's view of its user's stream. Not shared between tasks: one consumer calls next_frame.
 
-    def __init__(
-        self,
-        user_id: UUID,
-        *,
-        credential: Credential | None,
-        store: EventStore,
-        queue_size: int,
-        on_caught_up: Callable[[int], None],
-        retry_initial_s: float,
-        retry_max_s: float,
-    ) -> None:
+    Kept small (thousands per process): an idle subscription holds no queue and no future. Pending items
+    are `_head` then `_rest` (a deque created when a second item waits), and the consumer's waiter exists
+    only while it waits.
+    """
+
+    __slots__ = (
+        "_ended",
+        "_expiry",
+        "_head",
+        "_hub",
+        "_position",
+        "_ready",
+        "_recovery",
+        "_rest",
+        "_revoked",
+        "_waiter",
+        "channel",
+        "credential",
+        "user_id",
+    )
+
+    def __init__(self, hub: Hub, user_id: UUID, credential: Credential | None) -> None:
+        self._hub = hub
         self.user_id = user_id
         self.credential = credential
         self.channel = channel_name(user_id)
-        self._store = store
-        self._queue_size = queue_size
-        self._on_caught_up = on_caught_up
-        self._retry_initial_s = retry_initial_s
-        self._retry_max_s = retry_max_s
-        self._items: collections.deque[_QueueItem] = collections.deque()
-        self._wakeup = asyncio.Event()
-        self._ready: collections.deque[Frame] = collections.deque()
+        self._head: _QueueItem | None = None
+        self._rest: collections.deque[_QueueItem] | None = None
+        self._ready: collections.deque[Frame] | None = None
+        """Frames read from the table (a catch-up, a gap), handed out before any later item."""
+        self._waiter: asyncio.Future[None] | None = None
         self._position: int | None = None
         self._ended = False
         self._revoked: str | None = None
@@ -216,12 +230,29 @@ class Subscription:
         """The next frame to send (an event or a snapshot); raises HubClosed once the subscription ended,
         Revoked once its token is no longer valid (before any frame still queued)."""
         while True:
-            self._raise_if_over()
+            if self._ended or self._revoked is not None:
+                self._raise_if_over()
             if self._ready:
                 frame = self._ready.popleft()
                 self._position = frame.seq
                 return frame
-            item = await self._take()
+            item = self._head
+            if item is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+                continue
+            self._head = self._rest.popleft() if self._rest else None
+            if type(item) is _Notice:
+                position = self._position
+                if position is not None:
+                    if item.frame is not None and item.seq == position + 1:
+                        self._position = item.seq
+                        return item.frame  # the common case: the next event, its payload notified
+                    if item.seq <= position:
+                        continue  # already delivered (replay, snapshot, catch-up or a repeated notification)
             # A batch is applied only once complete, so a read retried after an outage repeats nothing.
             self._apply(await self._with_retry(functools.partial(self._prepare, item)))
 
@@ -230,14 +261,18 @@ class Subscription:
     def _offer(self, item: _QueueItem) -> None:
         if self._ended:
             return
-        if len(self._items) >= self._queue_size:
+        pending = 0 if self._head is None else 1 + (len(self._rest) if self._rest else 0)
+        if pending >= self._hub.queue_size:
             # The socket fell behind: its backlog is worth less than one fresh snapshot
             # (docs/design.md, "The hub").
-            self._items.clear()
-            self._items.append(_SNAPSHOT)
+            self._head, self._rest = _SNAPSHOT, None
+        elif self._head is None:
+            self._head = item
+        elif self._rest is None:
+            self._rest = collections.deque((item,))
         else:
-            self._items.append(item)
-        self._wakeup.set()
+            self._rest.append(item)
+        self._wake()
 
     def _catch_up(self, recovery: _Recovery) -> None:
         self._finish_recovery()
@@ -246,18 +281,17 @@ class Subscription:
 
     def _end(self) -> None:
         self._ended = True
-        self._items.clear()
-        self._ready.clear()
+        self._head = self._rest = self._ready = None
         self._finish_recovery()
         self._cancel_expiry()
-        self._wakeup.set()
+        self._wake()
 
     def _revoke(self, reason: str) -> None:
         if self._ended or self._revoked is not None:
             return
         self._revoked = reason
         self._cancel_expiry()
-        self._wakeup.set()
+        self._wake()
 
     def _expire_at(self, expires_at: datetime | None) -> None:
         """(Re)arms the timer that revokes the subscription when its token expires."""
@@ -278,20 +312,19 @@ class Subscription:
         if self._ended:
             raise HubClosed
 
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
     # -- the consumer side: everything that reads the database happens here, never in the callback --
 
-    async def _take(self) -> _QueueItem:
-        while not self._items:
-            self._raise_if_over()
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        self._raise_if_over()
-        return self._items.popleft()
-
     def _apply(self, batch: _Batch) -> None:
-        self._ready.extend(batch.frames)
+        if batch.frames:
+            if self._ready is None:
+                self._ready = collections.deque()
+            self._ready.extend(batch.frames)
         if batch.caught_up:
-            self._on_caught_up(batch.caught_up)
+            self._hub._count_caught_up(batch.caught_up)
             if self._recovery is not None:
                 self._recovery.caught_up += batch.caught_up
         if batch.is_snapshot and self._recovery is not None:
@@ -313,14 +346,16 @@ class Subscription:
         if position is not None and notice.seq > position + 1:
             # A gap: the missed events (and this one, committed before its NOTIFY) are in the table.
             return await self._prepare_catch_up(gap_at=notice.seq)
-        payload = notice.payload or await self._store.event(self.user_id, notice.seq)
+        if notice.frame is not None:
+            return _Batch([notice.frame])
+        payload = await self._hub.store.event(self.user_id, notice.seq)
         if payload is None:
             # Pruned between NOTIFY and now: only a snapshot can keep the stream honest.
             return await self._prepare_snapshot()
         return _Batch([event_frame(notice.seq, payload)])
 
     async def _prepare_snapshot(self) -> _Batch:
-        seq, jobs = await self._store.snapshot(self.user_id)
+        seq, jobs = await self._hub.store.snapshot(self.user_id)
         # A snapshot supersedes any pending catch-up: the client now has every job's state as of S.
         return _Batch([snapshot_frame(seq, jobs)], ends_recovery=True, is_snapshot=True)
 
@@ -333,7 +368,7 @@ class Subscription:
         position = self._position
         if position is None:
             return _Batch([], ends_recovery=gap_at is None)
-        events = await self._store.replayable(self.user_id, position, self._queue_size)
+        events = await self._hub.store.replayable(self.user_id, position, self._hub.queue_size)
         if events is None:
             return await self._prepare_snapshot()
         missed = len(events) if gap_at is None else sum(1 for seq, _ in events if seq < gap_at)
@@ -347,7 +382,7 @@ class Subscription:
 
     async def _with_retry(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Runs store reads until the database answers: the socket stays open through an outage."""
-        delay = self._retry_initial_s
+        delay = self._hub.backoff_initial_s
         while True:
             try:
                 return await operation()
@@ -356,7 +391,7 @@ class Subscription:
                     raise HubClosed from exc
                 logger.warning("progress store unreachable for user %s, retrying: %r", self.user_id, exc)
                 await asyncio.sleep(_jittered(delay))
-                delay = min(delay * 2, self._retry_max_s)
+                delay = min(delay * 2, self._hub.backoff_max_s)
 
 
 def _jittered(delay: float) -> float:
@@ -378,12 +413,22 @@ class Hub:
         backoff_max_s: float = 5.0,
     ) -> None:
         self._dsn = dsn
-        self._store = store
-        self._queue_size = queue_size
+        self.store = store
+        self.queue_size = queue_size
+        """Items a subscription may hold before its backlog is replaced by one snapshot."""
         self._probe_interval_s = probe_interval_s
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
         self._subs: dict[str, set[Subscription]] = {}
+        self._idle: set[str] = set()
+        """Channels whose last subscriber left, still LISTENed: UNLISTENed in the background unless a
+        subscriber comes back first (a socket that reconnects costs no UNLISTEN and LISTEN; thousands
+        closing at once, as in a restart, wait for none)."""
+        self._unlistening: asyncio.Task[None] | None = None
+        self._notified: dict[str, int] = {}
+        """Notifications received per LISTENed channel (reset when it is UNLISTENed or the hub reconnects)."""
+        self._replays: dict[tuple[UUID, int, int], tuple[tuple[int, int], list[SeqText] | None]] = {}
+        """`replayable`'s answers, with the `_replay_generation` they were read in."""
         self._lock = asyncio.Lock()
         """Serialises every use of the connection: LISTEN, UNLISTEN, the probe, the re-LISTEN."""
         self._conn: asyncpg.Connection[asyncpg.Record] | None = None
@@ -416,10 +461,11 @@ class Hub:
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.wait([self._supervisor])
-        for check in self._token_checks:
-            check.cancel()
-        if self._token_checks:
-            await asyncio.wait(self._token_checks)
+        background = [*self._token_checks, *([self._unlistening] if self._unlistening else [])]
+        for task in background:
+            task.cancel()
+        if background:
+            await asyncio.wait(background)
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
@@ -439,20 +485,14 @@ class Hub:
         revoked, expires, or its user is deleted."""
         if self._supervisor is None:
             raise RuntimeError("Hub.start() must succeed before subscribe()")
-        sub = Subscription(
-            user_id,
-            credential=credential,
-            store=self._store,
-            queue_size=self._queue_size,
-            on_caught_up=self._count_caught_up,
-            retry_initial_s=self._backoff_initial_s,
-            retry_max_s=self._backoff_max_s,
-        )
+        sub = Subscription(self, user_id, credential)
         async with self._lock:
             self._raise_if_closed()
             subs = self._subs.setdefault(sub.channel, set())
             subs.add(sub)
-            if len(subs) == 1:
+            if len(subs) == 1 and sub.channel in self._idle:
+                self._idle.discard(sub.channel)  # its UNLISTEN had not happened yet: still LISTENed
+            elif len(subs) == 1:
                 try:
                     await self._listen(sub.channel)
                 except BaseException:
@@ -464,16 +504,51 @@ class Hub:
                 self._check_tokens([sub])  # a change was announced while the token was being checked
         return sub
 
+    async def replayable(self, user_id: UUID, after: int, limit: int) -> list[SeqText] | None:
+        """`EventStore.replayable`, remembered until the user's next notification: the sockets of one user
+        that come back together (a restart, a network blip) resume from the same seq with one query.
+
+        Only for a subscriber's own user (its channel LISTENed before the call) while the connection is up:
+        an answer read with no notification for that user since, and none missed, is still the table's.
+        An event committed after the read is notified, so it both ends the answer's use and reaches the
+        socket that used it (subscribed first) as its next event.
+        """
+        channel = channel_name(user_id)
+        generation = self._replay_generation(channel)
+        if generation is None:
+            return await self.store.replayable(user_id, after, limit)
+        key = (user_id, after, limit)
+        remembered = self._replays.get(key)
+        if remembered is not None and remembered[0] == generation:
+            return remembered[1]
+        events = await self.store.replayable(user_id, after, limit)
+        if self._replay_generation(channel) == generation:
+            if len(self._replays) >= REPLAYS_REMEMBERED:
+                self._replays.clear()
+            self._replays[key] = (generation, events)
+        return events
+
+    async def snapshot(self, user_id: UUID) -> tuple[int, str]:
+        return await self.store.snapshot(user_id)
+
+    def _replay_generation(self, channel: str) -> tuple[int, int] | None:
+        """What an answer for this channel is valid for: no reconnect and no notification since. None when
+        nothing can be remembered (the channel is not LISTENed, or the connection is down)."""
+        if channel not in self._subs or not self.connected:
+            return None
+        return self._reconnects, self._notified.get(channel, 0)
+
     async def unsubscribe(self, sub: Subscription) -> None:
         sub._end()
-        async with self._lock:
-            subs = self._subs.get(sub.channel)
-            if subs is None or sub not in subs:
-                return
-            subs.discard(sub)
-            if not subs:
-                del self._subs[sub.channel]
-                await self._unlisten(sub.channel)
+        subs = self._subs.get(sub.channel)
+        if subs is None or sub not in subs:
+            return
+        subs.discard(sub)
+        if not subs:
+            del self._subs[sub.channel]
+            self._idle.add(sub.channel)
+            if self._unlistening is None and not self._closed:
+                self._unlistening = asyncio.create_task(self._unlisten_idle(), name="progress-hub-unlisten")
 
     def status(self) -> HubStatus:
         return HubStatus(
@@ -490,10 +565,13 @@ class Hub:
         return self._conn is not None and not self._lost.is_set()
 
     async def listening_channels(self) -> list[str]:
-        """What Postgres says this hub's session LISTENs on (diagnostics; tests of the ref-counting)."""
+        """What Postgres says this hub's session LISTENs on (diagnostics; tests of the ref-counting), once
+        the UNLISTENs still due are done."""
         async with self._lock:
             if self._conn is None or not self.connected:
                 return []
+            while self._idle:
+                await self._unlisten(self._idle.pop())
             channels: list[str] = await self._conn.fetchval(queries["hub_listening_channels"])
             return channels
 
@@ -521,6 +599,7 @@ class Hub:
 
     def _on_notification(self, conn: _AnyConnection, pid: int, channel: str, payload: object) -> None:
         self._notifications += 1
+        self._notified[channel] = self._notified.get(channel, 0) + 1
         subs = self._subs.get(channel)
         if not subs:
             return
@@ -561,15 +640,15 @@ class Hub:
 
     async def _recheck(self, subs: list[Subscription]) -> None:
         token_ids = list({sub.credential.token_id for sub in subs if sub.credential is not None})
-        delay = self._backoff_initial_s
+        delay = self.backoff_initial_s
         while True:
             try:
-                states = await self._store.token_states(token_ids)
+                states = await self.store.token_states(token_ids)
                 break
             except CONNECTION_ERRORS as exc:
                 logger.warning("progress hub token check failed, retrying: %r", exc)
                 await asyncio.sleep(_jittered(delay))
-                delay = min(delay * 2, self._backoff_max_s)
+                delay = min(delay * 2, self.backoff_max_s)
             except Exception:
                 logger.exception("progress hub token check failed for %d sockets", len(subs))
                 return
@@ -587,9 +666,21 @@ class Hub:
         await self._on_connection("LISTEN", lambda conn: conn.add_listener(channel, self._on_notification))
 
     async def _unlisten(self, channel: str) -> None:
+        # Notifications on it go unseen from now on: its count, and every remembered replay, are void.
+        self._notified.pop(channel, None)
+        self._replays.clear()
         await self._on_connection(
             "UNLISTEN", lambda conn: conn.remove_listener(channel, self._on_notification)
         )
+
+    async def _unlisten_idle(self) -> None:
+        try:
+            while self._idle:
+                async with self._lock:
+                    if self._idle:  # a subscriber may have come back, or a reconnect started afresh
+                        await self._unlisten(self._idle.pop())
+        finally:
+            self._unlistening = None
 
     async def _on_connection(
         self, what: str, command: Callable[[asyncpg.Connection[asyncpg.Record]], Awaitable[object]]
@@ -645,7 +736,7 @@ class Hub:
                 self._mark_lost(f"probe error {exc!r}")
 
     async def _reconnect(self, lost_at: float) -> None:
-        delay = self._backoff_initial_s
+        delay = self.backoff_initial_s
         attempts = 0
         while True:
             await asyncio.sleep(_jittered(delay))
@@ -659,7 +750,7 @@ class Hub:
             except Exception:
                 # e.g. a changed password during a failover: keep trying, loudly; never stop supervising.
                 logger.exception("progress hub reconnect attempt %d failed", attempts)
-            delay = min(delay * 2, self._backoff_max_s)
+            delay = min(delay * 2, self.backoff_max_s)
 
     async def _resume_on(
         self, conn: asyncpg.Connection[asyncpg.Record], outage_s: float, attempts: int
@@ -675,6 +766,9 @@ class Hub:
                 conn.terminate()  # failed, or cancelled by stop(): do not leak the new connection
                 raise
             self._conn = conn
+            self._idle.clear()  # a fresh connection LISTENs on nothing else
+            self._replays.clear()
+            self._notified.clear()
             self._lost.clear()
             self._reconnects += 1
             if conn.is_closed():

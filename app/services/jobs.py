@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.errors import Conflict, NotFound
@@ -178,13 +178,22 @@ def job_event(job: Job, *, error: str | None = None) -> ProgressEvent:
     )
 
 
-async def write_event(session: AsyncSession, job: Job, *, error: str | None = None) -> None:
-    """Insert one progress event for the job's current state, in the caller's transaction."""
-    await session.flush()
+async def write_event(session: AsyncSession, job: Job, *, error: str | None = None) -> int:
+    """Insert one progress event for the job's current state, in the caller's transaction; returns its seq.
+
+    The trigger numbers the event; the job's `last_seq` (the seq its snapshot state is as of) is ours to
+    keep: set here from `RETURNING seq`, it is written with the job's other changes in one UPDATE.
+    """
     event = job_event(job, error=error)
-    session.add(ProgressEventRow(user_id=job.user_id, job_id=job.id, data=stored_data(event)))
-    await session.flush()
-    await session.refresh(job, ["last_seq"])  # set by the seq trigger, not by us
+    with session.no_autoflush:  # the job's pending changes and last_seq: one UPDATE, at the next flush
+        seq = await session.scalar(
+            insert(ProgressEventRow)
+            .values(user_id=job.user_id, job_id=job.id, data=stored_data(event))
+            .returning(ProgressEventRow.seq)
+        )
+    assert seq is not None, "the trigger assigns every event a seq"
+    job.last_seq = seq
+    return seq
 
 
 async def finish_cancelled(session: AsyncSession, job: Job, message: str) -> None:

@@ -17,10 +17,8 @@ from db.queries import queries
 from tests.conftest import scratch_database
 
 DECLARED_FUNCTIONS_AND_TRIGGERS = (
-    "create_assign_seq_function",
-    "create_notify_function",
-    "create_assign_seq_trigger",
-    "create_notify_trigger",
+    "create_sequence_and_notify_function",
+    "create_sequence_and_notify_trigger",
     "create_token_changed_function",
     "create_user_deleted_function",
     "create_token_changed_trigger",

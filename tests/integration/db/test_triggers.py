@@ -201,18 +201,16 @@ async def test_the_payload_is_the_rows_data(database_url: str) -> None:
     assert payload["at"].endswith("Z")
 
 
-async def test_jobs_last_seq_follows_the_latest_event(database_url: str) -> None:
-    """Each job's last_seq is the seq of its own latest event, while another job's events interleave."""
+async def test_the_trigger_leaves_the_job_row_alone(database_url: str) -> None:
+    """The trigger numbers events and notifies, and writes nothing else: jobs.last_seq is the writer's
+    to keep (app/services/jobs.write_event), so an event costs no UPDATE of the job row in the trigger."""
     async with connection(database_url) as conn:
         user = await new_user(conn)
-        first, second = await new_job(conn, user), await new_job(conn, user)
-        assert await conn.fetchval("SELECT last_seq FROM jobs WHERE id = $1", first) is None
-        await insert_event(conn, user, first)  # 1
-        await insert_event(conn, user, second)  # 2
-        await insert_event(conn, user, first)  # 3
-        await insert_events(conn, user, second, 2)  # 4, 5
-        last = {row["id"]: row["last_seq"] for row in await conn.fetch("SELECT id, last_seq FROM jobs")}
-    assert last == {first: 3, second: 5}
+        job = await new_job(conn, user)
+        await insert_event(conn, user, job)
+        await insert_events(conn, user, job, 2)
+        assert await conn.fetchval("SELECT last_seq FROM jobs WHERE id = $1", job) is None
+        assert await seqs_of(conn, user) == [1, 2, 3]
 
 
 async def test_a_rolled_back_event_sends_nothing_and_uses_no_seq(database_url: str) -> None:
@@ -233,7 +231,27 @@ async def test_a_rolled_back_event_sends_nothing_and_uses_no_seq(database_url: s
         assert all("doomed" not in event for event in delivered)
         assert await seqs_of(conn, user) == [1, 2]
         assert await conn.fetchval("SELECT last_seq FROM progress_streams WHERE user_id = $1", user) == 2
-        assert await conn.fetchval("SELECT last_seq FROM jobs WHERE id = $1", job) == 2
+
+
+async def test_an_insert_that_fails_after_the_trigger_sends_nothing(database_url: str) -> None:
+    """The NOTIFY is queued in the BEFORE trigger; an INSERT that fails after it (here its NOT NULL check)
+    inside a savepoint takes its notification and its seq with it, though the transaction commits."""
+    async with connection(database_url) as conn:
+        user = await new_user(conn)
+        job = await new_job(conn, user)
+        async with listening(database_url, user) as listener:
+            async with conn.transaction():
+                try:
+                    async with conn.transaction():  # a savepoint
+                        await conn.execute(INSERT_EVENT, user, None, '{"status": "running"}')
+                except asyncpg.NotNullViolationError:
+                    pass
+                assert await insert_event(conn, user, job) == 1
+            delivered = await listener.take(1)
+            await asyncio.sleep(0.2)  # a stray second notification would have arrived with the first
+            assert listener.payloads.empty()
+        assert [event["seq"] for event in delivered] == [1]
+        assert await seqs_of(conn, user) == [1]
 
 
 async def test_a_waiting_writer_gets_the_seq_after_a_rolled_back_one(database_url: str) -> None:

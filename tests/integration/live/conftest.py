@@ -135,9 +135,12 @@ class Rows:
     async def event(
         self, user_id: UUID, job_id: UUID, processed: int = 1, *, message: str | None = None
     ) -> int:
-        """Inserts one event in its own transaction (so it is notified on its own); returns its seq."""
+        """Inserts one event in its own transaction (so it is notified on its own) and, as every writer
+        does, records its seq as the job's last_seq; returns the seq."""
         seq: int = await self.db.fetchval(
-            "INSERT INTO progress_events (user_id, job_id, data) VALUES ($1, $2, $3::jsonb) RETURNING seq",
+            "WITH event AS (INSERT INTO progress_events (user_id, job_id, data) VALUES ($1, $2, $3::jsonb)"
+            " RETURNING seq), job AS (UPDATE jobs SET last_seq = (SELECT seq FROM event) WHERE id = $2)"
+            " SELECT seq FROM event",
             user_id,
             job_id,
             event_data(processed, message=message),

@@ -315,3 +315,34 @@ async def frozen_proxy(dsn: str) -> AsyncIterator[tuple[str, Callable[[], None]]
         for writer in writers:
             writer.close()
         await server.wait_closed()
+
+
+async def test_a_users_replay_is_read_once_until_the_users_next_notification(
+    hub: Hub, rows: Rows, wait_until: WaitUntil, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sockets of one subscribed user resuming from the same seq share one read of the table; the user's
+    next notification ends that, so the next resume reads again and sees the new event."""
+    user = await rows.user()
+    job = await rows.job(user)
+    await rows.events(user, job, 3)
+    await hub.subscribe(user)
+    reads: list[tuple[object, ...]] = []
+    read = hub.store.replayable
+
+    async def counted(*args: Any) -> Any:
+        reads.append(args)
+        return await read(*args)
+
+    monkeypatch.setattr(hub.store, "replayable", counted)
+    first, second = await hub.replayable(user, 1, 100), await hub.replayable(user, 1, 100)
+    await rows.event(user, job, 4)
+    await wait_until(lambda: hub.status().notifications == 1)
+    third = await hub.replayable(user, 1, 100)
+    other = await rows.user()
+    await hub.replayable(other, 0, 100)
+    await hub.replayable(other, 0, 100)
+
+    assert first == second
+    assert [seq for seq, _ in first or []] == [2, 3]
+    assert [seq for seq, _ in third or []] == [2, 3, 4]
+    assert len(reads) == 2 + 2  # the user's two reads; an unsubscribed user's are never remembered

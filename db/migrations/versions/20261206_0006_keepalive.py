@@ -10,7 +10,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-13 09:00:00
+Create Date: 2026-12-06 09:00:00
 """
 
 from __future__ import annotations

@@ -1,0 +1,28 @@
+"""The web process's GC policy (app/gc_policy.py): what it freezes, and that it undoes itself."""
+
+from __future__ import annotations
+
+import gc
+
+from app.gc_policy import FULL_EVERY, FreezeLongLived
+
+
+def test_the_policy_freezes_the_survivors_of_full_collections_and_undoes_itself() -> None:
+    """Started, it freezes what exists and what survives each full collection, with a full collection every
+    FULL_EVERY generation-1 collections; stopped, thresholds, callbacks and the frozen set are as before."""
+    thresholds, callbacks = gc.get_threshold(), list(gc.callbacks)
+    policy = FreezeLongLived()
+    policy.start()
+    try:
+        frozen_at_start = gc.get_freeze_count()
+        # Lists are tracked by the GC; these stay alive through the next collection.
+        survivor: list[list[object]] = [[] for _ in range(1000)]
+        gc.collect()
+        assert gc.get_freeze_count() >= frozen_at_start + 1000
+        assert gc.get_threshold()[2] == FULL_EVERY
+        assert len(gc.callbacks) == len(callbacks) + 1
+        del survivor
+    finally:
+        policy.stop()
+    assert gc.get_freeze_count() == 0
+    assert (gc.get_threshold(), gc.callbacks) == (thresholds, callbacks)
