@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -74,9 +75,12 @@ class BookmarksPlugin(InitPluginProtocol):
                 worker = await self.start_in_process_worker() if self.settings.run_workers_in_web else None
                 gc_policy = FreezeLongLived()
                 gc_policy.start()
+                thawing = asyncio.create_task(gc_policy.maintain(), name="gc-maintenance")
                 try:
                     yield
                 finally:
+                    thawing.cancel()
+                    await asyncio.gather(thawing, return_exceptions=True)
                     gc_policy.stop()
                     if worker is not None:
                         await worker.stop()

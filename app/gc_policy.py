@@ -9,16 +9,27 @@ generation, never walked again), each later full collection walks only what came
 
 Reference counting still frees a frozen object when its last reference goes; only a reference cycle among
 frozen objects outlives its use. A socket leaves none when it closes (measured: 0 cyclic objects after
-1,000 sockets opened, frozen and closed), and `bookmarks_gc_frozen_objects` (/metrics) shows the frozen
-generation's size, so a growth that sockets do not explain can be seen.
+1,000 sockets opened, frozen and closed), but other work can (an exception and its traceback, alive during
+a full collection, form a cycle). So when the frozen generation has doubled since the last look at
+everything, the app's maintenance task thaws it: one full collection over all of it frees such cycles, at
+the cost of one long pause that doubling makes rare. `bookmarks_gc_frozen_objects` (/metrics) shows the
+frozen generation's size.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
+import time
 from typing import Any, Final
 
+log = logging.getLogger(__name__)
+
 FULL_EVERY: Final = 2
+THAW_GROWTH: Final = 2.0
+"""The frozen generation may grow to this multiple of its size after the last full look before a thaw."""
+THAW_CHECK_S: Final = 60.0
 
 
 class FreezeLongLived:
@@ -26,6 +37,8 @@ class FreezeLongLived:
     every full collection. `stop` undoes it (tests run many apps in one process)."""
 
     _thresholds: tuple[int, int, int] = (700, 10, 10)
+    _thaw_above: float = 0.0
+    thaw_due: bool = False
 
     def start(self) -> None:
         self._thresholds = gc.get_threshold()
@@ -38,6 +51,7 @@ class FreezeLongLived:
         # Once more, over nothing: the next full collection is due when what reaches generation 2 has grown
         # by a quarter of what the last one left there, now none, instead of a quarter of the whole app.
         gc.collect()
+        self._thaw_above = gc.get_freeze_count() * THAW_GROWTH
         gc.callbacks.append(self._after_collection)
 
     def stop(self) -> None:
@@ -46,6 +60,34 @@ class FreezeLongLived:
         gc.unfreeze()
         gc.set_threshold(*self._thresholds)
 
+    def thaw_if_due(self) -> int | None:
+        """One full collection over everything, frozen included, when the frozen generation has doubled:
+        how many unreachable objects it found (None: not due). From the event loop, never from inside a
+        collection (the GC callback only marks it due)."""
+        if not self.thaw_due:
+            return None
+        self.thaw_due = False
+        began = time.perf_counter()
+        gc.unfreeze()
+        unreachable = gc.collect()
+        gc.freeze()
+        self._thaw_above = gc.get_freeze_count() * THAW_GROWTH
+        log.info(
+            "garbage collection over every object: %d unreachable freed in %.0f ms, %d objects frozen",
+            unreachable,
+            (time.perf_counter() - began) * 1000,
+            gc.get_freeze_count(),
+        )
+        return unreachable
+
+    async def maintain(self, every_s: float = THAW_CHECK_S) -> None:
+        """The app's maintenance task, for as long as it runs: a thaw when one is due."""
+        while True:
+            await asyncio.sleep(every_s)
+            self.thaw_if_due()
+
     def _after_collection(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "stop" and info["generation"] == 2:
             gc.freeze()
+            if gc.get_freeze_count() > self._thaw_above:
+                self.thaw_due = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 from app.gc_policy import FULL_EVERY, FreezeLongLived
 
@@ -26,3 +27,34 @@ def test_the_policy_freezes_the_survivors_of_full_collections_and_undoes_itself(
         policy.stop()
     assert gc.get_freeze_count() == 0
     assert (gc.get_threshold(), gc.callbacks) == (thresholds, callbacks)
+
+
+class Node:
+    """A reference cycle: a node that points at itself."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_cycle_frozen_alive_and_dropped_later_is_freed_once_the_frozen_generation_has_doubled() -> None:
+    """A cycle that was alive at a full collection (so frozen) and dropped later is freed by the thaw that
+    follows the frozen generation's doubling, and not before it is due."""
+    policy = FreezeLongLived()
+    policy.start()
+    try:
+        cycle = Node()
+        gone = weakref.ref(cycle)
+        gc.collect()  # alive now: frozen with the survivors
+        del cycle
+        gc.collect()
+        assert gone() is not None, "a frozen cycle is out of the collector's reach"
+        assert policy.thaw_if_due() is None, "not due: the frozen generation has not doubled"
+
+        growth: list[list[object]] = [[] for _ in range(gc.get_freeze_count() + 1000)]  # doubles the frozen
+        gc.collect()
+        assert policy.thaw_due
+        assert (policy.thaw_if_due() or 0) >= 1
+        assert gone() is None
+        del growth
+    finally:
+        policy.stop()
