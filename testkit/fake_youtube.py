@@ -88,6 +88,8 @@ HOSTILE_KINDS: Final = {
 }
 """Prefix → the poison in that id's `videos.list` item (oEmbed: the title and thumbnail ones)."""
 _LONG_TEXT: Final = 5000
+HOLD_MAX_S: Final = 30.0
+"""The longest a held request waits for `release()` (a test that forgot it still ends)."""
 
 # ---- the deterministic catalog ----
 
@@ -323,6 +325,8 @@ class _Injected:
     quota_after: int | None = None
     slow_remaining: int = 0
     slow_seconds: float = 0.0
+    hold_remaining: int = 0
+    gate: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -334,6 +338,7 @@ class _Stats:
     requests_per_id: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
+    held: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -344,6 +349,7 @@ class _Stats:
             "requests_per_id": dict(self.requests_per_id),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "held": self.held,
         }
 
 
@@ -369,6 +375,7 @@ class _Plan:
 
     delay_s: float
     fail: _Reply | None
+    hold: threading.Event | None = None
 
 
 class FakeYouTube:
@@ -409,6 +416,7 @@ class FakeYouTube:
         return self
 
     def stop(self) -> None:
+        self.release()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -449,6 +457,23 @@ class FakeYouTube:
         """After `n` successful Data API requests, every Data API request answers 403 quotaExceeded."""
         with self._lock:
             self._injected.quota_after = n
+
+    def hold_next(self, n: int) -> None:
+        """The next `n` video requests wait until `release()` (at most HOLD_MAX_S) before answering: a
+        test can act while a request is in flight (`held` says how many wait now)."""
+        with self._lock:
+            self._injected.hold_remaining = n
+            self._injected.gate.clear()
+
+    def release(self) -> None:
+        """The held requests go on (and answer as the injection decided when they arrived)."""
+        with self._lock:
+            self._injected.gate.set()
+
+    @property
+    def held(self) -> int:
+        with self._lock:
+            return self._stats.held
 
     def slow_next(self, n: int, seconds: float) -> None:
         """The next `n` video requests wait `seconds` before answering (on top of the latency)."""
@@ -607,6 +632,8 @@ class FakeYouTube:
         is_api = path == API_PATH + "/videos"
         plan = self._begin(is_api)
         try:
+            if plan.hold is not None:
+                self._wait_at_gate(plan.hold)
             if plan.delay_s:
                 time.sleep(plan.delay_s)
             if plan.fail is not None:
@@ -615,6 +642,15 @@ class FakeYouTube:
         finally:
             with self._lock:
                 self._stats.in_flight -= 1
+
+    def _wait_at_gate(self, gate: threading.Event) -> None:
+        with self._lock:
+            self._stats.held += 1
+        try:
+            gate.wait(HOLD_MAX_S)
+        finally:
+            with self._lock:
+                self._stats.held -= 1
 
     def _begin(self, is_api: bool) -> _Plan:
         with self._lock:
@@ -630,11 +666,15 @@ class FakeYouTube:
             if injected.slow_remaining > 0:
                 injected.slow_remaining -= 1
                 delay_s += injected.slow_seconds
+            hold = None
+            if injected.hold_remaining > 0:
+                injected.hold_remaining -= 1
+                hold = injected.gate
             fail = None
             if injected.fail_remaining > 0:
                 injected.fail_remaining -= 1
                 fail = self._injected_failure(is_api, injected)
-            return _Plan(delay_s, fail)
+            return _Plan(delay_s, fail, hold)
 
     @staticmethod
     def _injected_failure(is_api: bool, injected: _Injected) -> _Reply:

@@ -434,8 +434,12 @@ class JobRunner:
         return "deleted"
 
     async def start(self, job_id: UUID, pace: Pace) -> bool:
-        """Counts the attempt; past MAX_ATTEMPTS (every path that reruns a job comes through here) the
-        job ends `failed` with the cause of its last failure instead."""
+        """Counts the attempt (committed on its own first: an error later in the start must still count,
+        or a persistent one would rerun the job without bound); past MAX_ATTEMPTS (every path that
+        reruns a job comes through here) the job ends `failed` with the cause of its last failure
+        instead, and a job whose cancel was asked for ends `cancelled`."""
+        if not await self.count_attempt(job_id):
+            return False
         async with self.sessions() as session, session.begin():
             job = await lock_job(session, job_id)
             if job is None or JobStatus(job.status).is_terminal:
@@ -443,7 +447,6 @@ class JobRunner:
                 return False
             work = self.work_for(job)
             await work.recount(session, job)
-            job.attempts += 1
             if job.attempts > MAX_ATTEMPTS:
                 await self.end_failed(session, job, self.gave_up_message(job), job.last_error)
                 return False
@@ -462,6 +465,29 @@ class JobRunner:
         )
         return True
 
+    async def count_attempt(self, job_id: UUID) -> bool:
+        """Counts one more attempt of the job, in its own transaction; False when there is nothing to
+        run (the job is gone, terminal, or was cancelled: then it ends `cancelled` here)."""
+        async with self.sessions() as session, session.begin():
+            job = await lock_job(session, job_id)
+            if job is None or JobStatus(job.status).is_terminal:
+                log.info("job %s is %s; nothing to run", job_id, "gone" if job is None else job.status)
+                return False
+            if await self.end_if_cancel_requested(session, job):
+                return False
+            job.attempts += 1
+        return True
+
+    async def end_if_cancel_requested(self, session: AsyncSession, job: Job) -> bool:
+        """Ends the (locked, not terminal) job `cancelled` if its cancel was asked for: whatever stopped
+        the run (an outage, the quota, a failed attempt), a person's Cancel decides how it ends, and a
+        cancelled job is never retried automatically."""
+        if not job.cancel_requested:
+            return False
+        await job_service.finish_cancelled(session, job, self.work_for(job).cancelled_message(job))
+        log.info("job %s cancelled%s: %s", job.id, ran_for(job), job.message)
+        return True
+
     @staticmethod
     def gave_up_message(job: Job) -> str:
         return (
@@ -471,12 +497,18 @@ class JobRunner:
 
     async def attempt_failed(self, job_id: UUID, cause: str) -> float | None:
         """Records a failed attempt: the job waits for its next one (the delay is returned), or past
-        MAX_ATTEMPTS ends `failed` with the cause (None)."""
+        MAX_ATTEMPTS ends `failed` with the cause, or ends `cancelled` if that was asked for (None).
+        A job whose start failed may still be `queued` or `waiting`: it waits between attempts as a
+        `running` one does (the API cancels such a job at once)."""
         async with self.sessions() as session, session.begin():
             job = await lock_job(session, job_id)
-            if job is None or job.status != JobStatus.RUNNING.value:
+            if job is None or JobStatus(job.status).is_terminal:
+                return None
+            if await self.end_if_cancel_requested(session, job):
                 return None
             job.last_error = job_service.bound(cause, ERROR_MAX)
+            job.status = JobStatus.RUNNING.value
+            job.started_at = job.started_at or datetime.now(UTC)
             if job.attempts >= MAX_ATTEMPTS:
                 await self.end_failed(session, job, self.gave_up_message(job), cause)
                 return None
@@ -550,6 +582,8 @@ class JobRunner:
             job = await lock_job(session, job_id)
             if job is None or job.status != JobStatus.RUNNING.value:
                 return "gone"
+            if await self.end_if_cancel_requested(session, job):
+                return job.status
             await self.work_for(job).recount(session, job)
             retry_at = None
             if job.auto_retries < len(AUTO_RETRY_DELAYS_S):
@@ -595,6 +629,8 @@ class JobRunner:
             job = await lock_job(session, job_id)
             if job is None or job.status != JobStatus.RUNNING.value:
                 return "gone"
+            if await self.end_if_cancel_requested(session, job):
+                return job.status
             await self.work_for(job).recount(session, job)
             job.status = JobStatus.WAITING.value
             job.next_attempt_at = reached.resets_at

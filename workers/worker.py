@@ -159,7 +159,12 @@ async def retry_stopped_jobs(ctx: Context) -> int:
     async with ctx["sessions"]() as session, session.begin():
         due = await session.scalars(
             select(Job)
-            .where(Job.status == JobStatus.FAILED.value, Job.next_attempt_at <= func.now())
+            .where(
+                Job.status == JobStatus.FAILED.value,
+                Job.next_attempt_at <= func.now(),
+                # A cancel is the person's word: what it left behind waits for their Retry.
+                Job.cancel_requested.is_(False),
+            )
             .order_by(Job.next_attempt_at)
             .limit(RETRY_BATCH)
             .with_for_update(skip_locked=True)
