@@ -26,7 +26,7 @@ name, view count or thumbnail). These changes outlive `reset()`, which clears on
 Hostile ids (HOSTILE_KINDS, prefixes starting with `z`) get the same item poisoned in one way: control
 characters, over-long texts, numbers past the database's columns, a date that cannot be represented, an
 over-long channel or video id, an item that does not decode (a lone surrogate escape, so msgspec refuses
-the whole answer), or thumbnails off YouTube's image hosts. `expected()` says what a correct client makes
+the whole answer), thumbnails off YouTube's image hosts, or on its host with a bad port. `expected()` says what a correct client makes
 of them; `expected_failure()` which ones it must fail.
 """
 
@@ -85,9 +85,15 @@ HOSTILE_KINDS: Final = {
     "zid": "the item's id is 311 characters long (not the id asked for)",
     "zsu": "a lone surrogate escape in the title: the answer does not decode as a whole",
     "zth": "thumbnails over http, on other hosts and as javascript: URLs",
+    "zpt": "thumbnails on YouTube's host with a port that is not a number, out of range, or 0",
 }
 """Prefix → the poison in that id's `videos.list` item (oEmbed: the title and thumbnail ones)."""
 _LONG_TEXT: Final = 5000
+_BAD_PORTS: Final = (
+    "https://i.ytimg.com:abc/vi/x.jpg",
+    "https://i.ytimg.com:99999/vi/x.jpg",
+    "https://i.ytimg.com:0/vi/x.jpg",
+)
 HOLD_MAX_S: Final = 30.0
 """The longest a held request waits for `release()` (a test that forgot it still ends)."""
 
@@ -194,6 +200,9 @@ def _poison(item: dict[str, Any], video_id: str) -> dict[str, Any]:
         bad = ("http://i.ytimg.com/vi/x.jpg", "https://i.ytimg.com.evil.example/x.jpg", "javascript:alert(1)")
         for index, thumbnail in enumerate(snippet["thumbnails"].values()):
             thumbnail["url"] = bad[index % len(bad)]
+    elif kind == "zpt" and snippet:
+        for index, thumbnail in enumerate(snippet["thumbnails"].values()):
+            thumbnail["url"] = _BAD_PORTS[index % len(_BAD_PORTS)]
     return item
 
 
@@ -277,6 +286,8 @@ def oembed_body(video_id: str, change: Change = _UNCHANGED) -> dict[str, Any]:
         body["title"] = "T" * _LONG_TEXT
     elif kind == "zth":
         body["thumbnail_url"] = "javascript:alert(1)"
+    elif kind == "zpt":
+        body["thumbnail_url"] = _BAD_PORTS[0]
     return body
 
 
@@ -618,6 +629,7 @@ class FakeYouTube:
             "zdt": {"published_at": None},
             "zci": {"channel_id": None},
             "zth": {"thumbnail_url": None},
+            "zpt": {"thumbnail_url": None},
         }
         return values | cleaned.get(hostile_kind(video_id) or "", {})
 

@@ -178,7 +178,7 @@ class FetchWork:
         outcome = await apply_fetch_result(session, job.id, batch, result)
         job.processed += outcome.ready + outcome.failed
         job.failed += outcome.failed
-        reasons = result.unavailable | result.transient | dict(outcome.refused)
+        reasons = result.unavailable | result.unreadable | result.transient | dict(outcome.refused)
         return Applied(done=outcome.ready + outcome.failed, errors=in_batch_order(batch, reasons))
 
     def start_message(self, job: Job) -> str:
@@ -233,6 +233,7 @@ async def apply_fetch_result(
     refused = await write_ready(connection, job_id, ready)
     reasons = (
         list(result.unavailable.items())
+        + list(result.unreadable.items())
         + [(yid, f"temporarily unavailable, retry later: {why}") for yid, why in result.transient.items()]
         + refused
     )

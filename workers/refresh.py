@@ -13,8 +13,9 @@ crash continues after the last committed batch and counts nothing twice.
   unavailable video found again is `ready`: `returned`.
 - Unavailable (deleted, private, removed by YouTube): a ready video becomes `unavailable` with YouTube's
   reason and `unavailable_since`, its metadata kept: `gone`. One already unavailable keeps its `since`.
-- No answer (YouTube failing for that request): the video is left as it was and not marked checked; it
-  counts as `failed`, and the job's Retry checks it again.
+- No answer (YouTube failing for that request), or an answer that could not be read (an item that does
+  not decode, an answer without `items`): the video is left as it was and not marked checked; it counts
+  as `failed`, and the job's Retry checks it again. Only YouTube's own verdict makes a video `gone`.
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ class RefreshWork:
         job.refresh_after = max(batch.values())
         job.total = max(job.total, job.processed)  # a video that turned ready since the job began
         # A video found gone is what a check is for, not an error: only what could not be checked is.
-        unanswered = {yid: why for yid, why in result.transient.items() if yid in by_youtube_id}
+        no_verdict = result.transient | result.unreadable
+        unanswered = {yid: why for yid, why in no_verdict.items() if yid in by_youtube_id}
         return Applied(done=len(locked), errors=in_batch_order(batch, unanswered | dict(refused)))
 
     def start_message(self, job: Job) -> str:

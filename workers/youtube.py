@@ -26,6 +26,7 @@ import asyncio
 import email.utils
 import functools
 import json
+import logging
 import random
 import re
 import time
@@ -38,6 +39,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import msgspec
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FetchResult",
@@ -80,6 +83,8 @@ _REJECTION_REASONS: Final = {
 TEXT_MAX: Final = 1000
 """Titles and channel names are cut to this many characters."""
 URL_MAX: Final = 2000
+ERROR_TEXT_MAX: Final = 200
+"""Reasons and messages of YouTube's error answers are cut to this many characters."""
 BIGINT_MAX: Final = 2**63 - 1
 INTEGER_MAX: Final = 2**31 - 1
 # Thumbnails are shown in people's browsers: only https URLs on YouTube's own image hosts are kept.
@@ -141,11 +146,15 @@ class VideoMetadata(msgspec.Struct, frozen=True):
 
 
 class FetchResult(msgspec.Struct):
-    """Every requested id lands in exactly one of the three dicts."""
+    """Every requested id lands in exactly one of the four dicts (id → reason, but for `found`)."""
 
     found: dict[str, VideoMetadata] = msgspec.field(default_factory=dict)
     unavailable: dict[str, str] = msgspec.field(default_factory=dict)
+    """YouTube's verdict: nobody can watch the video (not found, private, deleted, removed, bad id)."""
     transient: dict[str, str] = msgspec.field(default_factory=dict)
+    """No answer (still failing after every retry): worth asking again later."""
+    unreadable: dict[str, str] = msgspec.field(default_factory=dict)
+    """YouTube answered for the video, but what it sent could not be read: no verdict either way."""
 
 
 class YouTubeError(Exception):
@@ -204,7 +213,9 @@ class _Video(msgspec.Struct, rename="camel"):
 
 
 class _VideoListResponse(msgspec.Struct):
-    items: list[_Video] = msgspec.field(default_factory=list)
+    # Required: the API always sends `items` (empty when no id matched); an answer without it is not
+    # one we can read, and taking it as "none of these exist" would mark 50 videos gone.
+    items: list[_Video]
 
 
 class _ErrorItem(msgspec.Struct):
@@ -322,7 +333,8 @@ def _safe_thumbnail(url: str | None) -> str | None:
         return None
     host = (parts.hostname or "").lower()
     on_youtube = host in _THUMBNAIL_HOSTS or host.endswith(_THUMBNAIL_HOST_SUFFIXES)
-    if parts.scheme != "https" or not on_youtube or parts.username or parts.password or parts.port:
+    # No userinfo and no port at all: `parts.port` would raise on `:abc` or `:99999` and accept `:0`.
+    if parts.scheme != "https" or not on_youtube or parts.netloc.lower() != host:
         return None
     return url
 
@@ -377,6 +389,19 @@ def _metadata_from_oembed(video_id: str, oembed: _OEmbed) -> VideoMetadata:
     )
 
 
+def _verdict_from_api(video: _Video) -> VideoMetadata | _Unavailable | _Unreadable:
+    """What one listed item says about its video. Cleaning an item must never fail its batch: an error
+    here (a value no parser foresaw) makes that one id unreadable, with a reason a person can read."""
+    try:
+        unwatchable = _unwatchable_reason(video)
+        if unwatchable is not None:
+            return _Unavailable(unwatchable)
+        return _metadata_from_api(video)
+    except Exception:
+        log.exception("an item of a videos.list answer could not be read (video %r)", video.id[:64])
+        return _Unreadable(REASON_UNREADABLE)
+
+
 def _decode_items_one_by_one(content: bytes) -> tuple[list[_Video], dict[str, str]] | None:
     """A `videos.list` answer that msgspec refused as a whole, item by item: the items that decode, and
     for each id whose item does not, why. None when the answer is not even JSON with an `items` list.
@@ -390,7 +415,7 @@ def _decode_items_one_by_one(content: bytes) -> tuple[list[_Video], dict[str, st
         return None
     items = document.get("items") if isinstance(document, dict) else None
     if not isinstance(items, list):
-        return None
+        return None  # (no `items` at all: the whole answer is unreadable, see _VideoListResponse)
     decoded: list[_Video] = []
     unreadable: dict[str, str] = {}
     for item in items:
@@ -470,8 +495,27 @@ class _Unavailable:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    reason: str
+
+
 _T = TypeVar("_T")
-_OEmbedOutcome = VideoMetadata | _Unavailable | _Retryable
+_OEmbedOutcome = VideoMetadata | _Unavailable | _Unreadable | _Retryable
+
+
+def _record(
+    result: FetchResult, video_id: str, outcome: VideoMetadata | _Unavailable | _Unreadable | _Retryable
+) -> None:
+    """Puts the id into the one dict of `result` its outcome says."""
+    if isinstance(outcome, VideoMetadata):
+        result.found[video_id] = outcome
+    elif isinstance(outcome, _Unavailable):
+        result.unavailable[video_id] = outcome.reason
+    elif isinstance(outcome, _Unreadable):
+        result.unreadable[video_id] = outcome.reason
+    else:
+        result.transient[video_id] = outcome.reason
 
 
 class YouTubeClient:
@@ -562,17 +606,15 @@ class YouTubeClient:
                 result.transient.update(dict.fromkeys(chunk, outcome.reason))
                 failures.extend([outcome] * len(chunk))
                 continue
+            verdicts: dict[str, VideoMetadata | _Unavailable | _Unreadable] = {}
             for video in outcome.videos:
-                if video.id not in chunk:
-                    continue
-                unwatchable = _unwatchable_reason(video)
-                if unwatchable is None:
-                    result.found[video.id] = _metadata_from_api(video)
-                else:
-                    result.unavailable[video.id] = unwatchable
+                # An id listed twice keeps its first item's verdict: each id lands in one outcome.
+                if video.id in chunk and video.id not in verdicts:
+                    verdicts[video.id] = _verdict_from_api(video)
+            for video_id, reason in outcome.unreadable.items():
+                verdicts.setdefault(video_id, _Unreadable(reason))
             for video_id in chunk:
-                if video_id not in result.found and video_id not in result.unavailable:
-                    result.unavailable[video_id] = outcome.unreadable.get(video_id, REASON_NOT_FOUND_API)
+                _record(result, video_id, verdicts.get(video_id, _Unavailable(REASON_NOT_FOUND_API)))
         return failures
 
     async def _request_videos(self, chunk: Sequence[str], api_key: str) -> httpx.Response:
@@ -593,7 +635,9 @@ class YouTubeClient:
             except (msgspec.DecodeError, RecursionError):
                 one_by_one = _decode_items_one_by_one(response.content)
                 if one_by_one is None:
-                    return _Retryable("YouTube API sent an unreadable response")
+                    return _Retryable(
+                        "YouTube API sent an unreadable response", _retry_after_seconds(response)
+                    )
                 return _Items(*one_by_one)
         status = response.status_code
         error = self._decode_api_error(response)
@@ -611,10 +655,24 @@ class YouTubeClient:
 
     @staticmethod
     def _decode_api_error(response: httpx.Response) -> _ErrorBody:
+        """The error body, its texts cleaned like every other text from YouTube: they end up in job
+        messages and video errors, and a NUL there would make the database refuse the batch."""
         try:
-            return msgspec.json.decode(response.content, type=_ErrorEnvelope).error
+            error = msgspec.json.decode(response.content, type=_ErrorEnvelope).error
         except (msgspec.DecodeError, RecursionError):
             return _ErrorBody()
+        return _ErrorBody(
+            code=error.code,
+            message=_clean_text(error.message, ERROR_TEXT_MAX) or "",
+            errors=[
+                _ErrorItem(
+                    reason=_clean_text(item.reason, ERROR_TEXT_MAX) or "",
+                    message=_clean_text(item.message, ERROR_TEXT_MAX) or "",
+                )
+                for item in error.errors
+            ],
+            details=[_ErrorDetail(reason=_clean_text(d.reason, ERROR_TEXT_MAX) or "") for d in error.details],
+        )
 
     def _unexpected_api_error(self, status: int, reason: str, message: str) -> str:
         detail = f"{reason}: {message}" if reason and message else reason or message or "no details"
@@ -644,12 +702,8 @@ class YouTubeClient:
                         functools.partial(self._interpret_oembed, video_id),
                         deadline,
                     )
-            if isinstance(outcome, VideoMetadata):
-                result.found[video_id] = outcome
-            elif isinstance(outcome, _Unavailable):
-                result.unavailable[video_id] = outcome.reason
-            else:
-                result.transient[video_id] = outcome.reason
+            _record(result, video_id, outcome)
+            if isinstance(outcome, _Retryable):
                 failures.append(outcome)
 
         async with asyncio.TaskGroup() as tasks:
@@ -668,9 +722,16 @@ class YouTubeClient:
         status = response.status_code
         if status == 200:
             try:
-                return _metadata_from_oembed(video_id, msgspec.json.decode(response.content, type=_OEmbed))
+                oembed = msgspec.json.decode(response.content, type=_OEmbed)
             except (msgspec.DecodeError, RecursionError):
-                return _Retryable("YouTube oEmbed sent an unreadable response")
+                return _Retryable(
+                    "YouTube oEmbed sent an unreadable response", _retry_after_seconds(response)
+                )
+            try:
+                return _metadata_from_oembed(video_id, oembed)
+            except Exception:  # a value no cleaner foresaw: this video alone has no verdict
+                log.exception("the oEmbed answer for video %s could not be read", video_id)
+                return _Unreadable(REASON_UNREADABLE)
         if status == 404:
             return _Unavailable(REASON_NOT_FOUND)
         if status in (401, 403):

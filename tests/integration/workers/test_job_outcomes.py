@@ -434,3 +434,25 @@ async def test_a_start_that_always_fails_counts_its_attempts_and_ends_failed(
     assert waiting["message"] == f"Attempt 1 of {MAX_ATTEMPTS} failed; trying again shortly"
     assert (await post_job_action(client, alice, fresh, "cancel"))["status"] == "cancelled"
     assert youtube.requests == 0
+
+
+async def test_a_control_character_in_youtubes_error_text_stops_the_job_cleanly(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """A NUL byte in the reason of an error YouTube answers is cleaned out: the job stops `failed` with a
+    message the database takes, instead of a failed attempt."""
+    youtube.fail_next(1, status=400, reason="odd\x00Reason")
+    await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Odd error")
+
+    job = await wait_for_terminal(session_maker, await import_ids(client, alice, list_id, video_ids(10)))
+
+    assert (job["status"], job["attempts"]) == ("failed", 1)
+    assert job["message"].startswith("YouTube API request failed with HTTP 400 (oddReason: ")
+    assert job["last_error"] == "YouTube API answered oddReason"
+    assert await assert_counts_match_videos(session_maker, job) == {"pending": 10}
