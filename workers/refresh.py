@@ -148,11 +148,15 @@ class RefreshWork:
                 gone[youtube_id] = {"b_id": stored.id, "error": reason}
                 went += stored.status == VideoStatus.READY.value
         refused = await write_rows(connection, job.id, found_statement(), found)
-        await write_rows(connection, job.id, gone_statement(), gone)
+        refused_gone = await write_rows(connection, job.id, gone_statement(), gone)
         by_youtube_id = {stored.youtube_id: stored for stored in locked}
         for youtube_id, _ in refused:
             changed -= is_changed(by_youtube_id[youtube_id], result.found[youtube_id])
             returned -= by_youtube_id[youtube_id].status == VideoStatus.UNAVAILABLE.value
+        # A row the database refused was not written: that video was not checked, whatever YouTube said.
+        for youtube_id, _ in refused_gone:
+            went -= by_youtube_id[youtube_id].status == VideoStatus.READY.value
+        refused += refused_gone
         answered = len(found) + len(gone) - len(refused)
         job.processed += len(locked)
         job.failed += len(locked) - answered
