@@ -338,6 +338,10 @@ class _Injected:
     slow_seconds: float = 0.0
     hold_remaining: int = 0
     gate: threading.Event = field(default_factory=threading.Event)
+    trickle_remaining: int = 0
+    trickle_interval_s: float = 0.0
+    oversize_remaining: int = 0
+    oversize_bytes: int = 0
 
 
 @dataclass
@@ -370,6 +374,8 @@ class _Reply:
     body: bytes
     content_type: str = "application/json; charset=UTF-8"
     headers: tuple[tuple[str, str], ...] = ()
+    trickle_s: float = 0.0
+    """Send the body one byte at a time, this long apart (a server that never quite stops answering)."""
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
@@ -387,6 +393,8 @@ class _Plan:
     delay_s: float
     fail: _Reply | None
     hold: threading.Event | None = None
+    trickle_s: float = 0.0
+    oversize_bytes: int = 0
 
 
 class FakeYouTube:
@@ -485,6 +493,18 @@ class FakeYouTube:
     def held(self) -> int:
         with self._lock:
             return self._stats.held
+
+    def trickle_next(self, n: int, interval_s: float) -> None:
+        """The next `n` video requests send their answer's body one byte every `interval_s`."""
+        with self._lock:
+            self._injected.trickle_remaining = n
+            self._injected.trickle_interval_s = interval_s
+
+    def oversize_next(self, n: int, size_bytes: int) -> None:
+        """The next `n` video requests answer 200 with a JSON body of more than `size_bytes`."""
+        with self._lock:
+            self._injected.oversize_remaining = n
+            self._injected.oversize_bytes = size_bytes
 
     def slow_next(self, n: int, seconds: float) -> None:
         """The next `n` video requests wait `seconds` before answering (on top of the latency)."""
@@ -649,8 +669,11 @@ class FakeYouTube:
             if plan.delay_s:
                 time.sleep(plan.delay_s)
             if plan.fail is not None:
-                return plan.fail
-            return self._serve_api(query, headers) if is_api else self._serve_oembed(query)
+                return replace(plan.fail, trickle_s=plan.trickle_s)
+            if plan.oversize_bytes:
+                return _Reply(200, b'{"items": [], "padding": "' + b"x" * plan.oversize_bytes + b'"}')
+            reply = self._serve_api(query, headers) if is_api else self._serve_oembed(query)
+            return replace(reply, trickle_s=plan.trickle_s)
         finally:
             with self._lock:
                 self._stats.in_flight -= 1
@@ -686,7 +709,15 @@ class FakeYouTube:
             if injected.fail_remaining > 0:
                 injected.fail_remaining -= 1
                 fail = self._injected_failure(is_api, injected)
-            return _Plan(delay_s, fail, hold)
+            trickle_s = 0.0
+            if injected.trickle_remaining > 0:
+                injected.trickle_remaining -= 1
+                trickle_s = injected.trickle_interval_s
+            oversize_bytes = 0
+            if injected.oversize_remaining > 0:
+                injected.oversize_remaining -= 1
+                oversize_bytes = injected.oversize_bytes
+            return _Plan(delay_s, fail, hold, trickle_s, oversize_bytes)
 
     @staticmethod
     def _injected_failure(is_api: bool, injected: _Injected) -> _Reply:
@@ -834,7 +865,13 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers:
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(reply.body)
+        if not reply.trickle_s:
+            self.wfile.write(reply.body)
+            return
+        for index in range(len(reply.body)):
+            self.wfile.write(reply.body[index : index + 1])
+            self.wfile.flush()
+            time.sleep(reply.trickle_s)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the tests' output should show failures, not access logs."""

@@ -428,7 +428,7 @@ def _decode_items_one_by_one(content: bytes) -> tuple[list[_Video], dict[str, st
     return decoded, unreadable
 
 
-def _retry_after_seconds(response: httpx.Response) -> float | None:
+def _retry_after_seconds(response: _Answer) -> float | None:
     """`Retry-After` as seconds: either delta-seconds or an HTTP date."""
     header = response.headers.get("retry-after")
     if header is None:
@@ -472,6 +472,23 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 
 # ---- retry plumbing ----
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """An HTTP answer read in full (within the client's deadline and size cap)."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
+class _Overdue(Exception):
+    """The request's total deadline passed (a server trickling its answer never trips a read timeout)."""
+
+
+class _Oversized(Exception):
+    """The answer's body passed the client's size cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,11 +554,16 @@ class YouTubeClient:
         retry_budget_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         spend: Callable[[], Awaitable[None]] | None = None,
+        request_timeout_s: float = 20.0,
+        max_body_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         """`retry_budget_s`: a fetch retries requests that did not reach YouTube (connection errors,
         timeouts, 5xx) only this long after it began, so an outage, even one that times out rather than
         refuses, is told within about that time. `spend`: awaited before every Data API request (one
-        quota unit); whatever it raises stops the fetch and leaves it."""
+        quota unit); whatever it raises stops the fetch and leaves it. `request_timeout_s`: the most one
+        request may take in all (httpx's timeouts are per read: a trickling answer would never end); it
+        counts as a timeout. `max_body_bytes`: the largest answer read (50 items are far below 1 MB);
+        a larger one is an unreadable answer."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if max_attempts < 1:
@@ -560,6 +582,8 @@ class YouTubeClient:
         self._retry_budget_s = retry_budget_s
         self._clock = clock
         self._spend = spend
+        self._request_timeout_s = request_timeout_s
+        self._max_body_bytes = max_body_bytes
 
     @property
     def mode(self) -> Literal["api", "oembed"]:
@@ -617,18 +641,18 @@ class YouTubeClient:
                 _record(result, video_id, verdicts.get(video_id, _Unavailable(REASON_NOT_FOUND_API)))
         return failures
 
-    async def _request_videos(self, chunk: Sequence[str], api_key: str) -> httpx.Response:
+    async def _request_videos(self, chunk: Sequence[str], api_key: str) -> _Answer:
         if self._spend is not None:
             await self._spend()
         # No maxResults: the API documents it as unsupported together with `id`. Every part costs the
         # same (videos.list is one unit a call, whatever it asks for).
-        return await self._http.get(
+        return await self._get(
             self._videos_url,
             params={"part": "snippet,contentDetails,statistics,status", "id": ",".join(chunk)},
             headers={"X-Goog-Api-Key": api_key},
         )
 
-    def _interpret_videos(self, response: httpx.Response) -> _Items | _Retryable:
+    def _interpret_videos(self, response: _Answer) -> _Items | _Retryable:
         if response.status_code == 200:
             try:
                 return _Items(msgspec.json.decode(response.content, type=_VideoListResponse).items, {})
@@ -654,7 +678,7 @@ class YouTubeClient:
         raise YouTubeError(self._unexpected_api_error(status, reason, error.message), reason=reason or "http")
 
     @staticmethod
-    def _decode_api_error(response: httpx.Response) -> _ErrorBody:
+    def _decode_api_error(response: _Answer) -> _ErrorBody:
         """The error body, its texts cleaned like every other text from YouTube: they end up in job
         messages and video errors, and a NUL there would make the database refuse the batch."""
         try:
@@ -711,14 +735,14 @@ class YouTubeClient:
                 tasks.create_task(fetch_one(video_id))
         return failures
 
-    async def _request_oembed(self, video_id: str) -> httpx.Response:
-        return await self._http.get(
+    async def _request_oembed(self, video_id: str) -> _Answer:
+        return await self._get(
             self._oembed_url,
             params={"url": f"https://www.youtube.com/watch?v={video_id}", "format": "json"},
         )
 
     @staticmethod
-    def _interpret_oembed(video_id: str, response: httpx.Response) -> _OEmbedOutcome:
+    def _interpret_oembed(video_id: str, response: _Answer) -> _OEmbedOutcome:
         status = response.status_code
         if status == 200:
             try:
@@ -750,8 +774,8 @@ class YouTubeClient:
 
     async def _with_retries(
         self,
-        send: Callable[[], Awaitable[httpx.Response]],
-        interpret: Callable[[httpx.Response], _T | _Retryable],
+        send: Callable[[], Awaitable[_Answer]],
+        interpret: Callable[[_Answer], _T | _Retryable],
         deadline: float,
     ) -> _T | _Retryable:
         """Send until `interpret` accepts the answer, attempts run out, or the next attempt would start
@@ -769,16 +793,37 @@ class YouTubeClient:
             await self._sleep(delay)
         raise AssertionError("unreachable: the loop returns on its last attempt")
 
+    async def _get(
+        self, url: str, *, params: dict[str, str], headers: dict[str, str] | None = None
+    ) -> _Answer:
+        """GET, the body read as it streams in: the whole request ends within `request_timeout_s`
+        (raises _Overdue) and a body past `max_body_bytes` (decoded) is given up (raises _Oversized)."""
+        try:
+            async with asyncio.timeout(self._request_timeout_s):
+                async with self._http.stream("GET", url, params=params, headers=headers) as response:
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > self._max_body_bytes:
+                            raise _Oversized
+                    return _Answer(response.status_code, response.headers, bytes(body))
+        except TimeoutError as exc:
+            raise _Overdue from exc
+
     @staticmethod
     async def _attempt(
-        send: Callable[[], Awaitable[httpx.Response]],
-        interpret: Callable[[httpx.Response], _T | _Retryable],
+        send: Callable[[], Awaitable[_Answer]],
+        interpret: Callable[[_Answer], _T | _Retryable],
     ) -> _T | _Retryable:
         # Reasons are our own words: httpx's exception text can contain the request URL.
         try:
             response = await send()
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, _Overdue):
             return _Retryable("request to YouTube timed out", unreachable=True)
+        except _Oversized:
+            # Not an outage: YouTube answered, with more than any answer of ours can be. Like an
+            # unreadable 200, it is retried, then its ids are transient.
+            return _Retryable("YouTube sent an answer too large to read")
         except httpx.TransportError as exc:  # connection refused or reset, DNS, proxy, protocol errors
             return _Retryable(f"could not reach YouTube ({type(exc).__name__})", unreachable=True)
         except httpx.RequestError as exc:  # bad gzip, redirect loops

@@ -489,6 +489,32 @@ async def test_error_texts_from_youtube_are_cleaned(fake: FakeYouTube) -> None:
     assert "slowDown, HTTP 429" in throttled.transient["vid00000000"]
 
 
+@pytest.mark.parametrize("api", [True, False], ids=["api", "oembed"])
+async def test_an_answer_that_trickles_in_times_out_as_a_whole(fake: FakeYouTube, api: bool) -> None:
+    """A server sending its answer a byte at a time never trips httpx's per-read timeout; the request's
+    total deadline ends it, and it counts as a timeout (an outage when nothing else got through)."""
+    fake.trickle_next(2, interval_s=0.02)  # about 14 s for an oEmbed body, far longer for the API's
+    async with youtube_client(fake, api=api, max_attempts=2, request_timeout_s=0.3) as (client, sleep):
+        with pytest.raises(YouTubeUnreachable) as raised:
+            await client.fetch(video_ids(1))
+
+    assert raised.value.last_failure == "request to YouTube timed out (gave up after 2 attempts)"
+    assert len(sleep.delays) == 1
+
+
+@pytest.mark.parametrize("api", [True, False], ids=["api", "oembed"])
+async def test_an_oversized_answer_is_given_up_not_read(fake: FakeYouTube, api: bool) -> None:
+    """An answer past the size cap is not read into memory: it is an unreadable answer, retried, then the
+    ids are transient (not "not found")."""
+    fake.oversize_next(4, size_bytes=1024 * 1024)  # two attempts for each of two ids (oEmbed)
+    async with youtube_client(fake, api=api, max_attempts=2, max_body_bytes=64 * 1024) as (client, _):
+        result = await client.fetch(video_ids(2))
+
+    assert result.found == {} and result.unavailable == {}
+    assert set(result.transient) == set(video_ids(2))
+    assert "too large to read" in result.transient["vid00000000"]
+
+
 # ---- job-stopping errors ----
 
 
