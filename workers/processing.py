@@ -50,7 +50,8 @@ JOB_RETRY_DELAYS_S: Final = (5.0, 15.0, 30.0, 60.0, 120.0, 240.0)
 """The waits after a failed attempt: 470 s in all, then the job ends `failed` with its cause."""
 MAX_ATTEMPTS: Final = len(JOB_RETRY_DELAYS_S) + 1
 AUTO_RETRY_DELAYS_S: Final = (300.0, 900.0, 3600.0)
-"""After a job-level stop (quota, outage), its leftovers are retried by a cron this long after each stop."""
+"""After a job-level stop (outage, bad key), its leftovers are retried by a cron this long after each stop
+(a spent quota does not stop a job: it waits, `wait_for_quota`)."""
 CANCEL_POLL_S: Final = 1.0
 """How often a job waiting between attempts looks whether it was cancelled (the API ends such a job at
 once; the poll only frees the worker's slot)."""
@@ -201,6 +202,16 @@ def driver_error(exc: DBAPIError) -> BaseException:
     return exc.orig.__cause__ or exc.orig
 
 
+REFUSED_VALUE_CLASSES: Final = ("22", "23")
+"""SQLSTATE classes of a value the database refuses: data exceptions (too long, out of range, a NUL) and
+integrity constraint violations (a CHECK, NOT NULL)."""
+
+
+def is_refused_value(exc: DBAPIError) -> bool:
+    sqlstate = getattr(driver_error(exc), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(REFUSED_VALUE_CLASSES)
+
+
 def refusal_reason(exc: DBAPIError) -> str:
     """Why the database refused a video's row, for the person who sees it failed."""
     return f"YouTube sent metadata that could not be stored ({type(driver_error(exc)).__name__})"
@@ -273,8 +284,9 @@ async def write_rows(
     connection: AsyncConnection, job_id: UUID, statement: Any, rows: dict[str, dict[str, Any]]
 ) -> list[tuple[str, str]]:
     """Runs `statement` for every row (youtube id → parameters) in one go inside a savepoint; if the
-    database refuses, row by row, each in its savepoint. Returns (youtube id, reason) of each refused
-    row: a value the database refuses fails that one video, never its batch."""
+    database refuses a value in it, row by row, each in its savepoint. Returns (youtube id, reason) of
+    each refused row: a value the database refuses fails that one video, never its batch. Any other
+    database error (a lost connection, a deadlock, a bug) is raised: it is no verdict on a row."""
     if not rows:
         return []
     try:
@@ -282,6 +294,8 @@ async def write_rows(
             await connection.execute(statement, list(rows.values()))
         return []
     except DBAPIError as exc:
+        if not is_refused_value(exc):
+            raise
         log.warning("job %s: the database refused a batch (%s); writing it row by row", job_id, exc.orig)
     refused: list[tuple[str, str]] = []
     for youtube_id, row in rows.items():
@@ -289,6 +303,8 @@ async def write_rows(
             async with connection.begin_nested():
                 await connection.execute(statement, [row])
         except DBAPIError as exc:
+            if not is_refused_value(exc):
+                raise
             log.warning("job %s: the database refused video %s: %s", job_id, youtube_id, exc.orig)
             refused.append((youtube_id, refusal_reason(exc)))
     return refused
@@ -549,14 +565,16 @@ class JobRunner:
             outcome = await work.apply(session, job, batch, result)
             if outcome.done:
                 job.attempts = 1  # progress: this run is the first since it, whatever came before
-            if pace.due(job):
+            # Decided once: an event always follows a recount, never counts that were not recounted.
+            event_due = pace.due(job)
+            if event_due:
                 await work.recount(session, job)
             pace.update_rate(job)
             job.message = work.progress_message(job)
             if outcome.errors:
                 youtube_id, reason = outcome.errors[-1]
                 job.last_error = job_service.bound(f"{youtube_id}: {reason}", ERROR_MAX)
-            if pace.due(job):
+            if event_due:
                 await job_service.write_event(session, job, error=job.last_error if outcome.errors else None)
                 pace.sent(job)
 
@@ -577,8 +595,9 @@ class JobRunner:
             return job.status
 
     async def stop_at_job_level(self, job_id: UUID, exc: YouTubeError) -> str:
-        """A job-stopping error (quota, bad key, YouTube unreachable): the job ends `failed`, its untouched
-        videos stay pending, and a cron retries them after AUTO_RETRY_DELAYS_S (while tries are left)."""
+        """A job-stopping error (bad key, API disabled, YouTube unreachable): the job ends `failed`, its
+        untouched videos stay pending, and a cron retries them after AUTO_RETRY_DELAYS_S (while tries are
+        left)."""
         async with self.sessions() as session, session.begin():
             job = await lock_job(session, job_id)
             if job is None or job.status != JobStatus.RUNNING.value:

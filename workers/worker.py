@@ -152,7 +152,7 @@ async def requeue_stranded_jobs(ctx: Context) -> int:
 
 
 async def retry_stopped_jobs(ctx: Context) -> int:
-    """Jobs a job-level cause (quota, outage) stopped, whose automatic retry is due: a new `retry` job
+    """Jobs a job-level cause (outage, bad key) stopped, whose automatic retry is due: a new `retry` job
     takes their leftovers (workers/processing.py, AUTO_RETRY_DELAYS_S)."""
     job_queue = job_queue_of(ctx)
     started: list[UUID] = []

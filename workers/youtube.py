@@ -1,19 +1,21 @@
 """Async YouTube metadata client: the Data API v3 `videos.list` when a key is set, else oEmbed.
 
 It knows nothing of SAQ or the database: `fetch(ids)` sorts every id into exactly one of
-`found` (metadata), `unavailable` (permanent: not found, private, deleted, invalid) or `transient`
-(still failing after every retry: 429, 5xx, timeouts, connection errors; worth retrying later).
-Job-wide problems (quota exhausted, bad key, API disabled) raise `YouTubeError` instead, so the caller
-stops the job and leaves the remaining videos pending; so does an outage (`YouTubeUnreachable`): every
-request of one `fetch` ended in a connection error, a timeout or a 5xx after its retries.
+`found` (metadata), `unavailable` (YouTube's verdict: not found, private, deleted, invalid), `transient`
+(still failing after every retry: 429, 5xx, timeouts, connection errors; worth retrying later) or
+`unreadable` (YouTube answered for it, but not readably: no verdict).
+Job-wide problems raise `YouTubeError` instead, and the caller leaves the remaining videos pending: a bad
+key or a disabled API stops the job; YouTube's `quotaExceeded` makes it wait for the quota's reset
+(workers/processing.py). So does an outage stop it (`YouTubeUnreachable`): every request of one `fetch`
+ended in a connection error, a timeout or a 5xx after its retries.
 
 A video the Data API still lists but that nobody can watch (deleted, rejected for copyright or terms of
 use, failed upload, private) is `unavailable` with YouTube's reason, like one it no longer lists.
 Every Data API request, retries included, costs a unit of the daily quota: `spend` is awaited before each
-one and may raise to stop the fetch (the worker's daily budget, workers/quota.py).
+one and may raise to stop the fetch (the workers' shared daily budget, app/services/quota.py).
 
 Everything taken from YouTube is bounded and cleaned before it leaves this module (`_clean_text`,
-`_bounded_count`, `_safe_thumbnail`, ...): a hostile or broken answer can fail one video, never a batch.
+`_parse_count`, `_safe_thumbnail`, ...): a hostile or broken answer can fail one video, never a batch.
 One item of a `videos.list` answer that does not decode fails that id alone.
 
 The API key travels in the `X-Goog-Api-Key` header rather than the `key=` query parameter: httpx logs

@@ -16,6 +16,7 @@ from testkit.fake_youtube import HOSTILE_KINDS, FakeYouTube
 from testkit.harness import free_port
 from tests.integration.workers.conftest import (
     METADATA_FIELDS,
+    TERMINAL,
     Client,
     Sessions,
     StartWorker,
@@ -456,3 +457,39 @@ async def test_a_control_character_in_youtubes_error_text_stops_the_job_cleanly(
     assert job["message"].startswith("YouTube API request failed with HTTP 400 (oddReason: ")
     assert job["last_error"] == "YouTube API answered oddReason"
     assert await assert_counts_match_videos(session_maker, job) == {"pending": 10}
+
+
+async def test_a_database_error_that_is_no_refused_value_fails_the_attempt_not_the_videos(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """Only a value the database refuses (SQLSTATE classes 22 and 23) fails its video; any other error
+    on a batch's write (here a trigger's RAISE, P0001) fails the attempt, and the videos stay pending."""
+    await execute(
+        session_maker,
+        """CREATE FUNCTION test_break_ready() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'injected: not a refused value'; END; $$""",
+    )
+    await execute(
+        session_maker,
+        """CREATE TRIGGER test_break_ready BEFORE UPDATE ON videos FOR EACH ROW
+        WHEN (NEW.status = 'ready') EXECUTE FUNCTION test_break_ready()""",
+    )
+    await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Broken writes")
+    job_id = await import_ids(client, alice, list_id, video_ids(5))
+
+    waiting = await poll_until(
+        lambda: job_row(session_maker, job_id),
+        lambda job: job["status"] in TERMINAL or job["next_attempt_at"] is not None,
+        what="the job to fail its attempt",
+    )
+
+    assert (waiting["status"], waiting["attempts"]) == ("running", 1)
+    assert "injected: not a refused value" in waiting["last_error"]
+    assert await assert_counts_match_videos(session_maker, waiting) == {"pending": 5}
+    assert (await post_job_action(client, alice, job_id, "cancel"))["status"] == "cancelled"
