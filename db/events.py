@@ -33,7 +33,8 @@ class ProgressEvent(msgspec.Struct, kw_only=True):
     """Videos that failed; for a refresh, those YouTube did not answer for (they keep their state)."""
     total: int
     changed: int | None = None
-    """Refresh only (else null): videos whose title, channel or thumbnail changed."""
+    """Refresh only (else null): videos whose title or channel name changed (workers/refresh.py,
+    COMPARED: a thumbnail replaced by its owner keeps its URL, so it is not compared)."""
     gone: int | None = None
     """Refresh only: videos found gone, private or blocked (now `unavailable`, metadata kept)."""
     returned: int | None = None

@@ -193,7 +193,7 @@ class Job(UUIDv7Base):
     processed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     changed: Mapped[int | None] = mapped_column(Integer)
-    """Refresh only (null for other kinds): videos whose title, channel or thumbnail changed."""
+    """Refresh only (null for other kinds): videos whose title or channel name changed."""
     gone: Mapped[int | None] = mapped_column(Integer)
     """Refresh only: videos found gone, private or blocked (they became `unavailable`)."""
     returned: Mapped[int | None] = mapped_column(Integer)

@@ -26,7 +26,7 @@ name, view count or thumbnail). These changes outlive `reset()`, which clears on
 Hostile ids (HOSTILE_KINDS, prefixes starting with `z`) get the same item poisoned in one way: control
 characters, over-long texts, numbers past the database's columns, a date that cannot be represented, an
 over-long channel or video id, an item that does not decode (a lone surrogate escape, so msgspec refuses
-the whole answer), or thumbnails off YouTube's image hosts. `expected()` says what a correct client makes
+the whole answer), thumbnails off YouTube's image hosts, or on its host with a bad port. `expected()` says what a correct client makes
 of them; `expected_failure()` which ones it must fail.
 """
 
@@ -85,9 +85,17 @@ HOSTILE_KINDS: Final = {
     "zid": "the item's id is 311 characters long (not the id asked for)",
     "zsu": "a lone surrogate escape in the title: the answer does not decode as a whole",
     "zth": "thumbnails over http, on other hosts and as javascript: URLs",
+    "zpt": "thumbnails on YouTube's host with a port that is not a number, out of range, or 0",
 }
 """Prefix → the poison in that id's `videos.list` item (oEmbed: the title and thumbnail ones)."""
 _LONG_TEXT: Final = 5000
+_BAD_PORTS: Final = (
+    "https://i.ytimg.com:abc/vi/x.jpg",
+    "https://i.ytimg.com:99999/vi/x.jpg",
+    "https://i.ytimg.com:0/vi/x.jpg",
+)
+HOLD_MAX_S: Final = 30.0
+"""The longest a held request waits for `release()` (a test that forgot it still ends)."""
 
 # ---- the deterministic catalog ----
 
@@ -192,6 +200,9 @@ def _poison(item: dict[str, Any], video_id: str) -> dict[str, Any]:
         bad = ("http://i.ytimg.com/vi/x.jpg", "https://i.ytimg.com.evil.example/x.jpg", "javascript:alert(1)")
         for index, thumbnail in enumerate(snippet["thumbnails"].values()):
             thumbnail["url"] = bad[index % len(bad)]
+    elif kind == "zpt" and snippet:
+        for index, thumbnail in enumerate(snippet["thumbnails"].values()):
+            thumbnail["url"] = _BAD_PORTS[index % len(_BAD_PORTS)]
     return item
 
 
@@ -275,6 +286,8 @@ def oembed_body(video_id: str, change: Change = _UNCHANGED) -> dict[str, Any]:
         body["title"] = "T" * _LONG_TEXT
     elif kind == "zth":
         body["thumbnail_url"] = "javascript:alert(1)"
+    elif kind == "zpt":
+        body["thumbnail_url"] = _BAD_PORTS[0]
     return body
 
 
@@ -323,6 +336,12 @@ class _Injected:
     quota_after: int | None = None
     slow_remaining: int = 0
     slow_seconds: float = 0.0
+    hold_remaining: int = 0
+    gate: threading.Event = field(default_factory=threading.Event)
+    trickle_remaining: int = 0
+    trickle_interval_s: float = 0.0
+    oversize_remaining: int = 0
+    oversize_bytes: int = 0
 
 
 @dataclass
@@ -334,6 +353,7 @@ class _Stats:
     requests_per_id: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
+    held: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -344,6 +364,7 @@ class _Stats:
             "requests_per_id": dict(self.requests_per_id),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "held": self.held,
         }
 
 
@@ -353,6 +374,8 @@ class _Reply:
     body: bytes
     content_type: str = "application/json; charset=UTF-8"
     headers: tuple[tuple[str, str], ...] = ()
+    trickle_s: float = 0.0
+    """Send the body one byte at a time, this long apart (a server that never quite stops answering)."""
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
@@ -369,6 +392,9 @@ class _Plan:
 
     delay_s: float
     fail: _Reply | None
+    hold: threading.Event | None = None
+    trickle_s: float = 0.0
+    oversize_bytes: int = 0
 
 
 class FakeYouTube:
@@ -409,6 +435,7 @@ class FakeYouTube:
         return self
 
     def stop(self) -> None:
+        self.release()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -449,6 +476,35 @@ class FakeYouTube:
         """After `n` successful Data API requests, every Data API request answers 403 quotaExceeded."""
         with self._lock:
             self._injected.quota_after = n
+
+    def hold_next(self, n: int) -> None:
+        """The next `n` video requests wait until `release()` (at most HOLD_MAX_S) before answering: a
+        test can act while a request is in flight (`held` says how many wait now)."""
+        with self._lock:
+            self._injected.hold_remaining = n
+            self._injected.gate.clear()
+
+    def release(self) -> None:
+        """The held requests go on (and answer as the injection decided when they arrived)."""
+        with self._lock:
+            self._injected.gate.set()
+
+    @property
+    def held(self) -> int:
+        with self._lock:
+            return self._stats.held
+
+    def trickle_next(self, n: int, interval_s: float) -> None:
+        """The next `n` video requests send their answer's body one byte every `interval_s`."""
+        with self._lock:
+            self._injected.trickle_remaining = n
+            self._injected.trickle_interval_s = interval_s
+
+    def oversize_next(self, n: int, size_bytes: int) -> None:
+        """The next `n` video requests answer 200 with a JSON body of more than `size_bytes`."""
+        with self._lock:
+            self._injected.oversize_remaining = n
+            self._injected.oversize_bytes = size_bytes
 
     def slow_next(self, n: int, seconds: float) -> None:
         """The next `n` video requests wait `seconds` before answering (on top of the latency)."""
@@ -593,6 +649,7 @@ class FakeYouTube:
             "zdt": {"published_at": None},
             "zci": {"channel_id": None},
             "zth": {"thumbnail_url": None},
+            "zpt": {"thumbnail_url": None},
         }
         return values | cleaned.get(hostile_kind(video_id) or "", {})
 
@@ -607,14 +664,28 @@ class FakeYouTube:
         is_api = path == API_PATH + "/videos"
         plan = self._begin(is_api)
         try:
+            if plan.hold is not None:
+                self._wait_at_gate(plan.hold)
             if plan.delay_s:
                 time.sleep(plan.delay_s)
             if plan.fail is not None:
-                return plan.fail
-            return self._serve_api(query, headers) if is_api else self._serve_oembed(query)
+                return replace(plan.fail, trickle_s=plan.trickle_s)
+            if plan.oversize_bytes:
+                return _Reply(200, b'{"items": [], "padding": "' + b"x" * plan.oversize_bytes + b'"}')
+            reply = self._serve_api(query, headers) if is_api else self._serve_oembed(query)
+            return replace(reply, trickle_s=plan.trickle_s)
         finally:
             with self._lock:
                 self._stats.in_flight -= 1
+
+    def _wait_at_gate(self, gate: threading.Event) -> None:
+        with self._lock:
+            self._stats.held += 1
+        try:
+            gate.wait(HOLD_MAX_S)
+        finally:
+            with self._lock:
+                self._stats.held -= 1
 
     def _begin(self, is_api: bool) -> _Plan:
         with self._lock:
@@ -630,11 +701,23 @@ class FakeYouTube:
             if injected.slow_remaining > 0:
                 injected.slow_remaining -= 1
                 delay_s += injected.slow_seconds
+            hold = None
+            if injected.hold_remaining > 0:
+                injected.hold_remaining -= 1
+                hold = injected.gate
             fail = None
             if injected.fail_remaining > 0:
                 injected.fail_remaining -= 1
                 fail = self._injected_failure(is_api, injected)
-            return _Plan(delay_s, fail)
+            trickle_s = 0.0
+            if injected.trickle_remaining > 0:
+                injected.trickle_remaining -= 1
+                trickle_s = injected.trickle_interval_s
+            oversize_bytes = 0
+            if injected.oversize_remaining > 0:
+                injected.oversize_remaining -= 1
+                oversize_bytes = injected.oversize_bytes
+            return _Plan(delay_s, fail, hold, trickle_s, oversize_bytes)
 
     @staticmethod
     def _injected_failure(is_api: bool, injected: _Injected) -> _Reply:
@@ -782,7 +865,13 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers:
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(reply.body)
+        if not reply.trickle_s:
+            self.wfile.write(reply.body)
+            return
+        for index in range(len(reply.body)):
+            self.wfile.write(reply.body[index : index + 1])
+            self.wfile.flush()
+            time.sleep(reply.trickle_s)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the tests' output should show failures, not access logs."""

@@ -50,7 +50,8 @@ JOB_RETRY_DELAYS_S: Final = (5.0, 15.0, 30.0, 60.0, 120.0, 240.0)
 """The waits after a failed attempt: 470 s in all, then the job ends `failed` with its cause."""
 MAX_ATTEMPTS: Final = len(JOB_RETRY_DELAYS_S) + 1
 AUTO_RETRY_DELAYS_S: Final = (300.0, 900.0, 3600.0)
-"""After a job-level stop (quota, outage), its leftovers are retried by a cron this long after each stop."""
+"""After a job-level stop (outage, bad key), its leftovers are retried by a cron this long after each stop
+(a spent quota does not stop a job: it waits, `wait_for_quota`)."""
 CANCEL_POLL_S: Final = 1.0
 """How often a job waiting between attempts looks whether it was cancelled (the API ends such a job at
 once; the poll only frees the worker's slot)."""
@@ -178,7 +179,7 @@ class FetchWork:
         outcome = await apply_fetch_result(session, job.id, batch, result)
         job.processed += outcome.ready + outcome.failed
         job.failed += outcome.failed
-        reasons = result.unavailable | result.transient | dict(outcome.refused)
+        reasons = result.unavailable | result.unreadable | result.transient | dict(outcome.refused)
         return Applied(done=outcome.ready + outcome.failed, errors=in_batch_order(batch, reasons))
 
     def start_message(self, job: Job) -> str:
@@ -199,6 +200,16 @@ def driver_error(exc: DBAPIError) -> BaseException:
     if exc.orig is None:
         return exc
     return exc.orig.__cause__ or exc.orig
+
+
+REFUSED_VALUE_CLASSES: Final = ("22", "23")
+"""SQLSTATE classes of a value the database refuses: data exceptions (too long, out of range, a NUL) and
+integrity constraint violations (a CHECK, NOT NULL)."""
+
+
+def is_refused_value(exc: DBAPIError) -> bool:
+    sqlstate = getattr(driver_error(exc), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(REFUSED_VALUE_CLASSES)
 
 
 def refusal_reason(exc: DBAPIError) -> str:
@@ -233,6 +244,7 @@ async def apply_fetch_result(
     refused = await write_ready(connection, job_id, ready)
     reasons = (
         list(result.unavailable.items())
+        + list(result.unreadable.items())
         + [(yid, f"temporarily unavailable, retry later: {why}") for yid, why in result.transient.items()]
         + refused
     )
@@ -272,8 +284,9 @@ async def write_rows(
     connection: AsyncConnection, job_id: UUID, statement: Any, rows: dict[str, dict[str, Any]]
 ) -> list[tuple[str, str]]:
     """Runs `statement` for every row (youtube id → parameters) in one go inside a savepoint; if the
-    database refuses, row by row, each in its savepoint. Returns (youtube id, reason) of each refused
-    row: a value the database refuses fails that one video, never its batch."""
+    database refuses a value in it, row by row, each in its savepoint. Returns (youtube id, reason) of
+    each refused row: a value the database refuses fails that one video, never its batch. Any other
+    database error (a lost connection, a deadlock, a bug) is raised: it is no verdict on a row."""
     if not rows:
         return []
     try:
@@ -281,6 +294,8 @@ async def write_rows(
             await connection.execute(statement, list(rows.values()))
         return []
     except DBAPIError as exc:
+        if not is_refused_value(exc):
+            raise
         log.warning("job %s: the database refused a batch (%s); writing it row by row", job_id, exc.orig)
     refused: list[tuple[str, str]] = []
     for youtube_id, row in rows.items():
@@ -288,6 +303,8 @@ async def write_rows(
             async with connection.begin_nested():
                 await connection.execute(statement, [row])
         except DBAPIError as exc:
+            if not is_refused_value(exc):
+                raise
             log.warning("job %s: the database refused video %s: %s", job_id, youtube_id, exc.orig)
             refused.append((youtube_id, refusal_reason(exc)))
     return refused
@@ -434,8 +451,12 @@ class JobRunner:
         return "deleted"
 
     async def start(self, job_id: UUID, pace: Pace) -> bool:
-        """Counts the attempt; past MAX_ATTEMPTS (every path that reruns a job comes through here) the
-        job ends `failed` with the cause of its last failure instead."""
+        """Counts the attempt (committed on its own first: an error later in the start must still count,
+        or a persistent one would rerun the job without bound); past MAX_ATTEMPTS (every path that
+        reruns a job comes through here) the job ends `failed` with the cause of its last failure
+        instead, and a job whose cancel was asked for ends `cancelled`."""
+        if not await self.count_attempt(job_id):
+            return False
         async with self.sessions() as session, session.begin():
             job = await lock_job(session, job_id)
             if job is None or JobStatus(job.status).is_terminal:
@@ -443,7 +464,6 @@ class JobRunner:
                 return False
             work = self.work_for(job)
             await work.recount(session, job)
-            job.attempts += 1
             if job.attempts > MAX_ATTEMPTS:
                 await self.end_failed(session, job, self.gave_up_message(job), job.last_error)
                 return False
@@ -462,6 +482,29 @@ class JobRunner:
         )
         return True
 
+    async def count_attempt(self, job_id: UUID) -> bool:
+        """Counts one more attempt of the job, in its own transaction; False when there is nothing to
+        run (the job is gone, terminal, or was cancelled: then it ends `cancelled` here)."""
+        async with self.sessions() as session, session.begin():
+            job = await lock_job(session, job_id)
+            if job is None or JobStatus(job.status).is_terminal:
+                log.info("job %s is %s; nothing to run", job_id, "gone" if job is None else job.status)
+                return False
+            if await self.end_if_cancel_requested(session, job):
+                return False
+            job.attempts += 1
+        return True
+
+    async def end_if_cancel_requested(self, session: AsyncSession, job: Job) -> bool:
+        """Ends the (locked, not terminal) job `cancelled` if its cancel was asked for: whatever stopped
+        the run (an outage, the quota, a failed attempt), a person's Cancel decides how it ends, and a
+        cancelled job is never retried automatically."""
+        if not job.cancel_requested:
+            return False
+        await job_service.finish_cancelled(session, job, self.work_for(job).cancelled_message(job))
+        log.info("job %s cancelled%s: %s", job.id, ran_for(job), job.message)
+        return True
+
     @staticmethod
     def gave_up_message(job: Job) -> str:
         return (
@@ -471,12 +514,18 @@ class JobRunner:
 
     async def attempt_failed(self, job_id: UUID, cause: str) -> float | None:
         """Records a failed attempt: the job waits for its next one (the delay is returned), or past
-        MAX_ATTEMPTS ends `failed` with the cause (None)."""
+        MAX_ATTEMPTS ends `failed` with the cause, or ends `cancelled` if that was asked for (None).
+        A job whose start failed may still be `queued` or `waiting`: it waits between attempts as a
+        `running` one does (the API cancels such a job at once)."""
         async with self.sessions() as session, session.begin():
             job = await lock_job(session, job_id)
-            if job is None or job.status != JobStatus.RUNNING.value:
+            if job is None or JobStatus(job.status).is_terminal:
+                return None
+            if await self.end_if_cancel_requested(session, job):
                 return None
             job.last_error = job_service.bound(cause, ERROR_MAX)
+            job.status = JobStatus.RUNNING.value
+            job.started_at = job.started_at or datetime.now(UTC)
             if job.attempts >= MAX_ATTEMPTS:
                 await self.end_failed(session, job, self.gave_up_message(job), cause)
                 return None
@@ -516,14 +565,16 @@ class JobRunner:
             outcome = await work.apply(session, job, batch, result)
             if outcome.done:
                 job.attempts = 1  # progress: this run is the first since it, whatever came before
-            if pace.due(job):
+            # Decided once: an event always follows a recount, never counts that were not recounted.
+            event_due = pace.due(job)
+            if event_due:
                 await work.recount(session, job)
             pace.update_rate(job)
             job.message = work.progress_message(job)
             if outcome.errors:
                 youtube_id, reason = outcome.errors[-1]
                 job.last_error = job_service.bound(f"{youtube_id}: {reason}", ERROR_MAX)
-            if pace.due(job):
+            if event_due:
                 await job_service.write_event(session, job, error=job.last_error if outcome.errors else None)
                 pace.sent(job)
 
@@ -544,12 +595,15 @@ class JobRunner:
             return job.status
 
     async def stop_at_job_level(self, job_id: UUID, exc: YouTubeError) -> str:
-        """A job-stopping error (quota, bad key, YouTube unreachable): the job ends `failed`, its untouched
-        videos stay pending, and a cron retries them after AUTO_RETRY_DELAYS_S (while tries are left)."""
+        """A job-stopping error (bad key, API disabled, YouTube unreachable): the job ends `failed`, its
+        untouched videos stay pending, and a cron retries them after AUTO_RETRY_DELAYS_S (while tries are
+        left)."""
         async with self.sessions() as session, session.begin():
             job = await lock_job(session, job_id)
             if job is None or job.status != JobStatus.RUNNING.value:
                 return "gone"
+            if await self.end_if_cancel_requested(session, job):
+                return job.status
             await self.work_for(job).recount(session, job)
             retry_at = None
             if job.auto_retries < len(AUTO_RETRY_DELAYS_S):
@@ -595,6 +649,8 @@ class JobRunner:
             job = await lock_job(session, job_id)
             if job is None or job.status != JobStatus.RUNNING.value:
                 return "gone"
+            if await self.end_if_cancel_requested(session, job):
+                return job.status
             await self.work_for(job).recount(session, job)
             job.status = JobStatus.WAITING.value
             job.next_attempt_at = reached.resets_at

@@ -13,8 +13,9 @@ crash continues after the last committed batch and counts nothing twice.
   unavailable video found again is `ready`: `returned`.
 - Unavailable (deleted, private, removed by YouTube): a ready video becomes `unavailable` with YouTube's
   reason and `unavailable_since`, its metadata kept: `gone`. One already unavailable keeps its `since`.
-- No answer (YouTube failing for that request): the video is left as it was and not marked checked; it
-  counts as `failed`, and the job's Retry checks it again.
+- No answer (YouTube failing for that request), or an answer that could not be read (an item that does
+  not decode, an answer without `items`): the video is left as it was and not marked checked; it counts
+  as `failed`, and the job's Retry checks it again. Only YouTube's own verdict makes a video `gone`.
 """
 
 from __future__ import annotations
@@ -147,11 +148,15 @@ class RefreshWork:
                 gone[youtube_id] = {"b_id": stored.id, "error": reason}
                 went += stored.status == VideoStatus.READY.value
         refused = await write_rows(connection, job.id, found_statement(), found)
-        await write_rows(connection, job.id, gone_statement(), gone)
+        refused_gone = await write_rows(connection, job.id, gone_statement(), gone)
         by_youtube_id = {stored.youtube_id: stored for stored in locked}
         for youtube_id, _ in refused:
             changed -= is_changed(by_youtube_id[youtube_id], result.found[youtube_id])
             returned -= by_youtube_id[youtube_id].status == VideoStatus.UNAVAILABLE.value
+        # A row the database refused was not written: that video was not checked, whatever YouTube said.
+        for youtube_id, _ in refused_gone:
+            went -= by_youtube_id[youtube_id].status == VideoStatus.READY.value
+        refused += refused_gone
         answered = len(found) + len(gone) - len(refused)
         job.processed += len(locked)
         job.failed += len(locked) - answered
@@ -161,7 +166,8 @@ class RefreshWork:
         job.refresh_after = max(batch.values())
         job.total = max(job.total, job.processed)  # a video that turned ready since the job began
         # A video found gone is what a check is for, not an error: only what could not be checked is.
-        unanswered = {yid: why for yid, why in result.transient.items() if yid in by_youtube_id}
+        no_verdict = result.transient | result.unreadable
+        unanswered = {yid: why for yid, why in no_verdict.items() if yid in by_youtube_id}
         return Applied(done=len(locked), errors=in_batch_order(batch, unanswered | dict(refused)))
 
     def start_message(self, job: Job) -> str:

@@ -152,14 +152,19 @@ async def requeue_stranded_jobs(ctx: Context) -> int:
 
 
 async def retry_stopped_jobs(ctx: Context) -> int:
-    """Jobs a job-level cause (quota, outage) stopped, whose automatic retry is due: a new `retry` job
+    """Jobs a job-level cause (outage, bad key) stopped, whose automatic retry is due: a new `retry` job
     takes their leftovers (workers/processing.py, AUTO_RETRY_DELAYS_S)."""
     job_queue = job_queue_of(ctx)
     started: list[UUID] = []
     async with ctx["sessions"]() as session, session.begin():
         due = await session.scalars(
             select(Job)
-            .where(Job.status == JobStatus.FAILED.value, Job.next_attempt_at <= func.now())
+            .where(
+                Job.status == JobStatus.FAILED.value,
+                Job.next_attempt_at <= func.now(),
+                # A cancel is the person's word: what it left behind waits for their Retry.
+                Job.cancel_requested.is_(False),
+            )
             .order_by(Job.next_attempt_at)
             .limit(RETRY_BATCH)
             .with_for_update(skip_locked=True)

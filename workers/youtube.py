@@ -1,19 +1,21 @@
 """Async YouTube metadata client: the Data API v3 `videos.list` when a key is set, else oEmbed.
 
 It knows nothing of SAQ or the database: `fetch(ids)` sorts every id into exactly one of
-`found` (metadata), `unavailable` (permanent: not found, private, deleted, invalid) or `transient`
-(still failing after every retry: 429, 5xx, timeouts, connection errors; worth retrying later).
-Job-wide problems (quota exhausted, bad key, API disabled) raise `YouTubeError` instead, so the caller
-stops the job and leaves the remaining videos pending; so does an outage (`YouTubeUnreachable`): every
-request of one `fetch` ended in a connection error, a timeout or a 5xx after its retries.
+`found` (metadata), `unavailable` (YouTube's verdict: not found, private, deleted, invalid), `transient`
+(still failing after every retry: 429, 5xx, timeouts, connection errors; worth retrying later) or
+`unreadable` (YouTube answered for it, but not readably: no verdict).
+Job-wide problems raise `YouTubeError` instead, and the caller leaves the remaining videos pending: a bad
+key or a disabled API stops the job; YouTube's `quotaExceeded` makes it wait for the quota's reset
+(workers/processing.py). So does an outage stop it (`YouTubeUnreachable`): every request of one `fetch`
+ended in a connection error, a timeout or a 5xx after its retries.
 
 A video the Data API still lists but that nobody can watch (deleted, rejected for copyright or terms of
 use, failed upload, private) is `unavailable` with YouTube's reason, like one it no longer lists.
 Every Data API request, retries included, costs a unit of the daily quota: `spend` is awaited before each
-one and may raise to stop the fetch (the worker's daily budget, workers/quota.py).
+one and may raise to stop the fetch (the workers' shared daily budget, app/services/quota.py).
 
 Everything taken from YouTube is bounded and cleaned before it leaves this module (`_clean_text`,
-`_bounded_count`, `_safe_thumbnail`, ...): a hostile or broken answer can fail one video, never a batch.
+`_parse_count`, `_safe_thumbnail`, ...): a hostile or broken answer can fail one video, never a batch.
 One item of a `videos.list` answer that does not decode fails that id alone.
 
 The API key travels in the `X-Goog-Api-Key` header rather than the `key=` query parameter: httpx logs
@@ -26,6 +28,7 @@ import asyncio
 import email.utils
 import functools
 import json
+import logging
 import random
 import re
 import time
@@ -38,6 +41,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import msgspec
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FetchResult",
@@ -80,6 +85,8 @@ _REJECTION_REASONS: Final = {
 TEXT_MAX: Final = 1000
 """Titles and channel names are cut to this many characters."""
 URL_MAX: Final = 2000
+ERROR_TEXT_MAX: Final = 200
+"""Reasons and messages of YouTube's error answers are cut to this many characters."""
 BIGINT_MAX: Final = 2**63 - 1
 INTEGER_MAX: Final = 2**31 - 1
 # Thumbnails are shown in people's browsers: only https URLs on YouTube's own image hosts are kept.
@@ -141,11 +148,15 @@ class VideoMetadata(msgspec.Struct, frozen=True):
 
 
 class FetchResult(msgspec.Struct):
-    """Every requested id lands in exactly one of the three dicts."""
+    """Every requested id lands in exactly one of the four dicts (id → reason, but for `found`)."""
 
     found: dict[str, VideoMetadata] = msgspec.field(default_factory=dict)
     unavailable: dict[str, str] = msgspec.field(default_factory=dict)
+    """YouTube's verdict: nobody can watch the video (not found, private, deleted, removed, bad id)."""
     transient: dict[str, str] = msgspec.field(default_factory=dict)
+    """No answer (still failing after every retry): worth asking again later."""
+    unreadable: dict[str, str] = msgspec.field(default_factory=dict)
+    """YouTube answered for the video, but what it sent could not be read: no verdict either way."""
 
 
 class YouTubeError(Exception):
@@ -204,7 +215,9 @@ class _Video(msgspec.Struct, rename="camel"):
 
 
 class _VideoListResponse(msgspec.Struct):
-    items: list[_Video] = msgspec.field(default_factory=list)
+    # Required: the API always sends `items` (empty when no id matched); an answer without it is not
+    # one we can read, and taking it as "none of these exist" would mark 50 videos gone.
+    items: list[_Video]
 
 
 class _ErrorItem(msgspec.Struct):
@@ -322,7 +335,8 @@ def _safe_thumbnail(url: str | None) -> str | None:
         return None
     host = (parts.hostname or "").lower()
     on_youtube = host in _THUMBNAIL_HOSTS or host.endswith(_THUMBNAIL_HOST_SUFFIXES)
-    if parts.scheme != "https" or not on_youtube or parts.username or parts.password or parts.port:
+    # No userinfo and no port at all: `parts.port` would raise on `:abc` or `:99999` and accept `:0`.
+    if parts.scheme != "https" or not on_youtube or parts.netloc.lower() != host:
         return None
     return url
 
@@ -377,6 +391,19 @@ def _metadata_from_oembed(video_id: str, oembed: _OEmbed) -> VideoMetadata:
     )
 
 
+def _verdict_from_api(video: _Video) -> VideoMetadata | _Unavailable | _Unreadable:
+    """What one listed item says about its video. Cleaning an item must never fail its batch: an error
+    here (a value no parser foresaw) makes that one id unreadable, with a reason a person can read."""
+    try:
+        unwatchable = _unwatchable_reason(video)
+        if unwatchable is not None:
+            return _Unavailable(unwatchable)
+        return _metadata_from_api(video)
+    except Exception:
+        log.exception("an item of a videos.list answer could not be read (video %r)", video.id[:64])
+        return _Unreadable(REASON_UNREADABLE)
+
+
 def _decode_items_one_by_one(content: bytes) -> tuple[list[_Video], dict[str, str]] | None:
     """A `videos.list` answer that msgspec refused as a whole, item by item: the items that decode, and
     for each id whose item does not, why. None when the answer is not even JSON with an `items` list.
@@ -390,7 +417,7 @@ def _decode_items_one_by_one(content: bytes) -> tuple[list[_Video], dict[str, st
         return None
     items = document.get("items") if isinstance(document, dict) else None
     if not isinstance(items, list):
-        return None
+        return None  # (no `items` at all: the whole answer is unreadable, see _VideoListResponse)
     decoded: list[_Video] = []
     unreadable: dict[str, str] = {}
     for item in items:
@@ -403,7 +430,7 @@ def _decode_items_one_by_one(content: bytes) -> tuple[list[_Video], dict[str, st
     return decoded, unreadable
 
 
-def _retry_after_seconds(response: httpx.Response) -> float | None:
+def _retry_after_seconds(response: _Answer) -> float | None:
     """`Retry-After` as seconds: either delta-seconds or an HTTP date."""
     header = response.headers.get("retry-after")
     if header is None:
@@ -450,6 +477,23 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 
 @dataclass(frozen=True, slots=True)
+class _Answer:
+    """An HTTP answer read in full (within the client's deadline and size cap)."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
+class _Overdue(Exception):
+    """The request's total deadline passed (a server trickling its answer never trips a read timeout)."""
+
+
+class _Oversized(Exception):
+    """The answer's body passed the client's size cap."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Retryable:
     reason: str
     retry_after_s: float | None = None
@@ -470,8 +514,27 @@ class _Unavailable:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    reason: str
+
+
 _T = TypeVar("_T")
-_OEmbedOutcome = VideoMetadata | _Unavailable | _Retryable
+_OEmbedOutcome = VideoMetadata | _Unavailable | _Unreadable | _Retryable
+
+
+def _record(
+    result: FetchResult, video_id: str, outcome: VideoMetadata | _Unavailable | _Unreadable | _Retryable
+) -> None:
+    """Puts the id into the one dict of `result` its outcome says."""
+    if isinstance(outcome, VideoMetadata):
+        result.found[video_id] = outcome
+    elif isinstance(outcome, _Unavailable):
+        result.unavailable[video_id] = outcome.reason
+    elif isinstance(outcome, _Unreadable):
+        result.unreadable[video_id] = outcome.reason
+    else:
+        result.transient[video_id] = outcome.reason
 
 
 class YouTubeClient:
@@ -493,11 +556,16 @@ class YouTubeClient:
         retry_budget_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         spend: Callable[[], Awaitable[None]] | None = None,
+        request_timeout_s: float = 20.0,
+        max_body_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         """`retry_budget_s`: a fetch retries requests that did not reach YouTube (connection errors,
         timeouts, 5xx) only this long after it began, so an outage, even one that times out rather than
         refuses, is told within about that time. `spend`: awaited before every Data API request (one
-        quota unit); whatever it raises stops the fetch and leaves it."""
+        quota unit); whatever it raises stops the fetch and leaves it. `request_timeout_s`: the most one
+        request may take in all (httpx's timeouts are per read: a trickling answer would never end); it
+        counts as a timeout. `max_body_bytes`: the largest answer read (50 items are far below 1 MB);
+        a larger one is an unreadable answer."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if max_attempts < 1:
@@ -516,6 +584,8 @@ class YouTubeClient:
         self._retry_budget_s = retry_budget_s
         self._clock = clock
         self._spend = spend
+        self._request_timeout_s = request_timeout_s
+        self._max_body_bytes = max_body_bytes
 
     @property
     def mode(self) -> Literal["api", "oembed"]:
@@ -562,38 +632,38 @@ class YouTubeClient:
                 result.transient.update(dict.fromkeys(chunk, outcome.reason))
                 failures.extend([outcome] * len(chunk))
                 continue
+            verdicts: dict[str, VideoMetadata | _Unavailable | _Unreadable] = {}
             for video in outcome.videos:
-                if video.id not in chunk:
-                    continue
-                unwatchable = _unwatchable_reason(video)
-                if unwatchable is None:
-                    result.found[video.id] = _metadata_from_api(video)
-                else:
-                    result.unavailable[video.id] = unwatchable
+                # An id listed twice keeps its first item's verdict: each id lands in one outcome.
+                if video.id in chunk and video.id not in verdicts:
+                    verdicts[video.id] = _verdict_from_api(video)
+            for video_id, reason in outcome.unreadable.items():
+                verdicts.setdefault(video_id, _Unreadable(reason))
             for video_id in chunk:
-                if video_id not in result.found and video_id not in result.unavailable:
-                    result.unavailable[video_id] = outcome.unreadable.get(video_id, REASON_NOT_FOUND_API)
+                _record(result, video_id, verdicts.get(video_id, _Unavailable(REASON_NOT_FOUND_API)))
         return failures
 
-    async def _request_videos(self, chunk: Sequence[str], api_key: str) -> httpx.Response:
+    async def _request_videos(self, chunk: Sequence[str], api_key: str) -> _Answer:
         if self._spend is not None:
             await self._spend()
         # No maxResults: the API documents it as unsupported together with `id`. Every part costs the
         # same (videos.list is one unit a call, whatever it asks for).
-        return await self._http.get(
+        return await self._get(
             self._videos_url,
             params={"part": "snippet,contentDetails,statistics,status", "id": ",".join(chunk)},
             headers={"X-Goog-Api-Key": api_key},
         )
 
-    def _interpret_videos(self, response: httpx.Response) -> _Items | _Retryable:
+    def _interpret_videos(self, response: _Answer) -> _Items | _Retryable:
         if response.status_code == 200:
             try:
                 return _Items(msgspec.json.decode(response.content, type=_VideoListResponse).items, {})
             except (msgspec.DecodeError, RecursionError):
                 one_by_one = _decode_items_one_by_one(response.content)
                 if one_by_one is None:
-                    return _Retryable("YouTube API sent an unreadable response")
+                    return _Retryable(
+                        "YouTube API sent an unreadable response", _retry_after_seconds(response)
+                    )
                 return _Items(*one_by_one)
         status = response.status_code
         error = self._decode_api_error(response)
@@ -610,11 +680,25 @@ class YouTubeClient:
         raise YouTubeError(self._unexpected_api_error(status, reason, error.message), reason=reason or "http")
 
     @staticmethod
-    def _decode_api_error(response: httpx.Response) -> _ErrorBody:
+    def _decode_api_error(response: _Answer) -> _ErrorBody:
+        """The error body, its texts cleaned like every other text from YouTube: they end up in job
+        messages and video errors, and a NUL there would make the database refuse the batch."""
         try:
-            return msgspec.json.decode(response.content, type=_ErrorEnvelope).error
+            error = msgspec.json.decode(response.content, type=_ErrorEnvelope).error
         except (msgspec.DecodeError, RecursionError):
             return _ErrorBody()
+        return _ErrorBody(
+            code=error.code,
+            message=_clean_text(error.message, ERROR_TEXT_MAX) or "",
+            errors=[
+                _ErrorItem(
+                    reason=_clean_text(item.reason, ERROR_TEXT_MAX) or "",
+                    message=_clean_text(item.message, ERROR_TEXT_MAX) or "",
+                )
+                for item in error.errors
+            ],
+            details=[_ErrorDetail(reason=_clean_text(d.reason, ERROR_TEXT_MAX) or "") for d in error.details],
+        )
 
     def _unexpected_api_error(self, status: int, reason: str, message: str) -> str:
         detail = f"{reason}: {message}" if reason and message else reason or message or "no details"
@@ -644,12 +728,8 @@ class YouTubeClient:
                         functools.partial(self._interpret_oembed, video_id),
                         deadline,
                     )
-            if isinstance(outcome, VideoMetadata):
-                result.found[video_id] = outcome
-            elif isinstance(outcome, _Unavailable):
-                result.unavailable[video_id] = outcome.reason
-            else:
-                result.transient[video_id] = outcome.reason
+            _record(result, video_id, outcome)
+            if isinstance(outcome, _Retryable):
                 failures.append(outcome)
 
         async with asyncio.TaskGroup() as tasks:
@@ -657,20 +737,27 @@ class YouTubeClient:
                 tasks.create_task(fetch_one(video_id))
         return failures
 
-    async def _request_oembed(self, video_id: str) -> httpx.Response:
-        return await self._http.get(
+    async def _request_oembed(self, video_id: str) -> _Answer:
+        return await self._get(
             self._oembed_url,
             params={"url": f"https://www.youtube.com/watch?v={video_id}", "format": "json"},
         )
 
     @staticmethod
-    def _interpret_oembed(video_id: str, response: httpx.Response) -> _OEmbedOutcome:
+    def _interpret_oembed(video_id: str, response: _Answer) -> _OEmbedOutcome:
         status = response.status_code
         if status == 200:
             try:
-                return _metadata_from_oembed(video_id, msgspec.json.decode(response.content, type=_OEmbed))
+                oembed = msgspec.json.decode(response.content, type=_OEmbed)
             except (msgspec.DecodeError, RecursionError):
-                return _Retryable("YouTube oEmbed sent an unreadable response")
+                return _Retryable(
+                    "YouTube oEmbed sent an unreadable response", _retry_after_seconds(response)
+                )
+            try:
+                return _metadata_from_oembed(video_id, oembed)
+            except Exception:  # a value no cleaner foresaw: this video alone has no verdict
+                log.exception("the oEmbed answer for video %s could not be read", video_id)
+                return _Unreadable(REASON_UNREADABLE)
         if status == 404:
             return _Unavailable(REASON_NOT_FOUND)
         if status in (401, 403):
@@ -689,8 +776,8 @@ class YouTubeClient:
 
     async def _with_retries(
         self,
-        send: Callable[[], Awaitable[httpx.Response]],
-        interpret: Callable[[httpx.Response], _T | _Retryable],
+        send: Callable[[], Awaitable[_Answer]],
+        interpret: Callable[[_Answer], _T | _Retryable],
         deadline: float,
     ) -> _T | _Retryable:
         """Send until `interpret` accepts the answer, attempts run out, or the next attempt would start
@@ -708,16 +795,37 @@ class YouTubeClient:
             await self._sleep(delay)
         raise AssertionError("unreachable: the loop returns on its last attempt")
 
+    async def _get(
+        self, url: str, *, params: dict[str, str], headers: dict[str, str] | None = None
+    ) -> _Answer:
+        """GET, the body read as it streams in: the whole request ends within `request_timeout_s`
+        (raises _Overdue) and a body past `max_body_bytes` (decoded) is given up (raises _Oversized)."""
+        try:
+            async with asyncio.timeout(self._request_timeout_s):
+                async with self._http.stream("GET", url, params=params, headers=headers) as response:
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > self._max_body_bytes:
+                            raise _Oversized
+                    return _Answer(response.status_code, response.headers, bytes(body))
+        except TimeoutError as exc:
+            raise _Overdue from exc
+
     @staticmethod
     async def _attempt(
-        send: Callable[[], Awaitable[httpx.Response]],
-        interpret: Callable[[httpx.Response], _T | _Retryable],
+        send: Callable[[], Awaitable[_Answer]],
+        interpret: Callable[[_Answer], _T | _Retryable],
     ) -> _T | _Retryable:
         # Reasons are our own words: httpx's exception text can contain the request URL.
         try:
             response = await send()
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, _Overdue):
             return _Retryable("request to YouTube timed out", unreachable=True)
+        except _Oversized:
+            # Not an outage: YouTube answered, with more than any answer of ours can be. Like an
+            # unreadable 200, it is retried, then its ids are transient.
+            return _Retryable("YouTube sent an answer too large to read")
         except httpx.TransportError as exc:  # connection refused or reset, DNS, proxy, protocol errors
             return _Retryable(f"could not reach YouTube ({type(exc).__name__})", unreachable=True)
         except httpx.RequestError as exc:  # bad gzip, redirect loops

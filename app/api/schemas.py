@@ -162,7 +162,7 @@ class JobOut(msgspec.Struct):
     processed: int
     failed: int
     changed: int | None
-    """Refresh only (else null): videos whose title, channel or thumbnail changed."""
+    """Refresh only (else null): videos whose title or channel name changed."""
     gone: int | None
     """Refresh only: videos found gone, private or blocked."""
     returned: int | None

@@ -302,7 +302,7 @@ async def move_into_retry(
 
 async def create_retry(session: AsyncSession, user_id: UUID, job_id: UUID) -> Job:
     """A new job for the given job's failed and cancelled videos, and the pending ones a job-level stop
-    (quota, outage) left behind (only those still in a list)."""
+    (outage, bad key) left behind (only those still in a list)."""
     old = await get_owned_job(session, user_id, job_id, lock=True)
     if old.status in ACTIVE_STATUSES:
         raise Conflict(f"job {job_id} is still {old.status}; cancel it or wait for it to finish")

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from testkit.fake_youtube import HOSTILE_KINDS, FakeYouTube, format_iso8601_duration, oembed_body
 from testkit.harness import free_port
+from workers import youtube as yt
 from workers.youtube import (
     REASON_INVALID_ID,
     REASON_NOT_FOUND,
@@ -72,11 +73,9 @@ def video_ids(count: int, prefix: str = "vid") -> list[str]:
 
 
 def assert_partitioned(result: FetchResult, ids: list[str]) -> None:
-    found, unavailable, transient = set(result.found), set(result.unavailable), set(result.transient)
-    assert found | unavailable | transient == set(ids)
-    assert not (found & unavailable)
-    assert not (found & transient)
-    assert not (unavailable & transient)
+    outcomes = [set(result.found), set(result.unavailable), set(result.transient), set(result.unreadable)]
+    assert set().union(*outcomes) == set(ids)
+    assert sum(map(len, outcomes)) == len(set(ids)), "every id in exactly one outcome"
 
 
 # ---- Data API mode: mapping and batching ----
@@ -394,8 +393,9 @@ async def test_connection_errors_on_every_request_raise_unreachable() -> None:
 
 async def test_every_hostile_value_is_cleaned_or_fails_its_video_alone(fake: FakeYouTube) -> None:
     """One item of each hostile kind in a batch of 50: control characters are stripped, texts capped,
-    out-of-range numbers and dates nulled, bad channel ids and off-host thumbnails dropped; the item that
-    does not decode and the one answering for another id fail alone; the other 40 map exactly."""
+    out-of-range numbers and dates nulled, bad channel ids, off-host thumbnails and bad ports dropped; the
+    item that does not decode is unreadable and the one answering for another id not found, alone; the
+    others map exactly."""
     hostile = [f"{kind}{index:08d}" for index, kind in enumerate(HOSTILE_KINDS)]
     ids = hostile + video_ids(50 - len(hostile))
     async with youtube_client(fake) as (client, sleep):
@@ -405,10 +405,8 @@ async def test_every_hostile_value_is_cleaned_or_fails_its_video_alone(fake: Fak
     assert sleep.delays == []
     assert_partitioned(result, ids)
     assert result.transient == {}
-    assert result.unavailable == {
-        "zid00000005": REASON_NOT_FOUND_API,  # its item answered for another (over-long) id
-        "zsu00000006": REASON_UNREADABLE,
-    }
+    assert result.unavailable == {"zid00000005": REASON_NOT_FOUND_API}  # answered for another id
+    assert result.unreadable == {"zsu00000006": REASON_UNREADABLE}
     for video_id, meta in result.found.items():
         assert msgspec.structs.asdict(meta) == FakeYouTube.expected(video_id), video_id
     assert result.found["zcc00000000"].title == "Video zcc00000000"
@@ -418,12 +416,103 @@ async def test_every_hostile_value_is_cleaned_or_fails_its_video_alone(fake: Fak
 async def test_hostile_oembed_answers_are_cleaned(fake: FakeYouTube) -> None:
     """oEmbed's title loses its control characters and is capped; a javascript: thumbnail is dropped."""
     async with youtube_client(fake, api=False) as (client, _sleep):
-        result = await client.fetch(["zcc00000000", "zln00000001", "zth00000007"])
+        result = await client.fetch(["zcc00000000", "zln00000001", "zth00000007", "zpt00000008"])
 
     assert result.found["zcc00000000"].title == "Video zcc00000000"
     assert result.found["zln00000001"].title == "T" * 999 + "…"
     assert result.found["zth00000007"].thumbnail_url is None
     assert result.found["zth00000007"].title == oembed_body("zth00000007")["title"]
+    assert result.found["zpt00000008"].thumbnail_url is None
+
+
+@pytest.mark.parametrize("api", [True, False], ids=["api", "oembed"])
+async def test_an_item_that_fails_to_convert_fails_its_video_alone(
+    fake: FakeYouTube, monkeypatch: pytest.MonkeyPatch, api: bool
+) -> None:
+    """An error while converting one video's item (a value no cleaner foresaw) makes that id unreadable
+    with a readable reason; the batch's other videos are found."""
+    real = yt._safe_thumbnail
+
+    def breaks_on_one(url: str | None) -> str | None:
+        if url and "vid00000001" in url:
+            raise ValueError("a value no cleaner foresaw")
+        return real(url)
+
+    monkeypatch.setattr(yt, "_safe_thumbnail", breaks_on_one)
+    async with youtube_client(fake, api=api) as (client, _sleep):
+        result = await client.fetch(video_ids(3))
+
+    assert result.unreadable == {"vid00000001": REASON_UNREADABLE}
+    assert set(result.found) == {"vid00000000", "vid00000002"}
+    assert_partitioned(result, video_ids(3))
+
+
+async def test_an_answer_without_items_is_unreadable_not_a_verdict(fake: FakeYouTube) -> None:
+    """A 200 answer with no `items` key says nothing about the videos: after its retries they are
+    transient (no answer), not "not found"."""
+    fake.fail_next(5, status=200, retry_after=0)  # the injected body is an error envelope: no `items`
+    async with youtube_client(fake) as (client, _sleep):
+        result = await client.fetch(video_ids(3))
+
+    assert result.unavailable == {}
+    assert set(result.transient) == set(video_ids(3))
+    assert "unreadable response" in result.transient["vid00000000"]
+
+
+async def test_an_id_listed_twice_keeps_its_first_verdict() -> None:
+    """A `videos.list` answer listing an id twice (found, then removed) puts it in one outcome only."""
+    listed = {"kind": "youtube#video", "id": "vid00000001", "snippet": {"title": "First"}}
+    removed = {**listed, "status": {"uploadStatus": "rejected", "rejectionReason": "copyright"}}
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, json={"items": [listed, removed]}))
+    async with httpx.AsyncClient(transport=transport) as http:
+        result = await YouTubeClient(http, api_key="k").fetch(["vid00000001"])
+
+    assert result.found["vid00000001"].title == "First"
+    assert_partitioned(result, ["vid00000001"])
+
+
+async def test_error_texts_from_youtube_are_cleaned(fake: FakeYouTube) -> None:
+    """Reasons and messages of YouTube's error answers lose their control characters (NUL included,
+    which the database refuses) before they reach a job's message or a video's error."""
+    fake.fail_next(1, status=400, reason="odd\x00Reason\x07")
+    async with youtube_client(fake) as (client, _sleep):
+        with pytest.raises(YouTubeError) as raised:
+            await client.fetch(video_ids(2))
+        fake.fail_next(5, status=429, reason="slow\x00Down", retry_after=0)
+        throttled = await client.fetch(video_ids(2))
+
+    assert raised.value.reason == "oddReason"
+    assert str(raised.value) == (
+        "YouTube API request failed with HTTP 400 (oddReason: Injected failure: oddReason)"
+    )
+    assert "\x00" not in throttled.transient["vid00000000"]
+    assert "slowDown, HTTP 429" in throttled.transient["vid00000000"]
+
+
+@pytest.mark.parametrize("api", [True, False], ids=["api", "oembed"])
+async def test_an_answer_that_trickles_in_times_out_as_a_whole(fake: FakeYouTube, api: bool) -> None:
+    """A server sending its answer a byte at a time never trips httpx's per-read timeout; the request's
+    total deadline ends it, and it counts as a timeout (an outage when nothing else got through)."""
+    fake.trickle_next(2, interval_s=0.02)  # about 14 s for an oEmbed body, far longer for the API's
+    async with youtube_client(fake, api=api, max_attempts=2, request_timeout_s=0.3) as (client, sleep):
+        with pytest.raises(YouTubeUnreachable) as raised:
+            await client.fetch(video_ids(1))
+
+    assert raised.value.last_failure == "request to YouTube timed out (gave up after 2 attempts)"
+    assert len(sleep.delays) == 1
+
+
+@pytest.mark.parametrize("api", [True, False], ids=["api", "oembed"])
+async def test_an_oversized_answer_is_given_up_not_read(fake: FakeYouTube, api: bool) -> None:
+    """An answer past the size cap is not read into memory: it is an unreadable answer, retried, then the
+    ids are transient (not "not found")."""
+    fake.oversize_next(4, size_bytes=1024 * 1024)  # two attempts for each of two ids (oEmbed)
+    async with youtube_client(fake, api=api, max_attempts=2, max_body_bytes=64 * 1024) as (client, _):
+        result = await client.fetch(video_ids(2))
+
+    assert result.found == {} and result.unavailable == {}
+    assert set(result.transient) == set(video_ids(2))
+    assert "too large to read" in result.transient["vid00000000"]
 
 
 # ---- job-stopping errors ----

@@ -4,8 +4,11 @@ database refuses, outages, failed attempts and their bound, and cancel between a
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
+
+import pytest
 
 from app.settings import Settings
 from testkit.accounts import Account
@@ -13,6 +16,7 @@ from testkit.fake_youtube import HOSTILE_KINDS, FakeYouTube
 from testkit.harness import free_port
 from tests.integration.workers.conftest import (
     METADATA_FIELDS,
+    TERMINAL,
     Client,
     Sessions,
     StartWorker,
@@ -294,3 +298,198 @@ async def test_attempts_are_bounded_then_the_job_fails_with_its_cause(
     assert youtube.requests == 1, "only the last allowed attempt fetched"
     assert failed["next_attempt_at"] is None and gave_up["next_attempt_at"] is None
     assert datetime.now(UTC) - failed["finished_at"] < timedelta(minutes=1)
+
+
+async def _stop_by_outage(youtube: FakeYouTube, sessions: Sessions) -> None:
+    # Retry-After 0: the client's retries of a 5xx take no time, then the fetch is an outage.
+    youtube.fail_next(50, status=503, retry_after=0)
+
+
+async def _stop_by_quota(youtube: FakeYouTube, sessions: Sessions) -> None:
+    youtube.fail_next(1, status=403, reason="quotaExceeded")
+
+
+async def _stop_by_failed_attempt(youtube: FakeYouTube, sessions: Sessions) -> None:
+    await refuse_writes(sessions)
+
+
+@pytest.mark.parametrize(
+    "stop", [_stop_by_outage, _stop_by_quota, _stop_by_failed_attempt], ids=["outage", "quota", "attempt"]
+)
+async def test_a_cancel_during_a_fetch_wins_over_what_stops_the_job(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+    stop: Callable[[FakeYouTube, Sessions], Awaitable[None]],
+) -> None:
+    """A Cancel that arrives while a fetch is in flight, which then ends in an outage, the spent quota or
+    a failed attempt, ends the job `cancelled` (its terminal event says so, no wait, no automatic retry);
+    a stopped job flagged cancelled is never retried by the cron."""
+    youtube.hold_next(1)
+    await stop(youtube, session_maker)
+    worker = await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Cancelled mid-fetch")
+    job_id = await import_ids(client, alice, list_id, video_ids(50))
+    await poll_until(lambda: _held(youtube), bool, what="the job's first request to be in flight")
+
+    flagged = await post_job_action(client, alice, job_id, "cancel")
+    youtube.release()
+    job = await wait_for_terminal(session_maker, job_id)
+
+    assert flagged["status"] == "running", "a running job is flagged, then stops"
+    assert (job["status"], job["next_attempt_at"]) == ("cancelled", None)
+    assert job["message"] == "Cancelled after 0 of 50 videos"
+    assert await assert_counts_match_videos(session_maker, job) == {"cancelled": 50}
+    events = await job_events(session_maker, job_id)
+    assert (events[-1]["status"], events[-1]["next_attempt_at"]) == ("cancelled", None)
+    assert [event["status"] for event in events] == ["running", "cancelled"], "no wait, no failed attempt"
+    await execute(
+        session_maker,
+        "UPDATE jobs SET status = 'failed', next_attempt_at = now() - interval '1 second' WHERE id = :id",
+        id=job_id,
+    )
+    assert await retry_stopped_jobs(worker.context) == 0, "what a person cancelled waits for their Retry"
+
+
+async def _held(youtube: FakeYouTube) -> bool:
+    return youtube.held > 0
+
+
+async def test_a_rerun_of_a_job_flagged_cancelled_ends_it_cancelled(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """A running job flagged cancelled whose worker died, rerun past its bound of attempts, ends
+    `cancelled` (not `failed`) without a fetch."""
+    list_id = await create_list(client, alice, "Rerun cancelled")
+    job_id = await import_ids(client, alice, list_id, video_ids(20))
+    await execute(
+        session_maker,
+        "UPDATE jobs SET attempts = :n, status = 'running', cancel_requested = true WHERE id = :id",
+        n=MAX_ATTEMPTS,
+        id=job_id,
+    )
+    await start_worker(worker_settings(settings, youtube))
+
+    job = await wait_for_terminal(session_maker, job_id)
+
+    assert (job["status"], job["attempts"]) == ("cancelled", MAX_ATTEMPTS)
+    assert await assert_counts_match_videos(session_maker, job) == {"cancelled": 20}
+    assert youtube.requests == 0
+
+
+REFUSE_STARTS = (
+    """
+    CREATE FUNCTION test_refuse_starts() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'injected: the database refuses every start of a job';
+    END;
+    $$""",
+    """
+    CREATE TRIGGER test_refuse_starts BEFORE UPDATE ON jobs FOR EACH ROW
+        WHEN (NEW.heartbeat_at IS DISTINCT FROM OLD.heartbeat_at) EXECUTE FUNCTION test_refuse_starts()""",
+)
+"""Makes every start of a job fail (it sets `heartbeat_at`) while counting, waiting and ending work."""
+
+
+async def test_a_start_that_always_fails_counts_its_attempts_and_ends_failed(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """A failure inside a job's start still counts as an attempt: a fresh job waits for its second one
+    (and a Cancel then ends it at once), and a job on its last allowed attempt ends `failed` with the
+    cause, instead of being rerun without bound."""
+    for statement in REFUSE_STARTS:
+        await execute(session_maker, statement)
+    list_id = await create_list(client, alice, "Unstartable")
+    last_try = await import_ids(client, alice, list_id, video_ids(10))
+    fresh = await import_ids(client, alice, list_id, video_ids(10, start=10))
+    await execute(
+        session_maker, "UPDATE jobs SET attempts = :n WHERE id = :id", n=MAX_ATTEMPTS - 1, id=last_try
+    )
+    await start_worker(worker_settings(settings, youtube))
+
+    failed = await wait_for_terminal(session_maker, last_try)
+    waiting = await poll_until(
+        lambda: job_row(session_maker, fresh),
+        lambda job: job["next_attempt_at"] is not None,
+        what="the fresh job to wait for its second attempt",
+    )
+
+    expected = f"Stopped after {MAX_ATTEMPTS} attempts without progress; 10 videos wait for a retry"
+    assert (failed["status"], failed["message"], failed["attempts"]) == ("failed", expected, MAX_ATTEMPTS)
+    assert "injected: the database refuses every start" in failed["last_error"]
+    assert await assert_counts_match_videos(session_maker, failed) == {"pending": 10}
+    assert (waiting["status"], waiting["attempts"]) == ("running", 1)
+    assert waiting["message"] == f"Attempt 1 of {MAX_ATTEMPTS} failed; trying again shortly"
+    assert (await post_job_action(client, alice, fresh, "cancel"))["status"] == "cancelled"
+    assert youtube.requests == 0
+
+
+async def test_a_control_character_in_youtubes_error_text_stops_the_job_cleanly(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """A NUL byte in the reason of an error YouTube answers is cleaned out: the job stops `failed` with a
+    message the database takes, instead of a failed attempt."""
+    youtube.fail_next(1, status=400, reason="odd\x00Reason")
+    await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Odd error")
+
+    job = await wait_for_terminal(session_maker, await import_ids(client, alice, list_id, video_ids(10)))
+
+    assert (job["status"], job["attempts"]) == ("failed", 1)
+    assert job["message"].startswith("YouTube API request failed with HTTP 400 (oddReason: ")
+    assert job["last_error"] == "YouTube API answered oddReason"
+    assert await assert_counts_match_videos(session_maker, job) == {"pending": 10}
+
+
+async def test_a_database_error_that_is_no_refused_value_fails_the_attempt_not_the_videos(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """Only a value the database refuses (SQLSTATE classes 22 and 23) fails its video; any other error
+    on a batch's write (here a trigger's RAISE, P0001) fails the attempt, and the videos stay pending."""
+    await execute(
+        session_maker,
+        """CREATE FUNCTION test_break_ready() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'injected: not a refused value'; END; $$""",
+    )
+    await execute(
+        session_maker,
+        """CREATE TRIGGER test_break_ready BEFORE UPDATE ON videos FOR EACH ROW
+        WHEN (NEW.status = 'ready') EXECUTE FUNCTION test_break_ready()""",
+    )
+    await start_worker(worker_settings(settings, youtube))
+    list_id = await create_list(client, alice, "Broken writes")
+    job_id = await import_ids(client, alice, list_id, video_ids(5))
+
+    waiting = await poll_until(
+        lambda: job_row(session_maker, job_id),
+        lambda job: job["status"] in TERMINAL or job["next_attempt_at"] is not None,
+        what="the job to fail its attempt",
+    )
+
+    assert (waiting["status"], waiting["attempts"]) == ("running", 1)
+    assert "injected: not a refused value" in waiting["last_error"]
+    assert await assert_counts_match_videos(session_maker, waiting) == {"pending": 5}
+    assert (await post_job_action(client, alice, job_id, "cancel"))["status"] == "cancelled"

@@ -356,3 +356,49 @@ async def test_a_refresh_survives_its_worker_being_killed_without_counting_twice
     assert [event["message"] for event in events].count("Resuming") == 1
     videos = await list_videos(session_maker, list_id)
     assert sum(video["status"] == "unavailable" for video in videos.values()) == 30
+
+
+async def test_a_refresh_marks_gone_only_on_youtubes_verdict_and_only_what_it_wrote(
+    client: Client,
+    alice: Account,
+    settings: Settings,
+    session_maker: Sessions,
+    youtube: FakeYouTube,
+    start_worker: StartWorker,
+) -> None:
+    """An answer without `items` and an item that does not decode are no verdict: those videos stay as
+    they were and count as not answered (not gone); a gone video whose row the database refuses counts
+    as not answered too, with the reason, and only the video really marked counts as gone."""
+    ids = video_ids(60)
+    await start_worker(worker_settings(settings, youtube))
+    list_id = await imported_list(client, alice, session_maker, "Verdicts", ids)
+    unreadable, refused, vanished = "zsu00000057", ids[59], ids[56]
+    await execute(
+        session_maker,
+        "UPDATE videos SET youtube_id = :new WHERE youtube_id = :old",
+        new=unreadable,
+        old=ids[57],
+    )
+    await execute(
+        session_maker,
+        "ALTER TABLE videos ADD CONSTRAINT test_refuse"
+        f" CHECK (status <> 'unavailable' OR youtube_id <> '{refused}')",
+    )
+    youtube.vanish([refused, vanished])
+    youtube.fail_next(5, status=200, retry_after=0)  # the first batch's request and its retries: no `items`
+    before = await list_videos(session_maker, list_id)
+
+    job = await wait_for_terminal(session_maker, await start_refresh(client, alice, list_id))
+
+    assert counts(job) == (60, 60, 52, 0, 1, 0)
+    after = await list_videos(session_maker, list_id)
+    untouched = {*ids[:50], unreadable, refused}
+    for youtube_id in untouched:
+        assert after[youtube_id] == before[youtube_id], youtube_id
+    assert (after[vanished]["status"], after[vanished]["error"]) == ("unavailable", REASON_NOT_FOUND_API)
+    assert {after[yid]["status"] for yid in set(after) - untouched - {vanished}} == {"ready"}
+    assert (
+        job["last_error"]
+        == f"{refused}: YouTube sent metadata that could not be stored (CheckViolationError)"
+    )
+    assert_progress_stream(await job_events(session_maker, job["id"]), job)
