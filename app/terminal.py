@@ -70,6 +70,8 @@ UNREACHABLE_RETRY_MAX_S = 2.0
 """A server that refuses connections (restarting, or not started yet) costs nothing to ask again: the bars
 resume within this long of its return instead of after a backoff of up to 30 s."""
 CONNECT_TIMEOUT_S = 10.0
+MAX_BACKOFF_EXPONENT = math.ceil(math.log2(BACKOFF_MAX_S / BACKOFF_INITIAL_S))
+"""Past this many attempts the backoff is at its cap anyway."""
 
 console = Console(stderr=True, soft_wrap=True)  # a log file gets whole lines, not lines cut at 80
 
@@ -300,7 +302,10 @@ def retry_after_s(reason: str) -> float:
 
 def retry_delay(attempt: int, *, unreachable: bool) -> float:
     """Exponential backoff with equal jitter; short for a server that refuses (restarting: ask again soon)."""
-    ceiling = min(BACKOFF_INITIAL_S * 2**attempt, UNREACHABLE_RETRY_MAX_S if unreachable else BACKOFF_MAX_S)
+    cap = UNREACHABLE_RETRY_MAX_S if unreachable else BACKOFF_MAX_S
+    # The exponent stops growing once the cap is reached: 2.0**1024 overflows a float (a server down for
+    # half an hour, asked every second or two, gets there).
+    ceiling = min(BACKOFF_INITIAL_S * 2.0 ** min(attempt, MAX_BACKOFF_EXPONENT), cap)
     return random.uniform(ceiling / 2, ceiling)
 
 
