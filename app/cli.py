@@ -364,19 +364,44 @@ def run_client(work: Coroutine[Any, Any, int]) -> None:
     sys.exit(code)
 
 
-@click.command(name="import", help="Import a CSV, Takeout export or list of links, with live progress bars.")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--list", "list_name", required=True, help="The list to import into (created if missing).")
+@click.command(
+    name="import",
+    help="Import a CSV or a list of links into a list (--list), or a whole Google Takeout .zip (a list of"
+    " each playlist, made if missing), with live progress bars.",
+)
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--list",
+    "list_name",
+    help="The list to import into (created if missing). Not for a Takeout .zip: it names its own lists.",
+)
 @server_option
 @token_option
-def import_command(file: Path, list_name: str, server: str, token: str | None) -> None:
-    from app.terminal import import_file
+def import_command(file: Path, list_name: str | None, server: str, token: str | None) -> None:
+    from app.imports.takeout import is_zip
+    from app.terminal import import_file, import_takeout
 
+    takeout = is_zip(first_bytes(file))
+    if takeout and list_name is not None:
+        raise click.UsageError(
+            f"{file} is a zip (a Google Takeout archive): it makes a list of each playlist, so drop --list"
+        )
+    if not takeout and (list_name is None or not list_name.strip()):
+        raise click.UsageError("Missing option '--list' (the list to import into).")
+    server, token = server.rstrip("/"), required_token(token)
+    if list_name is None:
+        run_client(import_takeout(server, token, file))
+    else:
+        run_client(import_file(server, token, file, list_name.strip()))
+
+
+def first_bytes(file: Path) -> bytes:
+    """The file's first bytes (enough to tell a zip), or the one line that says why it cannot be read."""
     try:
-        file.open("rb").close()
+        with file.open("rb") as opened:
+            return opened.read(4)
     except OSError as error:
         raise CommandError(f"cannot read {file}: {error.strerror or error}", ExitCode.NO_INPUT) from error
-    run_client(import_file(server.rstrip("/"), required_token(token), file, list_name))
 
 
 @click.command(name="watch", help="Show every running job live (Ctrl-C to stop).")
