@@ -264,7 +264,9 @@ async def test_a_refused_import_leaves_no_list_behind(
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
         made = await http.post("/api/lists", json={"name": "Kept"}, headers=alice.headers)
     assert made.status_code == 201, made.text
-    code, output = await asyncio.to_thread(run_cli, server, alice.token, "import", str(file), "--list", "Kept")
+    code, output = await asyncio.to_thread(
+        run_cli, server, alice.token, "import", str(file), "--list", "Kept"
+    )
     assert code == ExitCode.DATA, output
     assert await list_names(server, alice.token) == ["Kept"]
 
@@ -278,7 +280,9 @@ async def test_a_list_name_is_matched_as_the_server_stores_it(
     file = tmp_path / "links.txt"
     file.write_text(links(2))
     try:
-        first = await asyncio.to_thread(run_cli, server, alice.token, "import", str(file), "--list", " Music ")
+        first = await asyncio.to_thread(
+            run_cli, server, alice.token, "import", str(file), "--list", " Music "
+        )
         second = await asyncio.to_thread(run_cli, server, alice.token, "import", str(file), "--list", "Music")
         names = await list_names(server, alice.token)
     finally:
