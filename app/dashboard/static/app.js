@@ -34,6 +34,7 @@ const session = {
   expireTimer: null,
   asked: new Set(), // list ids we fetched the lists for already (see learnNewLists)
   finished: new Set(), // job ids seen finished, so the history reloads once per job that ends
+  historyStale: false, // a job finished while paused: the history reloads on resuming
 };
 
 const api = new Api({
@@ -203,6 +204,7 @@ function signOut(message = "") {
     listId: null,
     asked: new Set(),
     finished: new Set(),
+    historyStale: false,
   });
   localStorage.removeItem(TOKEN_KEY);
   localStorage.removeItem(LIST_KEY);
@@ -234,6 +236,9 @@ function startLive(token, userId) {
   const live = new LiveClient({
     token,
     onChange: (listIds) => {
+      // Before anything draws: drawing prunes jobs finished long ago, and one that finished and aged out
+      // during a pause must still reach the history.
+      noteFinishedJobs(live);
       learnNewLists(listIds);
       if (session.paused) {
         session.missed += 1;
@@ -242,7 +247,6 @@ function startLive(token, userId) {
       }
       drawJobs();
       if (listIds.has(videos.listId)) videos.refreshSoon();
-      noteFinishedJobs(live);
     },
     onStatus: (status) => group.status(status),
     onFrame: (frame) => group.frame(frame),
@@ -285,8 +289,8 @@ function togglePause() {
   if (session.missed) {
     drawJobs();
     videos.refreshSoon();
-    if (session.live) noteFinishedJobs(session.live);
   }
+  if (session.historyStale) refreshHistory();
   session.missed = 0;
 }
 
@@ -298,16 +302,20 @@ function drawPaused() {
   showRunning();
 }
 
-/** A job that just finished belongs in the history: reload it (debounced). */
+/** A job that just finished belongs in the history: reload it (debounced; while paused, on resuming). */
 function noteFinishedJobs(live) {
-  let ended = false;
   for (const job of live.jobs.values()) {
     if (job.finishedAt != null && !session.finished.has(job.job_id)) {
       session.finished.add(job.job_id);
-      ended = true;
+      session.historyStale = true;
     }
   }
-  if (ended) jobHistory.refreshSoon();
+  if (session.historyStale && !session.paused) refreshHistory();
+}
+
+function refreshHistory() {
+  session.historyStale = false;
+  jobHistory.refreshSoon();
 }
 
 /** A job in a list this tab has not seen (made in another tab): fetch the lists once, for its name. */
@@ -385,7 +393,7 @@ function drawLists() {
     ui.listTitle.textContent = current.name;
     drawSchedule(current);
   }
-  drawJobs(); // card titles name the lists
+  if (!session.paused) drawJobs(); // card titles name the lists (resuming draws them)
 }
 
 function drawSchedule(list) {
