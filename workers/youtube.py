@@ -39,6 +39,8 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
+from workers.thumbnails import is_thumbnail_host
+
 __all__ = [
     "FetchResult",
     "VideoMetadata",
@@ -82,9 +84,8 @@ TEXT_MAX: Final = 1000
 URL_MAX: Final = 2000
 BIGINT_MAX: Final = 2**63 - 1
 INTEGER_MAX: Final = 2**31 - 1
-# Thumbnails are shown in people's browsers: only https URLs on YouTube's own image hosts are kept.
-_THUMBNAIL_HOSTS: Final = frozenset({"i.ytimg.com", "i9.ytimg.com", "img.youtube.com", "yt3.ggpht.com"})
-_THUMBNAIL_HOST_SUFFIXES: Final = (".ytimg.com", ".ggpht.com")
+# Thumbnails are shown in people's browsers: only https URLs on YouTube's own image hosts are kept
+# (workers/thumbnails.py: the dashboard's CSP allows the same hosts).
 _CHANNEL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # YouTube ids are 11 characters of the URL-safe base64 alphabet. Checking before sending keeps a stray
@@ -321,7 +322,7 @@ def _safe_thumbnail(url: str | None) -> str | None:
     except ValueError:
         return None
     host = (parts.hostname or "").lower()
-    on_youtube = host in _THUMBNAIL_HOSTS or host.endswith(_THUMBNAIL_HOST_SUFFIXES)
+    on_youtube = is_thumbnail_host(host)
     if parts.scheme != "https" or not on_youtube or parts.username or parts.password or parts.port:
         return None
     return url
