@@ -165,7 +165,7 @@ async function signIn(token) {
   } catch (error) {
     session.token = null;
     if (error.status === 401) {
-      localStorage.removeItem(TOKEN_KEY);
+      forgetToken(token);
       showSignIn("That token was not accepted: it is unknown or revoked.");
     } else {
       // Keep a stored token: the server is only unreachable, and a reload will work again.
@@ -193,6 +193,8 @@ async function signIn(token) {
 }
 
 function signOut(message = "") {
+  // Another tab may have signed in since, storing its newer token: that one (and its list) stays.
+  if (forgetToken(session.token)) localStorage.removeItem(LIST_KEY);
   session.group?.stop();
   session.group = null;
   session.live = null;
@@ -206,8 +208,6 @@ function signOut(message = "") {
     finished: new Set(),
     historyStale: false,
   });
-  localStorage.removeItem(TOKEN_KEY);
-  localStorage.removeItem(LIST_KEY);
   videos.hide();
   importer.clear();
   takeout.clear();
@@ -221,6 +221,13 @@ function signOut(message = "") {
   ui.connection.textContent = "";
   for (const el of document.querySelectorAll("#workspace .form-error")) showError(el, "");
   showSignIn(message);
+}
+
+/** Removes the stored token if it is `token` (true then); a token stored by another tab since is kept. */
+function forgetToken(token) {
+  if (token == null || localStorage.getItem(TOKEN_KEY) !== token) return false;
+  localStorage.removeItem(TOKEN_KEY);
+  return true;
 }
 
 function showSignIn(message = "") {
