@@ -321,7 +321,13 @@ class LiveFollower:
         else:
             return False
         self.on_change(self.states)
-        return self.done(self.states)
+        if not self.done(self.states):
+            return False
+        if (
+            not self.connection.up
+        ):  # ended by a replay or snapshot before `ready`: the socket is up all the same
+            self.came_up()
+        return True
 
     def came_up(self) -> None:
         self.connection = Connection(up=True, ever_up=True, down_since=self.connection.down_since)
@@ -445,6 +451,8 @@ class JobBars:
     def show(self, states: dict[str, dict[str, Any]]) -> None:
         self.states = states
         connected = self.progress.connection.up
+        for gone in self.tasks.keys() - states.keys():  # a snapshot no longer holds it (ended long ago)
+            self.progress.remove_task(self.tasks.pop(gone))
         for job_id, state in states.items():
             if job_id not in self.tasks:
                 self.tasks[job_id] = self.progress.add_task(
@@ -562,16 +570,31 @@ async def import_takeout(server: str, token: str, path: Path) -> int:
 
 async def follow_jobs(server: str, token: str, job_ids: list[str], list_names: dict[str, str]) -> int:
     """Bars for these jobs until each has ended; then how each ended, and the exit code of the worst."""
-    with progress_display() as progress:
-        bars = JobBars(progress, server, JobLabels(list_names))
-        follower = follow(
-            server,
-            token,
-            bars,
-            done=lambda states: all(states.get(job_id, {}).get("status") in TERMINAL for job_id in job_ids),
-            only=job_ids,
-        )
-        states = await follower.run()
+    async with api_client(server, token) as api:
+
+        async def fill_in(frame: dict[str, Any]) -> None:
+            # A snapshot holds the jobs that ended in the last ten minutes: one of ours that ended before
+            # (the socket was down that long) is asked for over HTTP, or the wait would never end.
+            if frame.get("type") != "snapshot":
+                return
+            held = {str(job["job_id"]) for job in frame["jobs"]}
+            for job_id in job_ids:
+                if job_id not in held:
+                    response = await api.get(f"/api/jobs/{job_id}")
+                    raise_for_problem(response)
+                    frame["jobs"].append(state_from_api(response.json()))
+
+        with progress_display() as progress:
+            bars = JobBars(progress, server, JobLabels(list_names))
+            follower = follow(
+                server,
+                token,
+                bars,
+                done=lambda states: all(states.get(job, {}).get("status") in TERMINAL for job in job_ids),
+                only=job_ids,
+                before_frame=fill_in,
+            )
+            states = await follower.run()
     codes = []
     for job_id in job_ids:
         final = states[job_id]
@@ -582,6 +605,26 @@ async def follow_jobs(server: str, token: str, job_ids: list[str], list_names: d
             console.print(f"[red]last error: {final['error']}")
         codes.append(EXIT_CODES.get(final["status"], ExitCode.JOB_FAILED))
     return max(codes, key=SEVERITY.index)
+
+
+EVENT_FIELDS = (
+    "list_id",
+    "kind",
+    "source",
+    "status",
+    "total",
+    "processed",
+    "failed",
+    "rate",
+    "eta_s",
+    "message",
+)
+
+
+def state_from_api(job: dict[str, Any]) -> dict[str, Any]:
+    """A job as GET /api/jobs/{id} gives it, in the shape of its progress events (what the bars draw)."""
+    state = {key: job.get(key) for key in (*EVENT_FIELDS, "started_at")}
+    return state | {"job_id": str(job["id"]), "seq": job.get("last_seq") or 0, "error": job.get("last_error")}
 
 
 def line_summary(result: dict[str, Any]) -> str:
