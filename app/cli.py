@@ -27,12 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.exits import CommandError, ExitCode
 from app.launcher import (
     DEFAULT_SERVER,
+    check_can_serve,
     dashboard_url,
     database_errors,
     database_ready,
     in_session,
     prepare_for_serving,
     sign_in_link,
+    uvicorn_exits,
 )
 from app.services import users as user_service
 from app.settings import Settings, SettingsError
@@ -64,8 +66,23 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def help_without_command(ctx: click.Context, args: list[str]) -> None:
+    """A group typed without a command prints its help and exits 0 (rich-click's own exits 2, which is not
+    one of our codes: README, "Exit codes")."""
+    if not args and not ctx.resilient_parsing:
+        click.echo(ctx.get_help())
+        ctx.exit(ExitCode.OK)
+
+
+class Group(click.RichGroup):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        help_without_command(ctx, args)
+        return super().parse_args(ctx, args)
+
+
 @click.group(
     name="bookmarks",
+    cls=Group,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Smart YouTube Bookmarks: bookmark lists of YouTube videos, bulk imports, live progress.\n\n"
     "Commands that use the database read DATABASE_URL; unset, they start the embedded PostgreSQL.",
@@ -91,16 +108,20 @@ def read_settings() -> Settings:
 
 @contextlib.contextmanager
 def database_for_command() -> Iterator[Settings]:
+    """For work that is all database (the migration commands): any of its errors that says the database
+    cannot be reached or used becomes the one line that says so."""
     with database_ready(read_settings()) as settings, database_errors(settings):
         yield settings
 
 
 def with_database(command: Callable[Concatenate[Settings, P], T]) -> Callable[P, T]:
-    """The command runs with the settings of a running database as its first argument."""
+    """The command runs with the settings of a running database as its first argument. Its database work
+    translates its own errors (`in_session`, `database_errors`): an OSError of anything else (a port in
+    use, a certificate file) is not "cannot reach the database"."""
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        with database_for_command() as settings:
+        with database_ready(read_settings()) as settings:
             return command(settings, *args, **kwargs)
 
     return run
@@ -135,8 +156,15 @@ def fail_on_user_error(work: Callable[[], T]) -> T:
     help="Web processes (each with its own live hub and, with RUN_WORKERS_IN_WEB, its own worker).",
 )
 @click.option("-r", "--reload", is_flag=True, help="Restart when the code changes (development).")
-@click.option("--ssl-certfile", default=None, help="Serve HTTPS with this certificate...")
-@click.option("--ssl-keyfile", default=None, help="...and this key.")
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Serve HTTPS with this certificate...",
+)
+@click.option(
+    "--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None, help="...and this key."
+)
 @with_database
 def run_command(
     settings: Settings,
@@ -152,24 +180,26 @@ def run_command(
     from app.logs import configure_logging
     from app.serving import APP, uvicorn_options
 
+    check_can_serve(host, port, ssl_certfile, ssl_keyfile)
     prepare_for_serving(settings, dashboard_url(host, port, tls=ssl_certfile is not None))
     configure_logging(settings)  # uvicorn's own lines too; the app applies the same rules when built
-    uvicorn.run(
-        APP,
-        factory=True,
-        host=host,
-        port=port,
-        workers=web_concurrency,
-        reload=reload,
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-        log_config=None,
-        # Proxy trust, the header deadline (README, "Security"): the options the tests' servers get too.
-        **uvicorn_options(settings),
-    )
+    with uvicorn_exits():
+        uvicorn.run(
+            APP,
+            factory=True,
+            host=host,
+            port=port,
+            workers=web_concurrency,
+            reload=reload,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            log_config=None,
+            # Proxy trust, the header deadline (README, "Security"): the options the tests' servers get too.
+            **uvicorn_options(settings),
+        )
 
 
-@click.group(name="workers", help="Run SAQ workers that fetch video metadata.")
+@click.group(name="workers", cls=Group, help="Run SAQ workers that fetch video metadata.")
 def workers_group() -> None: ...
 
 
@@ -184,13 +214,14 @@ def run_workers(settings: Settings, concurrency: int | None) -> None:
         settings = replace(settings, worker_concurrency=concurrency)
     configure_logging(settings)
     click.echo(f"worker: {plural(settings.worker_concurrency, 'job')} at once", err=True)
-    asyncio.run(run_worker(settings))
+    with database_errors(settings):  # all it does is database work: a lost database is that one line
+        asyncio.run(run_worker(settings))
 
 
 # -- users and sign-in --
 
 
-@click.group(name="users", help="Manage users.")
+@click.group(name="users", cls=Group, help="Manage users.")
 def users_group() -> None: ...
 
 
@@ -238,7 +269,7 @@ def set_admin(settings: Settings, email: str, revoke: bool) -> None:
     click.echo(f"{address} is {'no longer ' if revoke else ''}an operator")
 
 
-@click.group(name="tokens", help="Manage API tokens.")
+@click.group(name="tokens", cls=Group, help="Manage API tokens.")
 def tokens_group() -> None: ...
 
 
@@ -364,19 +395,46 @@ def run_client(work: Coroutine[Any, Any, int]) -> None:
     sys.exit(code)
 
 
-@click.command(name="import", help="Import a CSV, Takeout export or list of links, with live progress bars.")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--list", "list_name", required=True, help="The list to import into (created if missing).")
+@click.command(
+    name="import",
+    help="Import a CSV or a list of links into a list (--list), or a whole Google Takeout .zip (a list of"
+    " each playlist, made if missing), with live progress bars.",
+)
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--list",
+    "list_name",
+    help="The list to import into (created if missing). Not for a Takeout .zip: it names its own lists.",
+)
 @server_option
 @token_option
-def import_command(file: Path, list_name: str, server: str, token: str | None) -> None:
-    from app.terminal import import_file
+def import_command(file: Path, list_name: str | None, server: str, token: str | None) -> None:
+    from app.imports.takeout import is_zip
+    from app.terminal import import_file, import_takeout
 
+    takeout = is_zip(first_bytes(file))
+    if takeout and list_name is not None:
+        raise click.UsageError(
+            f"{file} is a zip (a Google Takeout archive): it makes a list of each playlist, so drop --list"
+        )
+    if not takeout and (list_name is None or not list_name.strip()):
+        raise click.UsageError(
+            "Missing option '--list'. It names the list to import into (a Takeout .zip needs none)."
+        )
+    server, token = server.rstrip("/"), required_token(token)
+    if list_name is None:
+        run_client(import_takeout(server, token, file))
+    else:
+        run_client(import_file(server, token, file, list_name.strip()))
+
+
+def first_bytes(file: Path) -> bytes:
+    """The file's first bytes (enough to tell a zip), or the one line that says why it cannot be read."""
     try:
-        file.open("rb").close()
+        with file.open("rb") as opened:
+            return opened.read(4)
     except OSError as error:
         raise CommandError(f"cannot read {file}: {error.strerror or error}", ExitCode.NO_INPUT) from error
-    run_client(import_file(server.rstrip("/"), required_token(token), file, list_name))
 
 
 @click.command(name="watch", help="Show every running job live (Ctrl-C to stop).")
@@ -391,7 +449,9 @@ def watch_command(server: str, token: str | None) -> None:
 # -- the database: advanced-alchemy's Alembic commands --
 
 
-@click.group(name="database", help="Apply or inspect the migrations (advanced-alchemy's Alembic commands).")
+@click.group(
+    name="database", cls=Group, help="Apply or inspect the migrations (advanced-alchemy's Alembic commands)."
+)
 def database_group() -> None: ...
 
 
@@ -431,9 +491,14 @@ def add_development_commands(cli: click.Group) -> None:
     from litestar.cli.commands.core import routes_command
     from litestar.cli.commands.schema import schema_group
 
+    class DevGroup(LitestarGroup):
+        def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+            help_without_command(ctx, args)
+            return super().parse_args(ctx, args)
+
     @click.group(
         name="dev",
-        cls=LitestarGroup,
+        cls=DevGroup,
         help=f"Litestar's developer commands (Litestar {litestar_version.formatted(short=True)}):"
         " the app's routes, its OpenAPI schema.",
     )

@@ -22,15 +22,16 @@ class ExitCode(IntEnum):
     DATA = 65
     """The input was refused: an import with nothing valid or over the limits, an unknown user or token."""
     NO_INPUT = 66
-    """The file to import is missing or unreadable."""
+    """The file to import is missing or unreadable (or a folder)."""
     UNAVAILABLE = 69
-    """The server or the database cannot be reached, or answered with a server error."""
+    """The server or the database cannot be reached, or answered with a server error; `run` cannot listen
+    on its port or start the app."""
     TEMPORARY = 75
     """Rate limited: try again shortly."""
     NO_PERMISSION = 77
     """The server refused the token (unknown, revoked) or the action."""
     CONFIG = 78
-    """A setting has a value the app cannot use, or the database has no tables yet."""
+    """A setting (or `run`'s certificate) has a value the app cannot use, or the database has no tables."""
     INTERRUPTED = 130
     """Ctrl-C."""
 

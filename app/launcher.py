@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
 import os
 import shutil
 import signal
+import socket
+import ssl
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -43,14 +48,23 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     from app import embedded
 
     pgdata = data_dir / "pgdata"
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    shared = (pgdata / "postmaster.pid").exists()  # another bookmarks command's server: this one joins it
     try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        shared = (pgdata / "postmaster.pid").exists()  # another bookmarks command's server: this one joins it
         server = embedded.start(pgdata, say=lambda line: click.echo(line, err=True))
     except embedded.EmbeddedUpgradeError as error:
         # The message says what happened, that the data is untouched, and what to do.
         raise CommandError(str(error), ExitCode.UNAVAILABLE) from error
+    except (OSError, subprocess.SubprocessError) as error:
+        # A data folder it may not write, initdb or pg_ctl failing or timing out: one line, not a traceback.
+        log = pgdata / "log"
+        raise CommandError(
+            f"the embedded PostgreSQL cannot start in {pgdata} ({embedded.describe(error)})"
+            + (f"; its log: {log}" if readable_file(log) else "")
+            + " (BOOKMARKS_DATA_DIR sets the folder; DATABASE_URL uses a server of your own)",
+            ExitCode.UNAVAILABLE,
+        ) from error
     url = server.get_uri()
     took = time.monotonic() - started
     state = "already running, shared" if shared else f"ready in {took:.1f} s"
@@ -59,6 +73,13 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
         yield url
     finally:
         server.cleanup()
+
+
+def readable_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a folder we may not look into (EACCES is not one is_file() hides)
+        return False
 
 
 @contextlib.contextmanager
@@ -115,9 +136,19 @@ def database_problem(error: BaseException, settings: Settings) -> CommandError |
         ):
             return CommandError(f"the database at {where} refused us: {cause}", ExitCode.CONFIG)
         if isinstance(cause, OSError | asyncpg.CannotConnectNowError):
-            reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else cause
-            return CommandError(f"cannot reach the database at {where}: {reason}", ExitCode.UNAVAILABLE)
+            return CommandError(
+                f"cannot reach the database at {where}: {connect_reason(cause)}", ExitCode.UNAVAILABLE
+            )
     return None
+
+
+def connect_reason(error: BaseException) -> str:
+    """Why a connection failed, never empty (a connect timeout's TimeoutError has no text at all)."""
+    if isinstance(error, TimeoutError):
+        return error.strerror or "no answer (timed out)"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
 
 
 def describe_database(dsn: str) -> str:
@@ -182,13 +213,69 @@ def prepare_for_serving(settings: Settings, base_url: str) -> None:
         )
 
 
+def check_can_serve(host: str, port: int, certfile: str | None, keyfile: str | None) -> None:
+    """What would stop uvicorn once the database is migrated, said first in one line: the address taken
+    (uvicorn would exit 1), a certificate or key it cannot use (an ssl.SSLError traceback)."""
+    check_can_listen(host, port)
+    if certfile is not None:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+        except (OSError, ValueError) as error:
+            why = (
+                f"not a PEM certificate with its key ({error})"
+                if isinstance(error, ssl.SSLError)  # an OSError too, with no strerror
+                else getattr(error, "strerror", None) or str(error)
+            )
+            files = f"{certfile} and {keyfile}" if keyfile else certfile
+            raise CommandError(f"cannot serve HTTPS with {files}: {why}", ExitCode.CONFIG) from error
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Binds the address as uvicorn will (its family rule, SO_REUSEADDR), and lets it go: taken, it is one
+    line and 69."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except socket.gaierror as error:
+            raise CommandError(f"cannot listen on {host}: {error.strerror}", ExitCode.USAGE) from error
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"port {port} is in use on {host}: stop what listens there, or pick another with --port",
+                    ExitCode.UNAVAILABLE,
+                ) from error
+            raise CommandError(
+                f"cannot listen on {host}:{port}: {error.strerror or error}", ExitCode.UNAVAILABLE
+            ) from error
+
+
+@contextlib.contextmanager
+def uvicorn_exits() -> Iterator[None]:
+    """uvicorn ends with sys.exit(1) (cannot bind, a worker process failed) or 3 (the app failed to start,
+    which would read as our "completed with errors"): one line and 69, after uvicorn's own log lines."""
+    try:
+        yield
+    except SystemExit as exit_:
+        if exit_.code in {1, 3}:
+            raise CommandError(
+                "the server could not start (the log lines above say why)", ExitCode.UNAVAILABLE
+            ) from None
+        raise
+
+
 def sign_in_link(base_url: str, token: str) -> str:
     return f"{base_url}/#token={token}"
 
 
 def dashboard_url(host: str, port: int, *, tls: bool = False) -> str:
+    """The address a browser on this machine opens; an IPv6 literal in brackets (`http://[::1]:8000`)."""
     if host in {"0.0.0.0", "::"}:  # noqa: S104  (describing the bind address, not binding)
         host = "127.0.0.1"
+    with contextlib.suppress(ValueError):  # a name, not an address
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host.replace('%', '%25')}]"  # a zone id's % escaped (RFC 6874)
     return f"{'https' if tls else 'http'}://{host}:{port}"
 
 

@@ -18,7 +18,7 @@ import random
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ EXIT_CODES = {
 }
 """`bookmarks import`'s exit code by how the job ended (README, "Exit codes"): 0 only when every video is
 ready. Problems before the job could start have their own codes (app/exits.py)."""
+SEVERITY = [ExitCode.OK, ExitCode.COMPLETED_WITH_ERRORS, ExitCode.JOB_FAILED]
+"""Of several jobs (a Takeout import), the exit code is the worst one's."""
 OUTCOME_STYLES = {
     "queued": "grey50",
     "running": "blue",
@@ -70,6 +72,8 @@ UNREACHABLE_RETRY_MAX_S = 2.0
 """A server that refuses connections (restarting, or not started yet) costs nothing to ask again: the bars
 resume within this long of its return instead of after a backoff of up to 30 s."""
 CONNECT_TIMEOUT_S = 10.0
+MAX_BACKOFF_EXPONENT = math.ceil(math.log2(BACKOFF_MAX_S / BACKOFF_INITIAL_S))
+"""Past this many attempts the backoff is at its cap anyway."""
 
 console = Console(stderr=True, soft_wrap=True)  # a log file gets whole lines, not lines cut at 80
 
@@ -77,8 +81,15 @@ console = Console(stderr=True, soft_wrap=True)  # a log file gets whole lines, n
 class ClientError(CommandError):
     """A problem the user must fix (bad token, bad file, server refused); the message says which."""
 
-    def __init__(self, message: str, code: ExitCode = ExitCode.DATA) -> None:
+    def __init__(self, message: str, code: ExitCode = ExitCode.DATA, status: int | None = None) -> None:
         super().__init__(message, code)
+        self.status = status
+        """The HTTP status of the server's refusal, if it was one."""
+
+    @property
+    def refused(self) -> bool:
+        """The server said no (4xx): it wrote nothing. A 5xx or a lost answer may have written something."""
+        return self.status is not None and 400 <= self.status < 500
 
 
 def websocket_url(server: str) -> str:
@@ -147,14 +158,28 @@ def raise_for_problem(response: httpx.Response) -> None:
         raise ClientError(
             f"the server refused the token (401 {detail}); `bookmarks tokens create EMAIL` prints a new one",
             ExitCode.NO_PERMISSION,
+            response.status_code,
         )
     raise ClientError(
         f"{response.request.method} {response.request.url.path}: {response.status_code} {detail}",
         problem_code(response.status_code),
+        response.status_code,
     )
 
 
-async def find_or_create_list(api: httpx.AsyncClient, name: str) -> str:
+@dataclass(frozen=True)
+class Target:
+    """The list an import goes into, and whether this import made it."""
+
+    list_id: str
+    name: str
+    created: bool
+
+
+async def find_or_create_list(api: httpx.AsyncClient, name: str) -> Target:
+    """The list of that name, made if missing. The name is matched as the server stores it (stripped),
+    so `--list "Music "` finds Music instead of making another list each run."""
+    name = name.strip()
     offset = 0
     while True:
         response = await api.get("/api/lists", params={"limit": 1000, "offset": offset})
@@ -162,14 +187,37 @@ async def find_or_create_list(api: httpx.AsyncClient, name: str) -> str:
         page = response.json()
         for item in page["items"]:
             if item["name"] == name:
-                return str(item["id"])
+                return Target(str(item["id"]), name, created=False)
         offset += len(page["items"])
         if not page["items"] or offset >= page["total"]:
             break
     created = await api.post("/api/lists", json={"name": name})
     raise_for_problem(created)
-    console.print(f"Created list [bold]{name}[/bold]")
-    return str(created.json()["id"])
+    return Target(str(created.json()["id"]), name, created=True)
+
+
+async def upload_into(api: httpx.AsyncClient, list_name: str, path: Path) -> tuple[Target, dict[str, Any]]:
+    """The upload into its list. A file the server refuses leaves nothing behind: the list this import
+    made for it is deleted again (a refusal writes nothing)."""
+    target = await find_or_create_list(api, list_name)
+    try:
+        result = await upload(api, target.list_id, path)
+    except ClientError as error:
+        if target.created and error.refused:
+            await forget_list(api, target)
+        raise
+    if target.created:
+        console.print(f"Created list [bold]{target.name}[/bold]")
+    return target, result
+
+
+async def forget_list(api: httpx.AsyncClient, target: Target) -> None:
+    response = await api.delete(f"/api/lists/{target.list_id}")
+    if not response.is_success and response.status_code != 404:
+        console.print(
+            f"[yellow]The list {target.name} made for this import is still there, empty"
+            f" ({response.status_code} when deleting it): delete it on the dashboard."
+        )
 
 
 async def upload(api: httpx.AsyncClient, list_id: str, path: Path) -> dict[str, Any]:
@@ -273,7 +321,13 @@ class LiveFollower:
         else:
             return False
         self.on_change(self.states)
-        return self.done(self.states)
+        if not self.done(self.states):
+            return False
+        if (
+            not self.connection.up
+        ):  # ended by a replay or snapshot before `ready`: the socket is up all the same
+            self.came_up()
+        return True
 
     def came_up(self) -> None:
         self.connection = Connection(up=True, ever_up=True, down_since=self.connection.down_since)
@@ -300,7 +354,10 @@ def retry_after_s(reason: str) -> float:
 
 def retry_delay(attempt: int, *, unreachable: bool) -> float:
     """Exponential backoff with equal jitter; short for a server that refuses (restarting: ask again soon)."""
-    ceiling = min(BACKOFF_INITIAL_S * 2**attempt, UNREACHABLE_RETRY_MAX_S if unreachable else BACKOFF_MAX_S)
+    cap = UNREACHABLE_RETRY_MAX_S if unreachable else BACKOFF_MAX_S
+    # The exponent stops growing once the cap is reached: 2.0**1024 overflows a float (a server down for
+    # half an hour, asked every second or two, gets there).
+    ceiling = min(BACKOFF_INITIAL_S * 2.0 ** min(attempt, MAX_BACKOFF_EXPONENT), cap)
     return random.uniform(ceiling / 2, ceiling)
 
 
@@ -394,6 +451,8 @@ class JobBars:
     def show(self, states: dict[str, dict[str, Any]]) -> None:
         self.states = states
         connected = self.progress.connection.up
+        for gone in self.tasks.keys() - states.keys():  # a snapshot no longer holds it (ended long ago)
+            self.progress.remove_task(self.tasks.pop(gone))
         for job_id, state in states.items():
             if job_id not in self.tasks:
                 self.tasks[job_id] = self.progress.add_task(
@@ -453,14 +512,15 @@ def follow(
     token: str,
     bars: JobBars,
     done: Callable[[dict[str, dict[str, Any]]], bool],
-    only: str | None = None,
+    only: Collection[str] | None = None,
     before_frame: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
 ) -> LiveFollower:
+    """A follower drawing every job's bar, or only those of `only` (an import's own jobs)."""
     return LiveFollower(
         websocket_url(server),
         token,
         on_change=lambda states: bars.show(
-            {only: states[only]} if only in states else {} if only else states
+            states if only is None else {job_id: states[job_id] for job_id in only if job_id in states}
         ),
         done=done,
         on_connection=bars.connection_changed,
@@ -471,8 +531,7 @@ def follow(
 async def import_file(server: str, token: str, path: Path, list_name: str) -> int:
     """Upload, then follow the job live; the exit code says how it ended."""
     async with api_client(server, token) as api, reaching(server):
-        list_id = await find_or_create_list(api, list_name)
-        result = await upload(api, list_id, path)
+        target, result = await upload_into(api, list_name, path)
     console.print(line_summary(result))
     for line in result["invalid"][:20]:
         console.print(f"  line {line['line']}: {line['reason']} ({line['value']})")
@@ -480,23 +539,92 @@ async def import_file(server: str, token: str, path: Path, list_name: str) -> in
     if job is None:
         console.print("Nothing new to fetch: every video is already in the list.")
         return ExitCode.OK
-    job_id = job["id"]
-    with progress_display() as progress:
-        bars = JobBars(progress, server, JobLabels({list_id: list_name}))
-        follower = follow(
-            server,
-            token,
-            bars,
-            done=lambda states: states.get(job_id, {}).get("status") in TERMINAL,
-            only=job_id,
+    return await follow_jobs(server, token, [job["id"]], {target.list_id: target.name})
+
+
+async def import_takeout(server: str, token: str, path: Path) -> int:
+    """A Google Takeout archive: the server makes a list of each playlist, with a job per list; follow
+    them all live. The exit code says how the worst of them ended."""
+    async with api_client(server, token) as api, reaching(server):
+        with path.open("rb") as file:
+            response = await api.post(
+                "/api/imports/takeout", files={"file": (path.name, file, "application/zip")}
+            )
+        raise_for_problem(response)
+    result: dict[str, Any] = response.json()
+    for item in result["lists"]:
+        made = " (new list)" if item["created"] else ""
+        console.print(
+            f"[bold]{item['name']}[/bold]{made}: accepted {item['accepted']:,},"
+            f" duplicates {item['duplicates']:,}, invalid {item['invalid']:,}"
         )
-        states = await follower.run()
-    final = states[job_id]
-    style = OUTCOME_STYLES.get(final["status"], "")
-    console.print(f"[{style}]{final['status']}[/{style}]: {final.get('message') or ''}")
-    if final.get("error") and final["error"] not in (final.get("message") or ""):
-        console.print(f"[red]last error: {final['error']}")
-    return EXIT_CODES.get(final["status"], ExitCode.JOB_FAILED)
+    for skipped in result["skipped"]:
+        console.print(f"  skipped {skipped['file']}: {skipped['reason']}")
+    jobs = [item["job"]["id"] for item in result["lists"] if item["job"] is not None]
+    if not jobs:
+        console.print("Nothing new to fetch: every video is already in its list.")
+        return ExitCode.OK
+    names = {str(item["list_id"]): item["name"] for item in result["lists"]}
+    return await follow_jobs(server, token, jobs, names)
+
+
+async def follow_jobs(server: str, token: str, job_ids: list[str], list_names: dict[str, str]) -> int:
+    """Bars for these jobs until each has ended; then how each ended, and the exit code of the worst."""
+    async with api_client(server, token) as api:
+
+        async def fill_in(frame: dict[str, Any]) -> None:
+            # A snapshot holds the jobs that ended in the last ten minutes: one of ours that ended before
+            # (the socket was down that long) is asked for over HTTP, or the wait would never end.
+            if frame.get("type") != "snapshot":
+                return
+            held = {str(job["job_id"]) for job in frame["jobs"]}
+            for job_id in job_ids:
+                if job_id not in held:
+                    response = await api.get(f"/api/jobs/{job_id}")
+                    raise_for_problem(response)
+                    frame["jobs"].append(state_from_api(response.json()))
+
+        with progress_display() as progress:
+            bars = JobBars(progress, server, JobLabels(list_names))
+            follower = follow(
+                server,
+                token,
+                bars,
+                done=lambda states: all(states.get(job, {}).get("status") in TERMINAL for job in job_ids),
+                only=job_ids,
+                before_frame=fill_in,
+            )
+            states = await follower.run()
+    codes = []
+    for job_id in job_ids:
+        final = states[job_id]
+        style = OUTCOME_STYLES.get(final["status"], "")
+        label = f"{bars.labels.label(final)}: " if len(job_ids) > 1 else ""
+        console.print(f"{label}[{style}]{final['status']}[/{style}]: {final.get('message') or ''}")
+        if final.get("error") and final["error"] not in (final.get("message") or ""):
+            console.print(f"[red]last error: {final['error']}")
+        codes.append(EXIT_CODES.get(final["status"], ExitCode.JOB_FAILED))
+    return max(codes, key=SEVERITY.index)
+
+
+EVENT_FIELDS = (
+    "list_id",
+    "kind",
+    "source",
+    "status",
+    "total",
+    "processed",
+    "failed",
+    "rate",
+    "eta_s",
+    "message",
+)
+
+
+def state_from_api(job: dict[str, Any]) -> dict[str, Any]:
+    """A job as GET /api/jobs/{id} gives it, in the shape of its progress events (what the bars draw)."""
+    state = {key: job.get(key) for key in (*EVENT_FIELDS, "started_at")}
+    return state | {"job_id": str(job["id"]), "seq": job.get("last_seq") or 0, "error": job.get("last_error")}
 
 
 def line_summary(result: dict[str, Any]) -> str:

@@ -42,6 +42,8 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
+from workers.thumbnails import is_thumbnail_host
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -89,9 +91,8 @@ ERROR_TEXT_MAX: Final = 200
 """Reasons and messages of YouTube's error answers are cut to this many characters."""
 BIGINT_MAX: Final = 2**63 - 1
 INTEGER_MAX: Final = 2**31 - 1
-# Thumbnails are shown in people's browsers: only https URLs on YouTube's own image hosts are kept.
-_THUMBNAIL_HOSTS: Final = frozenset({"i.ytimg.com", "i9.ytimg.com", "img.youtube.com", "yt3.ggpht.com"})
-_THUMBNAIL_HOST_SUFFIXES: Final = (".ytimg.com", ".ggpht.com")
+# Thumbnails are shown in people's browsers: only https URLs on YouTube's own image hosts are kept
+# (workers/thumbnails.py: the dashboard's CSP allows the same hosts).
 _CHANNEL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # YouTube ids are 11 characters of the URL-safe base64 alphabet. Checking before sending keeps a stray
@@ -334,7 +335,7 @@ def _safe_thumbnail(url: str | None) -> str | None:
     except ValueError:
         return None
     host = (parts.hostname or "").lower()
-    on_youtube = host in _THUMBNAIL_HOSTS or host.endswith(_THUMBNAIL_HOST_SUFFIXES)
+    on_youtube = is_thumbnail_host(host)
     # No userinfo and no port at all: `parts.port` would raise on `:abc` or `:99999` and accept `:0`.
     if parts.scheme != "https" or not on_youtube or parts.netloc.lower() != host:
         return None

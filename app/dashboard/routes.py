@@ -17,12 +17,14 @@ from litestar.middleware import ASGIMiddleware
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
+from workers.thumbnails import csp_image_sources
+
 STATIC_DIR: Final = Path(__file__).parent / "static"
 
 CONTENT_SECURITY_POLICY: Final = "; ".join(
     [
         "default-src 'self'",
-        "img-src 'self' https://i.ytimg.com data:",
+        " ".join(["img-src 'self'", *csp_image_sources(), "data:"]),  # the thumbnails' hosts
         "style-src 'self'",
         "script-src 'self'",
         "connect-src 'self'",

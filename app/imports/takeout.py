@@ -356,4 +356,13 @@ def _merge(parts: list[ParsedImport]) -> ParsedImport:
                 duplicates += 1
             else:
                 seen[video_id] = None
-    return ParsedImport(list(seen), duplicates, invalid, sum(part.rows for part in parts))
+    return ParsedImport(
+        list(seen),
+        duplicates,
+        invalid,
+        rows=sum(part.rows for part in parts),
+        lines=sum(
+            part.lines for part in parts
+        ),  # without them `skipped` (lines - rows - blank) goes negative
+        blank=sum(part.blank for part in parts),
+    )

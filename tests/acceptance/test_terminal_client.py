@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.exits import ExitCode
@@ -232,3 +233,86 @@ async def test_a_refused_token_is_one_line_and_exit_77(
     assert process.returncode == ExitCode.NO_PERMISSION, lines
     assert len(lines) == 1 and lines[0].startswith("bookmarks: the server refused the token"), lines
     assert out == b""
+
+
+async def list_names(server: ServerProcess, token: str) -> list[str]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        response = await http.get("/api/lists", headers={"Authorization": f"Bearer {token}"})
+    response.raise_for_status()
+    return sorted(item["name"] for item in response.json()["items"])
+
+
+def run_cli(server: ServerProcess, token: str, *args: str) -> tuple[int, str]:
+    done = subprocess.run(
+        [*CLI, *args], cwd=ROOT, env=cli_env(server, token), capture_output=True, timeout=60
+    )  # fmt: skip
+    return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
+
+
+async def test_a_refused_import_leaves_no_list_behind(
+    server: ServerProcess, alice: Account, tmp_path: Path
+) -> None:
+    """A file the server refuses (nothing valid: 422) ends with exit 65 and writes nothing: the list the
+    import made for it is gone again; a list that was already there stays."""
+    file = tmp_path / "nothing-valid.txt"
+    file.write_text("https://example.com/not-youtube\nhttps://www.youtube.com/playlist?list=PL123\n")
+    code, output = await asyncio.to_thread(run_cli, server, alice.token, "import", str(file), "--list", "New")
+    assert code == ExitCode.DATA, output
+    assert "422" in output and "Created list" not in output
+    assert await list_names(server, alice.token) == []
+
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        made = await http.post("/api/lists", json={"name": "Kept"}, headers=alice.headers)
+    assert made.status_code == 201, made.text
+    code, output = await asyncio.to_thread(
+        run_cli, server, alice.token, "import", str(file), "--list", "Kept"
+    )
+    assert code == ExitCode.DATA, output
+    assert await list_names(server, alice.token) == ["Kept"]
+
+
+async def test_a_list_name_is_matched_as_the_server_stores_it(
+    database_url: str, alice: Account, youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    """`--list "Music "` and `--list Music` are one list (the server strips names): the second import finds
+    it instead of making another."""
+    server = await start_app_with_worker(database_url, youtube, tmp_path)
+    file = tmp_path / "links.txt"
+    file.write_text(links(2))
+    try:
+        first = await asyncio.to_thread(
+            run_cli, server, alice.token, "import", str(file), "--list", " Music "
+        )
+        second = await asyncio.to_thread(run_cli, server, alice.token, "import", str(file), "--list", "Music")
+        names = await list_names(server, alice.token)
+    finally:
+        await server.stop()
+    assert first[0] == 0 and "Created list Music" in first[1], first
+    assert second[0] == 0 and "Nothing new to fetch" in second[1], second
+    assert names == ["Music"]
+
+
+async def test_a_takeout_zip_makes_its_lists_and_is_followed_to_the_end(
+    database_url: str, alice: Account, youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    """`bookmarks import takeout.zip` (no --list) goes to the Takeout endpoint, says what each playlist
+    brought, follows every job to its end and exits 0; with --list it is a usage error that writes
+    nothing."""
+    archive = Path(__file__).parents[1] / "data" / "takeout" / "takeout_new_layout.zip"
+    server = await start_app_with_worker(database_url, youtube, tmp_path)
+    try:
+        refused = await asyncio.to_thread(
+            run_cli, server, alice.token, "import", str(archive), "--list", "Music"
+        )
+        before = await list_names(server, alice.token)
+        code, output = await asyncio.to_thread(run_cli, server, alice.token, "import", str(archive))
+        after = await list_names(server, alice.token)
+    finally:
+        await server.stop()
+    assert refused[0] == ExitCode.USAGE and "drop --list" in refused[1], refused
+    assert before == []
+    assert code == 0, output
+    assert after == ["Learning / Practice", "Liked videos", "Road trip", "Watch later"]
+    assert "Watch later (new list): accepted 4, duplicates 0, invalid 0" in output
+    assert "skipped" in output and "Someday-videos.csv" in output
+    assert output.count(": completed: All ") == 4, output

@@ -151,3 +151,57 @@ def test_pausing_keeps_the_panel_still_and_the_title_counts_running_jobs(
         page.evaluate("() => document.querySelector('link[rel=icon]').getAttribute('href')")
         == "/static/favicon.svg"
     )
+
+
+def test_a_job_in_a_list_made_elsewhere_stays_out_of_a_paused_panel(
+    page: Page, server: AppServer, account: Account, api: httpx.Client
+) -> None:
+    """While paused, an import into a list made in another tab adds the list to the lists (its name is
+    looked up) but no card appears until the panel is resumed."""
+    board = Dashboard.sign_in_with_link(page, server.url, account.token)
+    board.create_list("Here")
+    board.import_text(watch_urls(video_ids(2)))
+    expect(board.card()).to_have_class(status_class("completed"))
+    page.get_by_role("button", name="Pause live updates").click()
+
+    made = api.post("/api/lists", json={"name": "Made elsewhere"})
+    assert made.status_code == 201, made.text
+    imported = api.post(
+        f"/api/lists/{made.json()['id']}/imports",
+        content=watch_urls(video_ids(2, start=10)),
+        headers={"Content-Type": "text/plain"},
+    )
+    assert imported.status_code == 202, imported.text
+
+    expect(board.list_button("Made elsewhere")).to_be_visible()  # the event came, its list was looked up
+    expect(page.locator("#live-paused")).to_have_text(re.compile(r"updates? not shown yet"))
+    expect(board.cards).to_have_count(1)
+
+    page.get_by_role("button", name="Resume live updates").click()
+    expect(board.cards).to_have_count(2)
+    expect(board.card().locator(".job__list")).to_have_text("into Made elsewhere")
+
+
+def test_a_job_that_finished_and_aged_out_during_a_pause_reaches_the_history(
+    page: Page, server: AppServer, account: Account, youtube: FakeYouTube
+) -> None:
+    """A job that ends while the panel is paused, and is older than ten minutes when it is resumed, is not
+    lost: its card is gone (as any) and the history shows it."""
+    page.clock.install()
+    board = Dashboard.sign_in_with_link(page, server.url, account.token)
+    board.create_list("Paused")
+    youtube.latency_ms = 300
+    board.import_text(watch_urls(video_ids(200)))
+    expect(page).to_have_title("(1) Smart YouTube Bookmarks")
+    page.get_by_role("button", name="Pause live updates").click()
+    youtube.latency_ms = 0
+    expect(page).to_have_title("Smart YouTube Bookmarks")  # kept current while paused: the job ended
+    history = page.locator("#history-jobs > li")
+    expect(history).to_have_count(0)  # reloaded on resuming, not while paused
+
+    page.clock.fast_forward("10:30")
+    page.get_by_role("button", name="Resume live updates").click()
+
+    expect(board.cards).to_have_count(0)
+    expect(history).to_have_count(1)
+    expect(history.first.get_by_role("button")).to_contain_text("200 ready, 0 failed of 200")

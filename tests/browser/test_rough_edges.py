@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, Route, expect
@@ -14,7 +15,7 @@ from playwright.sync_api import Page, Route, expect
 from testkit.fake_youtube import FakeYouTube
 from tests.browser.conftest import APP_FACTORY, server_env
 from tests.browser.dashboard import MID_PROGRESS, Dashboard, showing, status_class, video_ids, watch_urls
-from tests.browser.harness import Account, AppServer
+from tests.browser.harness import Account, AppServer, run_async
 
 pytestmark = pytest.mark.browser
 
@@ -237,3 +238,26 @@ def test_a_failed_cancel_is_explained_in_its_card(
     expect(cancel).to_be_enabled()
     youtube.latency_ms = 0
     expect(card).to_have_class(status_class("completed"))
+
+
+def test_a_revoked_token_does_not_take_a_newer_stored_one_with_it(
+    page: Page, server: AppServer, account: Account, browser_database: str
+) -> None:
+    """A tab whose token is revoked (socket closed 4401) signs out, but leaves the stored token alone when
+    another tab has stored a newer one since: the next page load signs in with that."""
+    board = Dashboard.sign_in_with_link(page, server.url, account.token)
+    board.create_list("Mine")
+    page.evaluate("() => localStorage.setItem('sytb.token', 'sytb_signed-in-in-another-tab')")
+
+    async def revoke() -> None:
+        conn = await asyncpg.connect(browser_database)
+        try:
+            await conn.execute("UPDATE api_tokens SET revoked_at = now()")
+        finally:
+            await conn.close()
+
+    run_async(revoke())
+
+    expect(page.locator("#signin-error")).to_have_text(re.compile(r"no longer valid"))
+    assert page.evaluate("() => localStorage.getItem('sytb.token')") == "sytb_signed-in-in-another-tab"
+    assert page.evaluate("() => localStorage.getItem('sytb.list')") is not None

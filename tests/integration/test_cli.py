@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,20 @@ async def test_help_leads_with_our_commands_and_never_touches_a_database(
             "bookmarks: cannot reach the database at 127.0.0.1:{port}/x", id="database unreachable",
         ),
         pytest.param(
+            ["import", "app", "--list", "L", "--token", "t"], {}, ExitCode.NO_INPUT,
+            "bookmarks: cannot read app: Is a directory", id="a folder to import",
+        ),
+        pytest.param(
+            ["run", "--port", "{port}", "--ssl-certfile", "/no/such.pem"], {"DATABASE_URL": "postgresql://h/x"},
+            ExitCode.USAGE, "bookmarks run: Invalid value for '--ssl-certfile': File '/no/such.pem' does not exist",
+            id="no certificate file",
+        ),
+        pytest.param(
+            ["run", "--port", "{port}", "--ssl-certfile", "README.md"],
+            {"DATABASE_URL": "postgresql://postgres@127.0.0.1:{port}/x"}, ExitCode.CONFIG,
+            "bookmarks: cannot serve HTTPS with README.md: not a PEM certificate with its key", id="not a certificate",
+        ),
+        pytest.param(
             ["users", "list"], {"LOG_LEVEL": "loud", "DATABASE_URL": "postgresql://h/x"}, ExitCode.CONFIG,
             "bookmarks: LOG_LEVEL must be one of debug, info, warning, error, critical, got 'loud'", id="bad setting",
         ),
@@ -114,8 +129,9 @@ async def test_help_leads_with_our_commands_and_never_touches_a_database(
 async def test_a_user_error_is_one_line_on_stderr_with_its_exit_code(
     args: list[str], env: dict[str, str], code: ExitCode, message: str
 ) -> None:
-    """Server unreachable, missing file, no token, a usage mistake, database unreachable, a bad setting: one
-    line on stderr that starts with what went wrong, the documented exit code, no traceback."""
+    """Server unreachable, missing file, no token, a usage mistake, database unreachable, a bad setting, a
+    certificate that is missing or none: one line on stderr that starts with what went wrong, the documented
+    exit code, no traceback (and a certificate's problem is not called "cannot reach the database")."""
     port = str(free_port())
     ran = await bookmarks(
         *(arg.format(port=port) for arg in args), **{k: v.format(port=port) for k, v in env.items()}
@@ -124,6 +140,44 @@ async def test_a_user_error_is_one_line_on_stderr_with_its_exit_code(
     assert len(ran.err.splitlines()) == 1, ran.err
     assert ran.err.startswith(message.format(port=port)), ran.err
     assert ran.out == ""
+
+
+async def test_run_says_its_port_is_in_use_before_touching_the_database() -> None:
+    """`bookmarks run` on a port something listens on: one line naming the port, exit 69, not uvicorn's
+    exit 1 after migrating, and not "cannot reach the database" (the database here is unreachable)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = await bookmarks(
+            "run", "--port", str(port), DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/x"
+        )
+    assert (ran.code, ran.err.splitlines()) == (
+        ExitCode.UNAVAILABLE,
+        [
+            f"bookmarks: port {port} is in use on 127.0.0.1: stop what listens there, or pick another with --port"
+        ],
+    )
+
+
+async def test_an_embedded_server_that_cannot_start_is_one_line_and_exit_69(tmp_path: Path) -> None:
+    """A data folder that cannot be made (BOOKMARKS_DATA_DIR under a regular file) is one line naming it
+    and exit 69, never a traceback."""
+    (tmp_path / "a-file").write_text("")
+    ran = await bookmarks("users", "list", BOOKMARKS_DATA_DIR=str(tmp_path / "a-file" / "data"))
+    assert ran.code == ExitCode.UNAVAILABLE, ran
+    assert ran.err.splitlines() == [ran.err.strip()], ran.err
+    assert ran.err.startswith(
+        f"bookmarks: the embedded PostgreSQL cannot start in {tmp_path / 'a-file' / 'data' / 'pgdata'}"
+    ), ran.err
+
+
+@pytest.mark.parametrize("group", [[], ["users"], ["tokens"], ["workers"], ["database"], ["dev"]])
+async def test_a_group_without_a_command_prints_its_help_and_exits_0(group: list[str]) -> None:
+    """`bookmarks` or `bookmarks users` alone shows the help (exit 0, as `--help`), not rich-click's 2."""
+    ran = await bookmarks(*group)
+    assert (ran.code, ran.err) == (0, ""), ran
+    assert f"Usage: {' '.join(['bookmarks', *group])} [OPTIONS] COMMAND" in ran.out
 
 
 async def test_database_commands_refuse_a_prompt_without_a_terminal_and_migrate_with_no_prompt(

@@ -246,3 +246,20 @@ def test_an_unreadable_playlist_names_its_file() -> None:
     """A playlist that is not UTF-8 text refuses the archive with the file's name and the reason."""
     with pytest.raises(ImportInputError, match=r"Latin-videos\.csv.*not UTF-8"):
         read(archive({f"{PLAYLISTS}/Latin-videos.csv": "Video ID\nvid00000001 caf\xe9\n".encode("latin-1")}))
+
+
+def test_playlists_merged_into_one_list_count_every_line_of_each() -> None:
+    """Two playlist files of one title merge with their lines, blanks and skipped lines summed, so the
+    merged counts add up (skipped never goes negative)."""
+    from app.imports.parsing import parse_import
+    from app.imports.takeout import _merge
+
+    parts = [
+        parse_import(b"Video Id,Time Added\nvid00000001,2024\n\nvid00000002,2024\n"),
+        parse_import(b"Video Id,Time Added\nvid00000002,2024\nvid00000003,2024\n\n\n"),
+    ]
+    merged = _merge(parts)
+    assert merged.video_ids == ["vid00000001", "vid00000002", "vid00000003"]
+    assert merged.duplicates == 1
+    assert (merged.lines, merged.blank, merged.skipped) == (9, 3, 2)
+    assert merged.skipped == sum(part.skipped for part in parts)

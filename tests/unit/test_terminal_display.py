@@ -85,3 +85,9 @@ def test_a_server_that_refuses_is_asked_again_within_two_seconds() -> None:
     assert all(0.25 <= delay <= terminal.UNREACHABLE_RETRY_MAX_S for delay in refused)
     assert 15 <= other[-1] <= terminal.BACKOFF_MAX_S
     assert other[0] <= terminal.BACKOFF_INITIAL_S
+
+
+def test_the_backoff_stays_at_its_cap_however_many_attempts() -> None:
+    """A server refusing for half an hour (thousands of attempts) still gets a delay, not an OverflowError."""
+    assert 0.25 <= retry_delay(5000, unreachable=True) <= terminal.UNREACHABLE_RETRY_MAX_S
+    assert 15 <= retry_delay(5000, unreachable=False) <= terminal.BACKOFF_MAX_S

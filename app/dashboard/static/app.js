@@ -34,6 +34,7 @@ const session = {
   expireTimer: null,
   asked: new Set(), // list ids we fetched the lists for already (see learnNewLists)
   finished: new Set(), // job ids seen finished, so the history reloads once per job that ends
+  historyStale: false, // a job finished while paused: the history reloads on resuming
 };
 
 const api = new Api({
@@ -164,7 +165,7 @@ async function signIn(token) {
   } catch (error) {
     session.token = null;
     if (error.status === 401) {
-      localStorage.removeItem(TOKEN_KEY);
+      forgetToken(token);
       showSignIn("That token was not accepted: it is unknown or revoked.");
     } else {
       // Keep a stored token: the server is only unreachable, and a reload will work again.
@@ -192,6 +193,8 @@ async function signIn(token) {
 }
 
 function signOut(message = "") {
+  // Another tab may have signed in since, storing its newer token: that one (and its list) stays.
+  if (forgetToken(session.token)) localStorage.removeItem(LIST_KEY);
   session.group?.stop();
   session.group = null;
   session.live = null;
@@ -203,9 +206,8 @@ function signOut(message = "") {
     listId: null,
     asked: new Set(),
     finished: new Set(),
+    historyStale: false,
   });
-  localStorage.removeItem(TOKEN_KEY);
-  localStorage.removeItem(LIST_KEY);
   videos.hide();
   importer.clear();
   takeout.clear();
@@ -221,6 +223,13 @@ function signOut(message = "") {
   showSignIn(message);
 }
 
+/** Removes the stored token if it is `token` (true then); a token stored by another tab since is kept. */
+function forgetToken(token) {
+  if (token == null || localStorage.getItem(TOKEN_KEY) !== token) return false;
+  localStorage.removeItem(TOKEN_KEY);
+  return true;
+}
+
 function showSignIn(message = "") {
   ui.signin.hidden = false;
   ui.workspace.hidden = true;
@@ -234,6 +243,9 @@ function startLive(token, userId) {
   const live = new LiveClient({
     token,
     onChange: (listIds) => {
+      // Before anything draws: drawing prunes jobs finished long ago, and one that finished and aged out
+      // during a pause must still reach the history.
+      noteFinishedJobs(live);
       learnNewLists(listIds);
       if (session.paused) {
         session.missed += 1;
@@ -242,7 +254,6 @@ function startLive(token, userId) {
       }
       drawJobs();
       if (listIds.has(videos.listId)) videos.refreshSoon();
-      noteFinishedJobs(live);
     },
     onStatus: (status) => group.status(status),
     onFrame: (frame) => group.frame(frame),
@@ -285,8 +296,8 @@ function togglePause() {
   if (session.missed) {
     drawJobs();
     videos.refreshSoon();
-    if (session.live) noteFinishedJobs(session.live);
   }
+  if (session.historyStale) refreshHistory();
   session.missed = 0;
 }
 
@@ -298,16 +309,20 @@ function drawPaused() {
   showRunning();
 }
 
-/** A job that just finished belongs in the history: reload it (debounced). */
+/** A job that just finished belongs in the history: reload it (debounced; while paused, on resuming). */
 function noteFinishedJobs(live) {
-  let ended = false;
   for (const job of live.jobs.values()) {
     if (job.finishedAt != null && !session.finished.has(job.job_id)) {
       session.finished.add(job.job_id);
-      ended = true;
+      session.historyStale = true;
     }
   }
-  if (ended) jobHistory.refreshSoon();
+  if (session.historyStale && !session.paused) refreshHistory();
+}
+
+function refreshHistory() {
+  session.historyStale = false;
+  jobHistory.refreshSoon();
 }
 
 /** A job in a list this tab has not seen (made in another tab): fetch the lists once, for its name. */
@@ -385,7 +400,7 @@ function drawLists() {
     ui.listTitle.textContent = current.name;
     drawSchedule(current);
   }
-  drawJobs(); // card titles name the lists
+  if (!session.paused) drawJobs(); // card titles name the lists (resuming draws them)
 }
 
 function drawSchedule(list) {
