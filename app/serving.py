@@ -1,6 +1,6 @@
 """How uvicorn serves the app, for `bookmarks run` and for the tests' server processes alike.
 
-Three things uvicorn gets wrong for us by default (README, "Security"):
+Four things uvicorn gets wrong for us by default (README, "Security"):
 - it believes `X-Forwarded-For` from 127.0.0.1, so any local client (or every client, behind a proxy on
   the same host) picks its own address and dodges the per-address limits: here only TRUSTED_PROXIES are
   believed, and by default nobody;
@@ -9,7 +9,10 @@ Three things uvicorn gets wrong for us by default (README, "Security"):
 - its access log prints query strings, where a careless client may put a token, and at DEBUG the
   websockets library dumps each handshake's headers (cookies, authorization) and the client's frames (the
   hello carries the token): `RedactSecrets` cuts them from uvicorn's log lines (installed by the app
-  itself, so it holds however uvicorn was started, and whatever LOG_LEVEL says).
+  itself, so it holds however uvicorn was started, and whatever LOG_LEVEL says);
+- it accepts WebSocket messages of up to 16 MiB, which anyone may send before authenticating: a client of
+  the progress socket only ever sends a hello or a ping, so a message over WS_MAX_SIZE closes the socket
+  (1009) before it is buffered whole.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from app.settings import Settings
 APP: Final = "app.asgi:create_app_from_env"
 HEADER_TIMEOUT_S: Final = 10.0
 """A client has this long from its first byte (or its connection) to the end of a request's headers."""
+WS_MAX_SIZE: Final = 64 * 1024
+"""The largest WebSocket message a client may send (a hello with its token is about 100 bytes)."""
 REDACTED: Final = "?[query removed]"
 REMOVED: Final = "[removed]"
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
@@ -43,6 +48,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # An empty string trusts no one: uvicorn's own default, when unset, is 127.0.0.1.
         "forwarded_allow_ips": ",".join(settings.trusted_proxies),
         "proxy_headers": bool(settings.trusted_proxies),
+        "ws_max_size": WS_MAX_SIZE,
     }
 
 
@@ -53,6 +59,7 @@ def uvicorn_arguments(settings: Settings) -> list[str]:
         f"--http={options['http']}",
         f"--forwarded-allow-ips={options['forwarded_allow_ips']}",
         "--proxy-headers" if options["proxy_headers"] else "--no-proxy-headers",
+        f"--ws-max-size={options['ws_max_size']}",
     ]
 
 
