@@ -46,6 +46,8 @@ logger = logging.getLogger("app.live.hub")
 CHANNEL_PREFIX: Final = "progress_user_"
 REPLAYS_REMEMBERED: Final = 10_000
 """`Hub.replayable` answers kept at most (all forgotten past it)."""
+LISTEN_BATCH: Final = 500
+"""Channels re-LISTENed per round trip after a reconnect."""
 AUTH_CHANNEL: Final = "auth_changes"
 """Where db/sql/auth_triggers.sql announces tokens and users that changed."""
 APPLICATION_NAME: Final = "bookmarks-hub"
@@ -392,6 +394,25 @@ class Subscription:
                 logger.warning("progress store unreachable for user %s, retrying: %r", self.user_id, exc)
                 await asyncio.sleep(_jittered(delay))
                 delay = min(delay * 2, self._hub.backoff_max_s)
+
+
+async def _listen_batch(
+    conn: asyncpg.Connection[asyncpg.Record], channels: list[str], callback: Callable[..., None]
+) -> None:
+    """`conn.add_listener(channel, callback)` for each channel, in one round trip instead of one each (a
+    hub with 10,000 channels re-LISTENed them one by one in 6 to 8 s, past its 5 s deadline: it never
+    recovered). asyncpg offers no batch: its channel → callbacks map (what `add_listener` fills, and
+    `remove_listener` and the notification dispatch read) is filled here, then one simple-protocol query
+    LISTENs on them all. Registered first, so no notification that arrives with the reply is dropped."""
+    listeners: dict[str, set[object]] = conn._listeners  # type: ignore[attr-defined]
+    entry = asyncpg.connection._Callback.from_callable(callback)  # type: ignore[attr-defined]
+    for channel in channels:
+        listeners.setdefault(channel, set()).add(entry)
+    await conn.execute("".join(f"LISTEN {_quote_ident(channel)};" for channel in channels))
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _jittered(delay: float) -> float:
@@ -760,13 +781,15 @@ class Hub:
             try:
                 async with asyncio.timeout(self._probe_interval_s):
                     await conn.add_listener(AUTH_CHANNEL, self._on_auth_change)
-                    for channel in self._subs:
-                        await conn.add_listener(channel, self._on_notification)
+                listened = await self._relisten(conn)
             except BaseException:
                 conn.terminate()  # failed, or cancelled by stop(): do not leak the new connection
                 raise
             self._conn = conn
-            self._idle.clear()  # a fresh connection LISTENs on nothing else
+            # A fresh connection LISTENs on nothing else; what lost its last subscriber meanwhile is due.
+            self._idle = listened - self._subs.keys()
+            if self._idle and self._unlistening is None and not self._closed:
+                self._unlistening = asyncio.create_task(self._unlisten_idle(), name="progress-hub-unlisten")
             self._replays.clear()
             self._notified.clear()
             self._lost.clear()
@@ -783,6 +806,21 @@ class Hub:
             # Changes announced during the outage were lost with the connection.
             self._auth_epoch += 1
             self._check_tokens(sub for sub in subs if sub.credential is not None)
+
+    async def _relisten(self, conn: asyncpg.Connection[asyncpg.Record]) -> set[str]:
+        """LISTENs on every channel with subscribers, in batches of LISTEN_BATCH; returns the channels
+        LISTENed. `unsubscribe` does not take the lock, so channels are taken from a copy of `_subs` (a
+        channel that lost its subscribers meanwhile is LISTENed anyway and left to the caller to UNLISTEN),
+        and the loop goes round again for any channel added meanwhile."""
+        listened: set[str] = set()
+        while due := [channel for channel in list(self._subs) if channel not in listened]:
+            for start in range(0, len(due), LISTEN_BATCH):
+                batch = due[start : start + LISTEN_BATCH]
+                # One deadline per round trip: the whole re-LISTEN takes as many as it needs.
+                async with asyncio.timeout(self._probe_interval_s):
+                    await _listen_batch(conn, batch, self._on_notification)
+                listened.update(batch)
+        return listened
 
     def _count_caught_up(self, count: int) -> None:
         self._events_caught_up += count
