@@ -498,7 +498,8 @@ class Hub:
 
     @property
     def auth_epoch(self) -> int:
-        """Moves on with every announced token or user change and every reconnect (see `Credential`)."""
+        """Moves on with every announced token or user change, every lost connection and every reconnect
+        (see `Credential`)."""
         return self._auth_epoch
 
     async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> Subscription:
@@ -617,6 +618,8 @@ class Hub:
         if not self._lost.is_set():
             self._lost_reason = reason
             self._lost.set()
+            # From now on changes go unannounced: whatever was checked before may be stale (RecentTokens).
+            self._auth_epoch += 1
 
     def _on_notification(self, conn: _AnyConnection, pid: int, channel: str, payload: object) -> None:
         self._notifications += 1
@@ -668,11 +671,13 @@ class Hub:
                 break
             except CONNECTION_ERRORS as exc:
                 logger.warning("progress hub token check failed, retrying: %r", exc)
-                await asyncio.sleep(_jittered(delay))
-                delay = min(delay * 2, self.backoff_max_s)
             except Exception:
-                logger.exception("progress hub token check failed for %d sockets", len(subs))
-                return
+                # Giving up would leave revoked tokens streaming: keep trying, loudly.
+                logger.exception("progress hub token check failed for %d sockets, retrying", len(subs))
+            if all(sub._ended or sub._revoked is not None for sub in subs):
+                return  # nobody left to check
+            await asyncio.sleep(_jittered(delay))
+            delay = min(delay * 2, self.backoff_max_s)
         for sub in subs:
             assert sub.credential is not None
             state = states.get(sub.credential.token_id)

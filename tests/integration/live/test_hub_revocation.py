@@ -4,11 +4,15 @@ also when the change was announced while the hub was disconnected (docs/design.m
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 from uuid import UUID
 
 import pytest
 
 from app.live.hub import Credential, Hub, Revoked, Subscription
+from app.live.store import LiveToken
+from app.live.tokens import RecentTokens
 
 from .conftest import WAIT_S, HubFactory, Rows
 from .test_live_hub import WaitUntil, terminate_hub_backend
@@ -105,6 +109,25 @@ async def test_a_revocation_during_an_outage_is_found_by_the_recheck(
     assert hub.status().reconnects == 1
 
 
+async def test_a_token_revoked_while_the_hub_is_disconnected_is_not_answered_from_memory(
+    make_hub: HubFactory, rows: Rows, live_dsn: str, wait_until: WaitUntil
+) -> None:
+    """A token remembered as valid (RecentTokens) is forgotten the moment the hub's connection is lost: a
+    revocation committed during the outage, announced to nobody, cannot admit a new socket from memory."""
+    hub = await make_hub(backoff_initial_s=5.0)
+    user = await rows.user()
+    token = await rows.token(user)
+    recent = RecentTokens(hub)
+    recent.put("hash", LiveToken(token, user, None), checked_epoch=hub.auth_epoch)
+    assert recent.get("hash") is not None
+
+    await terminate_hub_backend(live_dsn)
+    await wait_until(lambda: not hub.status().connected)
+    await rows.db.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = $1", token)
+
+    assert recent.get("hash") is None
+
+
 async def test_a_change_announced_while_the_token_was_checked_is_rechecked(hub: Hub, rows: Rows) -> None:
     """A credential checked before the latest announced change (an older epoch) is re-checked on subscribe:
     a revocation that committed between the token check and the subscription still ends it."""
@@ -119,3 +142,28 @@ async def test_a_change_announced_while_the_token_was_checked_is_rechecked(hub: 
     sub = await subscribe(hub, user, token, epoch=epoch)
 
     assert await revoked_reason(sub) == "token revoked"
+
+
+async def test_a_token_check_that_fails_unexpectedly_is_retried(
+    make_hub: HubFactory, rows: Rows, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A re-check that fails with something other than a lost connection is logged and tried again, not
+    abandoned (which left a revoked token streaming)."""
+    hub = await make_hub(backoff_initial_s=0.05)
+    user = await rows.user()
+    token = await rows.token(user)
+    sub = await subscribe(hub, user, token)
+    check = hub.store.token_states
+    failures = [RuntimeError("a bug in the check, once")]
+
+    async def failing_once(*args: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await check(*args)
+
+    monkeypatch.setattr(hub.store, "token_states", failing_once)
+    await rows.db.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = $1", token)
+
+    assert await revoked_reason(sub) == "token revoked"
+    assert failures == []
+    assert [r.levelno for r in caplog.records if "token check failed" in r.getMessage()] == [logging.ERROR]
