@@ -6,8 +6,9 @@ Safe with revocation (docs/design.md, "Revocation") because it forgets everythin
 auth epoch moves, i.e. the moment any token or user change is announced, or the hub loses or regains its
 connection; an entry remembers the epoch read before its token was checked, so a change announced during
 that check makes it stale at once. While the hub is disconnected nothing is remembered or answered from
-memory: a change committed then is announced to nobody. An entry is also dropped when its token expires, and after `ttl_s` (the token's
-`last_used_at` is then refreshed by the next check, as the API does at most once a minute).
+memory: a change committed then is announced to nobody. An entry is also dropped when its token expires,
+and after `ttl_s` (the token's `last_used_at` is then refreshed by the next check, as the API does at most
+once a minute).
 """
 
 from __future__ import annotations
