@@ -504,7 +504,11 @@ class Hub:
 
     async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> Subscription:
         """A subscription to the user's events; with a credential, it ends (`Revoked`) when that token is
-        revoked, expires, or its user is deleted."""
+        revoked, expires, or its user is deleted.
+
+        Raises Revoked at once when a change announced while the token was being checked (its
+        `checked_epoch` is not the hub's) turns out to concern it: the token is re-checked here, before
+        the caller sends anything (rare, and one indexed query)."""
         if self._supervisor is None:
             raise RuntimeError("Hub.start() must succeed before subscribe()")
         sub = Subscription(self, user_id, credential)
@@ -523,8 +527,16 @@ class Hub:
         if credential is not None:
             sub._expire_at(credential.expires_at)
             if credential.checked_epoch != self._auth_epoch:
-                self._check_tokens([sub])  # a change was announced while the token was being checked
+                await self._recheck_before_use(sub)
         return sub
+
+    async def _recheck_before_use(self, sub: Subscription) -> None:
+        try:
+            await self._recheck([sub])
+            sub._raise_if_over()
+        except BaseException:
+            await self.unsubscribe(sub)
+            raise
 
     async def replayable(self, user_id: UUID, after: int, limit: int) -> list[SeqText] | None:
         """`EventStore.replayable`, remembered until the user's next notification: the sockets of one user

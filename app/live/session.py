@@ -73,7 +73,9 @@ class HubLike(Protocol[SubT]):
     @property
     def auth_epoch(self) -> int: ...
 
-    async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> SubT: ...
+    async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> SubT:
+        """Raises HubClosed when the hub is stopping, Revoked when the credential is found invalid."""
+        ...
 
     async def unsubscribe(self, sub: SubT) -> None: ...
 
@@ -370,6 +372,8 @@ class _ProgressSession(Generic[SubT]):
             sub = await self._hub.subscribe(user_id, credential)
         except HubClosed:
             raise _Ended(_SERVER_RESTARTING) from None
+        except Revoked as revoked:  # a change announced during the token check concerned this token
+            raise _Ended(_Outcome(CLOSE_UNAUTHENTICATED, str(revoked))) from None
         try:
             # Subscribed first, read second: whatever commits in between is queued and then deduplicated.
             sub.start_at(await self._send_initial_state(user_id, after))

@@ -126,10 +126,13 @@ class FakeHub:
         self.subscribed = asyncio.Event()
         self.active: set[FakeSubscription] = set()
         self.auth_epoch = 7
+        self.refuse_with: Revoked | None = None
 
     async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> FakeSubscription:
         if self.closed:
             raise HubClosed
+        if self.refuse_with is not None:
+            raise self.refuse_with
         self.calls.append("subscribe")
         sub = FakeSubscription(user_id, credential)
         self.subscriptions.append(sub)
@@ -384,6 +387,23 @@ async def test_a_revoked_token_closes_4401_with_its_reason(make_harness: MakeHar
     assert harness.socket.closed == (4401, "token revoked")
     assert result.close_code == 4401
     assert harness.hub.active == set()
+
+
+async def test_a_token_the_hub_refuses_on_subscribe_closes_4401_before_any_state_is_sent(
+    make_harness: MakeHarness,
+) -> None:
+    """A revocation announced while the hello's token was checked, found by the hub's re-check when the
+    socket subscribes: 4401 with its reason, and no replay, snapshot or ready went out first."""
+    harness = make_harness()
+    harness.hub.refuse_with = Revoked("token revoked")
+    harness.start()
+    harness.socket.say({"type": "hello", "token": TOKEN, "after": None})
+
+    result = await harness.result()
+
+    assert harness.socket.closed == (4401, "token revoked")
+    assert (result.close_code, harness.socket.sent_count) == (4401, 0)
+    assert harness.sockets.count(ALICE) == 0
 
 
 async def test_the_per_user_socket_limit_closes_4429_and_frees_slots(make_harness: MakeHarness) -> None:
