@@ -44,8 +44,10 @@ from db.queries import queries
 logger = logging.getLogger("app.live.hub")
 
 CHANNEL_PREFIX: Final = "progress_user_"
-REPLAYS_REMEMBERED: Final = 10_000
-"""`Hub.replayable` answers kept at most (all forgotten past it)."""
+REPLAY_FRAMES_REMEMBERED: Final = 100_000
+"""What `Hub.replayable` keeps at most, counted as one per answer plus one per event in it (all forgotten
+past it): bounded by frames, not answers, since one answer holds up to REPLAY_MAX events (a count of
+answers let one user pin gigabytes)."""
 LISTEN_BATCH: Final = 500
 """Channels re-LISTENed per round trip after a reconnect."""
 AUTH_CHANNEL: Final = "auth_changes"
@@ -415,6 +417,10 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _replay_size(events: list[SeqText] | None) -> int:
+    return 1 + (len(events) if events else 0)
+
+
 def _jittered(delay: float) -> float:
     """Half to full delay, so many processes reconnecting after a failover do not all arrive at once."""
     return delay * random.uniform(0.5, 1.0)
@@ -448,8 +454,11 @@ class Hub:
         self._unlistening: asyncio.Task[None] | None = None
         self._notified: dict[str, int] = {}
         """Notifications received per LISTENed channel (reset when it is UNLISTENed or the hub reconnects)."""
-        self._replays: dict[tuple[UUID, int, int], tuple[tuple[int, int], list[SeqText] | None]] = {}
-        """`replayable`'s answers, with the `_replay_generation` they were read in."""
+        self._replays: dict[str, dict[tuple[int, int], list[SeqText] | None]] = {}
+        """`replayable`'s answers per channel and (after, limit); a channel's are dropped on its next
+        notification or its UNLISTEN, all of them on a reconnect."""
+        self._replays_size = 0
+        """The answers and events in `_replays` (see REPLAY_FRAMES_REMEMBERED)."""
         self._lock = asyncio.Lock()
         """Serialises every use of the connection: LISTEN, UNLISTEN, the probe, the re-LISTEN."""
         self._conn: asyncpg.Connection[asyncpg.Record] | None = None
@@ -551,16 +560,37 @@ class Hub:
         generation = self._replay_generation(channel)
         if generation is None:
             return await self.store.replayable(user_id, after, limit)
-        key = (user_id, after, limit)
-        remembered = self._replays.get(key)
-        if remembered is not None and remembered[0] == generation:
-            return remembered[1]
+        key = (after, limit)
+        remembered = self._replays.get(channel)
+        if remembered is not None and key in remembered:
+            return remembered[key]
         events = await self.store.replayable(user_id, after, limit)
-        if self._replay_generation(channel) == generation:
-            if len(self._replays) >= REPLAYS_REMEMBERED:
-                self._replays.clear()
-            self._replays[key] = (generation, events)
+        if self._replay_generation(channel) == generation:  # nothing notified or missed during the read
+            self._remember_replay(channel, key, events)
         return events
+
+    def _remember_replay(self, channel: str, key: tuple[int, int], events: list[SeqText] | None) -> None:
+        size = _replay_size(events)
+        if size > REPLAY_FRAMES_REMEMBERED:
+            return
+        remembered = self._replays.setdefault(channel, {})
+        if key in remembered:  # read by two sockets at once
+            self._replays_size -= _replay_size(remembered[key])
+        if self._replays_size + size > REPLAY_FRAMES_REMEMBERED:
+            self._replays.clear()
+            self._replays_size = 0
+            remembered = self._replays[channel] = {}
+        remembered[key] = events
+        self._replays_size += size
+
+    def _forget_replays(self, channel: str) -> None:
+        remembered = self._replays.pop(channel, None)
+        if remembered:
+            self._replays_size -= sum(_replay_size(events) for events in remembered.values())
+
+    def _forget_all_replays(self) -> None:
+        self._replays.clear()
+        self._replays_size = 0
 
     async def snapshot(self, user_id: UUID) -> tuple[int, str]:
         return await self.store.snapshot(user_id)
@@ -636,6 +666,8 @@ class Hub:
     def _on_notification(self, conn: _AnyConnection, pid: int, channel: str, payload: object) -> None:
         self._notifications += 1
         self._notified[channel] = self._notified.get(channel, 0) + 1
+        if self._replays:
+            self._forget_replays(channel)  # read before this event
         subs = self._subs.get(channel)
         if not subs:
             return
@@ -704,9 +736,9 @@ class Hub:
         await self._on_connection("LISTEN", lambda conn: conn.add_listener(channel, self._on_notification))
 
     async def _unlisten(self, channel: str) -> None:
-        # Notifications on it go unseen from now on: its count, and every remembered replay, are void.
+        # Notifications on it go unseen from now on: its count, and its remembered replays, are void.
         self._notified.pop(channel, None)
-        self._replays.clear()
+        self._forget_replays(channel)
         await self._on_connection(
             "UNLISTEN", lambda conn: conn.remove_listener(channel, self._on_notification)
         )
@@ -807,7 +839,7 @@ class Hub:
             self._idle = listened - self._subs.keys()
             if self._idle and self._unlistening is None and not self._closed:
                 self._unlistening = asyncio.create_task(self._unlisten_idle(), name="progress-hub-unlisten")
-            self._replays.clear()
+            self._forget_all_replays()
             self._notified.clear()
             self._lost.clear()
             self._reconnects += 1

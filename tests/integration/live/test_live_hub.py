@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
 
 import asyncpg
 import msgspec
@@ -19,6 +20,7 @@ from app.live.hub import (
     APPLICATION_NAME,
     AUTH_CHANNEL,
     CHANNEL_PREFIX,
+    REPLAY_FRAMES_REMEMBERED,
     Hub,
     HubClosed,
     Subscription,
@@ -356,6 +358,58 @@ async def test_a_users_replay_is_read_once_until_the_users_next_notification(
     assert [seq for seq, _ in first or []] == [2, 3]
     assert [seq for seq, _ in third or []] == [2, 3, 4]
     assert len(reads) == 2 + 2  # the user's two reads; an unsubscribed user's are never remembered
+
+
+def counted_replay_reads(hub: Hub, monkeypatch: pytest.MonkeyPatch, events: int = 0) -> list[tuple[Any, ...]]:
+    """Replaces the store's replay read: each read is recorded and answers `events` made-up events."""
+    reads: list[tuple[Any, ...]] = []
+
+    async def replayable(user_id: UUID, after: int, limit: int) -> list[tuple[int, str]]:
+        reads.append((user_id, after, limit))
+        return [(after + n, '{"seq": 0}') for n in range(1, events + 1)]
+
+    monkeypatch.setattr(hub.store, "replayable", replayable)
+    return reads
+
+
+async def test_remembered_replays_are_bounded_by_the_events_they_hold(
+    hub: Hub, rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One user asking for many large replays cannot make the hub keep more than REPLAY_FRAMES_REMEMBERED
+    events: past it the remembered answers are dropped and read again when asked (was: 10,000 answers of
+    up to REPLAY_MAX events each)."""
+    user = await rows.user()
+    await hub.subscribe(user)
+    reads = counted_replay_reads(hub, monkeypatch, events=5000)
+    afters = range(1, 41)  # 40 answers of 5,000 events: twice the bound
+    for after in afters:
+        await hub.replayable(user, after, 5000)
+    reads.clear()
+
+    await hub.replayable(user, afters[-1], 5000)
+    assert reads == [], "the latest answer is remembered"
+    await hub.replayable(user, afters[0], 5000)
+    assert len(reads) == 1, "the first was dropped to stay within the bound"
+    assert len(afters) * 5000 > REPLAY_FRAMES_REMEMBERED
+
+
+async def test_an_unlisten_forgets_only_that_channels_replays(
+    hub: Hub, rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user whose last socket left (its channel UNLISTENed) takes only its own remembered replays along:
+    another user's are still answered from memory."""
+    staying, leaving = await rows.user(), await rows.user()
+    await hub.subscribe(staying)
+    leaving_sub = await hub.subscribe(leaving)
+    reads = counted_replay_reads(hub, monkeypatch)
+    await hub.replayable(staying, 0, 100)
+    await hub.replayable(leaving, 0, 100)
+
+    await hub.unsubscribe(leaving_sub)
+    assert channel_name(leaving) not in await hub.listening_channels()  # the UNLISTEN is done
+    await hub.replayable(staying, 0, 100)
+
+    assert [user for user, _, _ in reads] == [staying, leaving]
 
 
 # -- re-LISTENing after a reconnect --
