@@ -190,8 +190,9 @@ _CLIENT_GONE: Final = _Outcome(None, "client disconnected")
 
 
 _UNAUTHENTICATED: Final = _Outcome(CLOSE_UNAUTHENTICATED, "unknown, revoked or expired token")
-_NO_TOKEN: Final = _Outcome(CLOSE_UNAUTHENTICATED, "no token")
-# Not answers about a token, so not 4401: a client must not forget its token for a slow or odd first frame.
+# Not answers about a token, so not 4401: a client must not forget its token for a slow or odd first frame,
+# nor for a hello that carried none (no token was checked).
+_NO_TOKEN: Final = _Outcome(CLOSE_BAD_MESSAGE, "no token")
 _NOT_A_HELLO: Final = _Outcome(CLOSE_BAD_MESSAGE, "expected a hello")
 _BAD_MESSAGE: Final = _Outcome(CLOSE_BAD_MESSAGE, "bad message")
 _TOO_MANY_SOCKETS: Final = _Outcome(CLOSE_TOO_MANY_SOCKETS, "too many sockets")

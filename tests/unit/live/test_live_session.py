@@ -297,19 +297,21 @@ async def test_a_first_message_that_is_not_a_hello_closes_1008(
 
 
 @pytest.mark.parametrize(
-    ("token", "reason"), [("wrong", "unknown, revoked or expired token"), (None, "no token")]
+    ("token", "code", "reason"),
+    [("wrong", 4401, "unknown, revoked or expired token"), (None, 1008, "no token")],
 )
-async def test_a_bad_or_missing_token_closes_4401(
-    make_harness: MakeHarness, token: str | None, reason: str
+async def test_a_bad_token_closes_4401_and_a_missing_one_1008(
+    make_harness: MakeHarness, token: str | None, code: int, reason: str
 ) -> None:
-    """An unknown or absent token closes with 4401 before anything is subscribed."""
+    """An unknown token closes with 4401 (it was checked); a hello without one is a bad message (1008: only
+    a token check may send 4401, the code on which clients forget their token). Nothing is subscribed."""
     harness = make_harness()
     harness.start()
     harness.socket.say({"type": "hello", "token": token, "after": None})
 
     result = await harness.result()
 
-    assert harness.socket.closed == (4401, reason)
+    assert harness.socket.closed == (code, reason)
     assert (result.user_id, harness.calls) == (None, [])
 
 
