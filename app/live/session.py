@@ -31,7 +31,7 @@ from app.live.frames import (
     snapshot_frame,
 )
 from app.live.hub import Credential, HubClosed, Revoked
-from app.live.store import SeqText
+from app.live.store import CONNECTION_ERRORS, SeqText
 
 logger = logging.getLogger("app.live.session")
 
@@ -199,6 +199,9 @@ _TOO_MANY_SOCKETS: Final = _Outcome(CLOSE_TOO_MANY_SOCKETS, "too many sockets")
 _SERVER_RESTARTING: Final = _Outcome(CLOSE_SERVER_RESTARTING, "server restarting")
 _TOO_SLOW: Final = _Outcome(CLOSE_TOO_SLOW, "too slow")
 _INTERNAL_ERROR: Final = _Outcome(CLOSE_INTERNAL_ERROR, "internal error")
+# 1011 like any failure the client should reconnect after (1013 is this protocol's "too slow"), but it is
+# no bug: one WARNING line, not a traceback per hello while the database restarts.
+_DATABASE_UNAVAILABLE: Final = _Outcome(CLOSE_INTERNAL_ERROR, "database unavailable, try again")
 _CANCELLED: Final = _Outcome(None, "cancelled")
 
 
@@ -348,6 +351,9 @@ class _ProgressSession(Generic[SubT]):
             if interrupted is None or handler is None or handler.uncancel() > 0:
                 raise  # the server itself is cancelling the handler
             return interrupted
+        except CONNECTION_ERRORS as exc:
+            logger.warning("progress socket: database unreachable, closing: user=%s %r", self._user_id, exc)
+            return _DATABASE_UNAVAILABLE
         except Exception:
             return self._failed()
         finally:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -603,7 +604,7 @@ async def test_a_client_that_leaves_ends_the_session_quietly(make_harness: MakeH
 async def test_an_unexpected_failure_closes_1011_and_cleans_up(
     make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A bug or an unavailable database closes with 1011 (the client reconnects), logged with the user."""
+    """A bug closes with 1011 (the client reconnects), logged with its traceback and the user."""
     harness = make_harness()
     harness.store.fail_with = RuntimeError("boom")
     harness.start()
@@ -616,6 +617,33 @@ async def test_an_unexpected_failure_closes_1011_and_cleans_up(
     assert harness.hub.active == set()
     assert harness.sockets.count(ALICE) == 0
     assert any(record.exc_info and str(ALICE) in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError(111, "refused"),
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+    ],
+)
+async def test_an_unreachable_database_closes_1011_with_one_warning_and_no_traceback(
+    make_harness: MakeHarness, caplog: pytest.LogCaptureFixture, error: Exception
+) -> None:
+    """The database down during a handshake (a restart, a failover) is no bug: the socket closes 1011
+    saying to try again, with one WARNING line and no ERROR traceback per hello."""
+    harness = make_harness()
+    harness.store.fail_with = error
+    harness.start()
+    harness.socket.say({"type": "hello", "token": TOKEN, "after": None})
+
+    result = await harness.result()
+
+    assert harness.socket.closed == (1011, "database unavailable, try again")
+    assert (result.close_code, harness.sockets.count(ALICE)) == (1011, 0)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+    assert [r.levelno for r in caplog.records if "database unreachable" in r.getMessage()] == [
+        logging.WARNING
+    ]
 
 
 async def test_one_log_line_per_session_and_never_the_token(
