@@ -50,6 +50,8 @@ past it): bounded by frames, not answers, since one answer holds up to REPLAY_MA
 answers let one user pin gigabytes)."""
 LISTEN_BATCH: Final = 500
 """Channels re-LISTENed per round trip after a reconnect."""
+EXPIRY_RECHECK_MIN_S: Final = 0.05
+"""The shortest wait before a token's expiry is re-checked (see `Subscription._expire_at`)."""
 AUTH_CHANNEL: Final = "auth_changes"
 """Where db/sql/auth_triggers.sql announces tokens and users that changed."""
 APPLICATION_NAME: Final = "bookmarks-hub"
@@ -298,12 +300,20 @@ class Subscription:
         self._wake()
 
     def _expire_at(self, expires_at: datetime | None) -> None:
-        """(Re)arms the timer that revokes the subscription when its token expires."""
+        """(Re)arms the timer that re-checks the token when it expires. A re-check, not a revocation: the
+        expiry it was armed with may come from a re-check answered before a later change (a new expiry)."""
         self._cancel_expiry()
         if expires_at is None or self._ended:
             return
         delay_s = (expires_at - datetime.now(UTC)).total_seconds()
-        self._expiry = asyncio.get_running_loop().call_later(max(delay_s, 0.0), self._revoke, "token expired")
+        # At least EXPIRY_RECHECK_MIN_S: the database's clock may lag ours, and says "valid" until it agrees.
+        self._expiry = asyncio.get_running_loop().call_later(
+            max(delay_s, EXPIRY_RECHECK_MIN_S), self._expired
+        )
+
+    def _expired(self) -> None:
+        self._expiry = None
+        self._hub._check_tokens([self])
 
     def _cancel_expiry(self) -> None:
         if self._expiry is not None:

@@ -81,6 +81,32 @@ async def test_a_token_that_expires_ends_its_subscription_when_it_does(hub: Hub,
     assert await revoked_reason(sub) == "token expired"
 
 
+async def test_an_expiry_timer_armed_with_an_outdated_expiry_rechecks_instead_of_revoking(
+    hub: Hub, rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subscription whose timer was armed with an expiry the token no longer has (extended since) is not
+    ended when that moment passes: the timer re-checks the token, finds it valid, and waits for the new
+    expiry."""
+    user = await rows.user()
+    token = await rows.token(user, expires_in_s=3600)
+    outdated = await rows.db.fetchval("SELECT now() + interval '0.2 s'")
+    checked = asyncio.Event()
+    check = hub.store.token_states
+
+    async def noted(*args: Any) -> Any:
+        states = await check(*args)
+        checked.set()
+        return states
+
+    monkeypatch.setattr(hub.store, "token_states", noted)
+    sub = await hub.subscribe(user, Credential(token, outdated, hub.auth_epoch))
+    sub.start_at(0)
+
+    async with asyncio.timeout(WAIT_S):
+        await checked.wait()  # the timer's re-check
+    assert await still_open(sub)
+
+
 async def test_a_shortened_expiry_is_announced_and_applied(hub: Hub, rows: Rows) -> None:
     """Moving a token's expiry into the past ends its subscription at once."""
     user = await rows.user()
