@@ -11,9 +11,10 @@ Reference counting still frees a frozen object when its last reference goes; onl
 frozen objects outlives its use. A socket leaves none when it closes (measured: 0 cyclic objects after
 1,000 sockets opened, frozen and closed), but other work can (an exception and its traceback, alive during
 a full collection, form a cycle). So when the frozen generation has doubled since the last look at
-everything, the app's maintenance task thaws it: one full collection over all of it frees such cycles, at
-the cost of one long pause that doubling makes rare. `bookmarks_gc_frozen_objects` (/metrics) shows the
-frozen generation's size.
+everything, or an hour after it (the doubling's threshold, set at a peak, may never be reached again once
+the live set has shrunk), the app's maintenance task thaws it: one full collection over all of it frees
+such cycles, at the cost of one long pause that doubling (or the hour) makes rare.
+`bookmarks_gc_frozen_objects` (/metrics) shows the frozen generation's size.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ FULL_EVERY: Final = 2
 THAW_GROWTH: Final = 2.0
 """The frozen generation may grow to this multiple of its size after the last full look before a thaw."""
 THAW_CHECK_S: Final = 60.0
+THAW_EVERY_S: Final = 3600.0
+"""A thaw at least this often, doubled or not."""
 
 
 class FreezeLongLived:
@@ -38,6 +41,8 @@ class FreezeLongLived:
 
     _thresholds: tuple[int, int, int] = (700, 10, 10)
     _thaw_above: float = 0.0
+    _looked_at: float = 0.0
+    """When everything was last collected (`time.monotonic()`)."""
     thaw_due: bool = False
 
     def start(self) -> None:
@@ -52,6 +57,7 @@ class FreezeLongLived:
         # by a quarter of what the last one left there, now none, instead of a quarter of the whole app.
         gc.collect()
         self._thaw_above = gc.get_freeze_count() * THAW_GROWTH
+        self._looked_at = time.monotonic()
         gc.callbacks.append(self._after_collection)
 
     def stop(self) -> None:
@@ -60,13 +66,16 @@ class FreezeLongLived:
         gc.unfreeze()
         gc.set_threshold(*self._thresholds)
 
-    def thaw_if_due(self) -> int | None:
-        """One full collection over everything, frozen included, when the frozen generation has doubled:
-        how many unreachable objects it found (None: not due). From the event loop, never from inside a
-        collection (the GC callback only marks it due)."""
-        if not self.thaw_due:
+    def thaw_if_due(self, *, now: float | None = None) -> int | None:
+        """One full collection over everything, frozen included, when the frozen generation has doubled or
+        THAW_EVERY_S have passed (`now`: `time.monotonic()` by default): how many unreachable objects it
+        found (None: not due). From the event loop, never from inside a collection (the GC callback only
+        marks it due)."""
+        now = time.monotonic() if now is None else now
+        if not self.thaw_due and now - self._looked_at < THAW_EVERY_S:
             return None
         self.thaw_due = False
+        self._looked_at = now
         began = time.perf_counter()
         gc.unfreeze()
         unreachable = gc.collect()

@@ -1,6 +1,6 @@
 """How uvicorn serves the app, for `bookmarks run` and for the tests' server processes alike.
 
-Three things uvicorn gets wrong for us by default (README, "Security"):
+Five things uvicorn gets wrong for us by default (README, "Security"):
 - it believes `X-Forwarded-For` from 127.0.0.1, so any local client (or every client, behind a proxy on
   the same host) picks its own address and dodges the per-address limits: here only TRUSTED_PROXIES are
   believed, and by default nobody;
@@ -9,7 +9,15 @@ Three things uvicorn gets wrong for us by default (README, "Security"):
 - its access log prints query strings, where a careless client may put a token, and at DEBUG the
   websockets library dumps each handshake's headers (cookies, authorization) and the client's frames (the
   hello carries the token): `RedactSecrets` cuts them from uvicorn's log lines (installed by the app
-  itself, so it holds however uvicorn was started, and whatever LOG_LEVEL says).
+  itself, so it holds however uvicorn was started, and whatever LOG_LEVEL says);
+- it accepts WebSocket messages of up to 16 MiB, which anyone may send before authenticating: a client of
+  the progress socket only ever sends a hello or a ping, so a message over WS_MAX_SIZE closes the socket
+  (1009) before it is buffered whole;
+- once the app is done with a WebSocket it closes the transport, and asyncio's close waits for the write
+  buffer to drain: for ever when the client stopped reading (a socket closed 1013 for being too slow,
+  whose close frame cannot get through either), so its descriptor and buffers outlive the session while
+  the per-user socket limit already counts it gone: `CloseDeadlineWebSocketProtocol` aborts it after
+  WS_CLOSE_GRACE_S.
 """
 
 from __future__ import annotations
@@ -19,12 +27,18 @@ import logging
 from typing import Any, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from app.settings import Settings
 
 APP: Final = "app.asgi:create_app_from_env"
 HEADER_TIMEOUT_S: Final = 10.0
 """A client has this long from its first byte (or its connection) to the end of a request's headers."""
+WS_MAX_SIZE: Final = 64 * 1024
+"""The largest WebSocket message a client may send (a hello with its token is about 100 bytes)."""
+WS_CLOSE_GRACE_S: Final = 10.0
+"""A WebSocket connection has this long to finish closing once the app is done with it: as long as uvicorn
+waits for a client's reply to a close frame."""
 REDACTED: Final = "?[query removed]"
 REMOVED: Final = "[removed]"
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
@@ -43,6 +57,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # An empty string trusts no one: uvicorn's own default, when unset, is 127.0.0.1.
         "forwarded_allow_ips": ",".join(settings.trusted_proxies),
         "proxy_headers": bool(settings.trusted_proxies),
+        "ws": f"{__name__}:CloseDeadlineWebSocketProtocol",
+        "ws_max_size": WS_MAX_SIZE,
     }
 
 
@@ -53,6 +69,8 @@ def uvicorn_arguments(settings: Settings) -> list[str]:
         f"--http={options['http']}",
         f"--forwarded-allow-ips={options['forwarded_allow_ips']}",
         "--proxy-headers" if options["proxy_headers"] else "--no-proxy-headers",
+        f"--ws={options['ws']}",
+        f"--ws-max-size={options['ws_max_size']}",
     ]
 
 
@@ -100,6 +118,35 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
         )
         self.transport.close()
+
+
+class CloseDeadlineWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets protocol (the one its `auto` picks), plus a deadline on the close: a connection
+    still open WS_CLOSE_GRACE_S after the app returned (its client stopped reading, so neither the buffered
+    frames nor the close frame can leave) is aborted, freeing its descriptor and buffers."""
+
+    _lost = False
+
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        if not self._lost:
+            self.loop.call_later(WS_CLOSE_GRACE_S, self._abort_if_open)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        super().connection_lost(exc)
+
+    def _abort_if_open(self) -> None:
+        if self._lost:
+            return
+        log.info(
+            "aborted a WebSocket connection from %s: still not closed %.0f s after its session ended "
+            "(%d bytes unsent)",
+            self.client,
+            WS_CLOSE_GRACE_S,
+            self.transport.get_write_buffer_size(),
+        )
+        self.transport.abort()
 
 
 class RedactSecrets(logging.Filter):

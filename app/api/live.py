@@ -53,10 +53,10 @@ the shape of `ProgressEvent`, as in the history routes). A `snapshot` may come a
 behind. Send `{"type":"ping"}` for a `{"type":"pong"}`.
 
 Close codes: 4401 unauthenticated (the token is unknown, revoked or expired: forget it), 4403 origin not
-allowed, 4429 too many sockets, 4430 rate limited (the reason says `retry in N s`), 1008 bad message, 1011
-internal error, 1012 server restarting, 1013 too slow. Reconnect with exponential backoff and jitter (0.5 s
-doubling to 30 s) and resume with `after`. The same events over HTTP: `/api/progress` and
-`/api/jobs/{job_id}/progress-history`.
+allowed, 4429 too many sockets, 4430 rate limited (the reason says `retry in N s`), 1008 bad message, 1009
+message too big (over 64 KiB), 1011 internal error, 1012 server restarting, 1013 too slow. Reconnect with
+exponential backoff and jitter (0.5 s doubling to 30 s) and resume with `after`. The same events over HTTP:
+`/api/progress` and `/api/jobs/{job_id}/progress-history`.
 """
 """The OpenAPI document's description (an OpenAPI document has no place for a WebSocket operation)."""
 

@@ -62,18 +62,20 @@ class Ping(msgspec.Struct, forbid_unknown_fields=True):
     type: Literal["ping"]
 
 
+_hello_decoder: Final = msgspec.json.Decoder(Hello)
 _ping_decoder: Final = msgspec.json.Decoder(Ping)
 
 
 def decode_hello(text: str) -> Hello:
+    """Decoded straight into `Hello`: a message of another shape is refused at its first wrong byte, before
+    anyone is authenticated, instead of being built whole as Python objects first (a 3 MB `[{},{},…]`
+    cost 64 MB and a 0.12 s stall of the event loop that way)."""
     try:
-        message = msgspec.json.decode(text)
+        return _hello_decoder.decode(text)
+    except msgspec.ValidationError:  # a subclass of DecodeError: test it first
+        raise NotAHello from None
     except (msgspec.DecodeError, RecursionError):  # msgspec raises RecursionError on deep nesting
         raise BadFrame from None
-    try:
-        return msgspec.convert(message, Hello)
-    except msgspec.ValidationError:
-        raise NotAHello from None
 
 
 def decode_ping(text: str) -> Ping:

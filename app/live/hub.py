@@ -44,8 +44,14 @@ from db.queries import queries
 logger = logging.getLogger("app.live.hub")
 
 CHANNEL_PREFIX: Final = "progress_user_"
-REPLAYS_REMEMBERED: Final = 10_000
-"""`Hub.replayable` answers kept at most (all forgotten past it)."""
+REPLAY_FRAMES_REMEMBERED: Final = 100_000
+"""What `Hub.replayable` keeps at most, counted as one per answer plus one per event in it (all forgotten
+past it): bounded by frames, not answers, since one answer holds up to REPLAY_MAX events (a count of
+answers let one user pin gigabytes)."""
+LISTEN_BATCH: Final = 500
+"""Channels re-LISTENed per round trip after a reconnect."""
+EXPIRY_RECHECK_MIN_S: Final = 0.05
+"""The shortest wait before a token's expiry is re-checked (see `Subscription._expire_at`)."""
 AUTH_CHANNEL: Final = "auth_changes"
 """Where db/sql/auth_triggers.sql announces tokens and users that changed."""
 APPLICATION_NAME: Final = "bookmarks-hub"
@@ -294,12 +300,20 @@ class Subscription:
         self._wake()
 
     def _expire_at(self, expires_at: datetime | None) -> None:
-        """(Re)arms the timer that revokes the subscription when its token expires."""
+        """(Re)arms the timer that re-checks the token when it expires. A re-check, not a revocation: the
+        expiry it was armed with may come from a re-check answered before a later change (a new expiry)."""
         self._cancel_expiry()
         if expires_at is None or self._ended:
             return
         delay_s = (expires_at - datetime.now(UTC)).total_seconds()
-        self._expiry = asyncio.get_running_loop().call_later(max(delay_s, 0.0), self._revoke, "token expired")
+        # At least EXPIRY_RECHECK_MIN_S: the database's clock may lag ours, and says "valid" until it agrees.
+        self._expiry = asyncio.get_running_loop().call_later(
+            max(delay_s, EXPIRY_RECHECK_MIN_S), self._expired
+        )
+
+    def _expired(self) -> None:
+        self._expiry = None
+        self._hub._check_tokens([self])
 
     def _cancel_expiry(self) -> None:
         if self._expiry is not None:
@@ -394,6 +408,29 @@ class Subscription:
                 delay = min(delay * 2, self._hub.backoff_max_s)
 
 
+async def _listen_batch(
+    conn: asyncpg.Connection[asyncpg.Record], channels: list[str], callback: Callable[..., None]
+) -> None:
+    """`conn.add_listener(channel, callback)` for each channel, in one round trip instead of one each (a
+    hub with 10,000 channels re-LISTENed them one by one in 6 to 8 s, past its 5 s deadline: it never
+    recovered). asyncpg offers no batch: its channel → callbacks map (what `add_listener` fills, and
+    `remove_listener` and the notification dispatch read) is filled here, then one simple-protocol query
+    LISTENs on them all. Registered first, so no notification that arrives with the reply is dropped."""
+    listeners: dict[str, set[object]] = conn._listeners  # type: ignore[attr-defined]
+    entry = asyncpg.connection._Callback.from_callable(callback)  # type: ignore[attr-defined]
+    for channel in channels:
+        listeners.setdefault(channel, set()).add(entry)
+    await conn.execute("".join(f"LISTEN {_quote_ident(channel)};" for channel in channels))
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _replay_size(events: list[SeqText] | None) -> int:
+    return 1 + (len(events) if events else 0)
+
+
 def _jittered(delay: float) -> float:
     """Half to full delay, so many processes reconnecting after a failover do not all arrive at once."""
     return delay * random.uniform(0.5, 1.0)
@@ -427,8 +464,11 @@ class Hub:
         self._unlistening: asyncio.Task[None] | None = None
         self._notified: dict[str, int] = {}
         """Notifications received per LISTENed channel (reset when it is UNLISTENed or the hub reconnects)."""
-        self._replays: dict[tuple[UUID, int, int], tuple[tuple[int, int], list[SeqText] | None]] = {}
-        """`replayable`'s answers, with the `_replay_generation` they were read in."""
+        self._replays: dict[str, dict[tuple[int, int], list[SeqText] | None]] = {}
+        """`replayable`'s answers per channel and (after, limit); a channel's are dropped on its next
+        notification or its UNLISTEN, all of them on a reconnect."""
+        self._replays_size = 0
+        """The answers and events in `_replays` (see REPLAY_FRAMES_REMEMBERED)."""
         self._lock = asyncio.Lock()
         """Serialises every use of the connection: LISTEN, UNLISTEN, the probe, the re-LISTEN."""
         self._conn: asyncpg.Connection[asyncpg.Record] | None = None
@@ -477,12 +517,17 @@ class Hub:
 
     @property
     def auth_epoch(self) -> int:
-        """Moves on with every announced token or user change and every reconnect (see `Credential`)."""
+        """Moves on with every announced token or user change, every lost connection and every reconnect
+        (see `Credential`)."""
         return self._auth_epoch
 
     async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> Subscription:
         """A subscription to the user's events; with a credential, it ends (`Revoked`) when that token is
-        revoked, expires, or its user is deleted."""
+        revoked, expires, or its user is deleted.
+
+        Raises Revoked at once when a change announced while the token was being checked (its
+        `checked_epoch` is not the hub's) turns out to concern it: the token is re-checked here, before
+        the caller sends anything (rare, and one indexed query)."""
         if self._supervisor is None:
             raise RuntimeError("Hub.start() must succeed before subscribe()")
         sub = Subscription(self, user_id, credential)
@@ -501,8 +546,16 @@ class Hub:
         if credential is not None:
             sub._expire_at(credential.expires_at)
             if credential.checked_epoch != self._auth_epoch:
-                self._check_tokens([sub])  # a change was announced while the token was being checked
+                await self._recheck_before_use(sub)
         return sub
+
+    async def _recheck_before_use(self, sub: Subscription) -> None:
+        try:
+            await self._recheck([sub])
+            sub._raise_if_over()
+        except BaseException:
+            await self.unsubscribe(sub)
+            raise
 
     async def replayable(self, user_id: UUID, after: int, limit: int) -> list[SeqText] | None:
         """`EventStore.replayable`, remembered until the user's next notification: the sockets of one user
@@ -517,16 +570,37 @@ class Hub:
         generation = self._replay_generation(channel)
         if generation is None:
             return await self.store.replayable(user_id, after, limit)
-        key = (user_id, after, limit)
-        remembered = self._replays.get(key)
-        if remembered is not None and remembered[0] == generation:
-            return remembered[1]
+        key = (after, limit)
+        remembered = self._replays.get(channel)
+        if remembered is not None and key in remembered:
+            return remembered[key]
         events = await self.store.replayable(user_id, after, limit)
-        if self._replay_generation(channel) == generation:
-            if len(self._replays) >= REPLAYS_REMEMBERED:
-                self._replays.clear()
-            self._replays[key] = (generation, events)
+        if self._replay_generation(channel) == generation:  # nothing notified or missed during the read
+            self._remember_replay(channel, key, events)
         return events
+
+    def _remember_replay(self, channel: str, key: tuple[int, int], events: list[SeqText] | None) -> None:
+        size = _replay_size(events)
+        if size > REPLAY_FRAMES_REMEMBERED:
+            return
+        remembered = self._replays.setdefault(channel, {})
+        if key in remembered:  # read by two sockets at once
+            self._replays_size -= _replay_size(remembered[key])
+        if self._replays_size + size > REPLAY_FRAMES_REMEMBERED:
+            self._replays.clear()
+            self._replays_size = 0
+            remembered = self._replays[channel] = {}
+        remembered[key] = events
+        self._replays_size += size
+
+    def _forget_replays(self, channel: str) -> None:
+        remembered = self._replays.pop(channel, None)
+        if remembered:
+            self._replays_size -= sum(_replay_size(events) for events in remembered.values())
+
+    def _forget_all_replays(self) -> None:
+        self._replays.clear()
+        self._replays_size = 0
 
     async def snapshot(self, user_id: UUID) -> tuple[int, str]:
         return await self.store.snapshot(user_id)
@@ -596,10 +670,14 @@ class Hub:
         if not self._lost.is_set():
             self._lost_reason = reason
             self._lost.set()
+            # From now on changes go unannounced: whatever was checked before may be stale (RecentTokens).
+            self._auth_epoch += 1
 
     def _on_notification(self, conn: _AnyConnection, pid: int, channel: str, payload: object) -> None:
         self._notifications += 1
         self._notified[channel] = self._notified.get(channel, 0) + 1
+        if self._replays:
+            self._forget_replays(channel)  # read before this event
         subs = self._subs.get(channel)
         if not subs:
             return
@@ -647,11 +725,13 @@ class Hub:
                 break
             except CONNECTION_ERRORS as exc:
                 logger.warning("progress hub token check failed, retrying: %r", exc)
-                await asyncio.sleep(_jittered(delay))
-                delay = min(delay * 2, self.backoff_max_s)
             except Exception:
-                logger.exception("progress hub token check failed for %d sockets", len(subs))
-                return
+                # Giving up would leave revoked tokens streaming: keep trying, loudly.
+                logger.exception("progress hub token check failed for %d sockets, retrying", len(subs))
+            if all(sub._ended or sub._revoked is not None for sub in subs):
+                return  # nobody left to check
+            await asyncio.sleep(_jittered(delay))
+            delay = min(delay * 2, self.backoff_max_s)
         for sub in subs:
             assert sub.credential is not None
             state = states.get(sub.credential.token_id)
@@ -666,9 +746,9 @@ class Hub:
         await self._on_connection("LISTEN", lambda conn: conn.add_listener(channel, self._on_notification))
 
     async def _unlisten(self, channel: str) -> None:
-        # Notifications on it go unseen from now on: its count, and every remembered replay, are void.
+        # Notifications on it go unseen from now on: its count, and its remembered replays, are void.
         self._notified.pop(channel, None)
-        self._replays.clear()
+        self._forget_replays(channel)
         await self._on_connection(
             "UNLISTEN", lambda conn: conn.remove_listener(channel, self._on_notification)
         )
@@ -760,14 +840,16 @@ class Hub:
             try:
                 async with asyncio.timeout(self._probe_interval_s):
                     await conn.add_listener(AUTH_CHANNEL, self._on_auth_change)
-                    for channel in self._subs:
-                        await conn.add_listener(channel, self._on_notification)
+                listened = await self._relisten(conn)
             except BaseException:
                 conn.terminate()  # failed, or cancelled by stop(): do not leak the new connection
                 raise
             self._conn = conn
-            self._idle.clear()  # a fresh connection LISTENs on nothing else
-            self._replays.clear()
+            # A fresh connection LISTENs on nothing else; what lost its last subscriber meanwhile is due.
+            self._idle = listened - self._subs.keys()
+            if self._idle and self._unlistening is None and not self._closed:
+                self._unlistening = asyncio.create_task(self._unlisten_idle(), name="progress-hub-unlisten")
+            self._forget_all_replays()
             self._notified.clear()
             self._lost.clear()
             self._reconnects += 1
@@ -783,6 +865,21 @@ class Hub:
             # Changes announced during the outage were lost with the connection.
             self._auth_epoch += 1
             self._check_tokens(sub for sub in subs if sub.credential is not None)
+
+    async def _relisten(self, conn: asyncpg.Connection[asyncpg.Record]) -> set[str]:
+        """LISTENs on every channel with subscribers, in batches of LISTEN_BATCH; returns the channels
+        LISTENed. `unsubscribe` does not take the lock, so channels are taken from a copy of `_subs` (a
+        channel that lost its subscribers meanwhile is LISTENed anyway and left to the caller to UNLISTEN),
+        and the loop goes round again for any channel added meanwhile."""
+        listened: set[str] = set()
+        while due := [channel for channel in list(self._subs) if channel not in listened]:
+            for start in range(0, len(due), LISTEN_BATCH):
+                batch = due[start : start + LISTEN_BATCH]
+                # One deadline per round trip: the whole re-LISTEN takes as many as it needs.
+                async with asyncio.timeout(self._probe_interval_s):
+                    await _listen_batch(conn, batch, self._on_notification)
+                listened.update(batch)
+        return listened
 
     def _count_caught_up(self, count: int) -> None:
         self._events_caught_up += count

@@ -31,7 +31,7 @@ from app.live.frames import (
     snapshot_frame,
 )
 from app.live.hub import Credential, HubClosed, Revoked
-from app.live.store import SeqText
+from app.live.store import CONNECTION_ERRORS, SeqText
 
 logger = logging.getLogger("app.live.session")
 
@@ -73,7 +73,9 @@ class HubLike(Protocol[SubT]):
     @property
     def auth_epoch(self) -> int: ...
 
-    async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> SubT: ...
+    async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> SubT:
+        """Raises HubClosed when the hub is stopping, Revoked when the credential is found invalid."""
+        ...
 
     async def unsubscribe(self, sub: SubT) -> None: ...
 
@@ -188,14 +190,18 @@ _CLIENT_GONE: Final = _Outcome(None, "client disconnected")
 
 
 _UNAUTHENTICATED: Final = _Outcome(CLOSE_UNAUTHENTICATED, "unknown, revoked or expired token")
-_NO_TOKEN: Final = _Outcome(CLOSE_UNAUTHENTICATED, "no token")
-# Not answers about a token, so not 4401: a client must not forget its token for a slow or odd first frame.
+# Not answers about a token, so not 4401: a client must not forget its token for a slow or odd first frame,
+# nor for a hello that carried none (no token was checked).
+_NO_TOKEN: Final = _Outcome(CLOSE_BAD_MESSAGE, "no token")
 _NOT_A_HELLO: Final = _Outcome(CLOSE_BAD_MESSAGE, "expected a hello")
 _BAD_MESSAGE: Final = _Outcome(CLOSE_BAD_MESSAGE, "bad message")
 _TOO_MANY_SOCKETS: Final = _Outcome(CLOSE_TOO_MANY_SOCKETS, "too many sockets")
 _SERVER_RESTARTING: Final = _Outcome(CLOSE_SERVER_RESTARTING, "server restarting")
 _TOO_SLOW: Final = _Outcome(CLOSE_TOO_SLOW, "too slow")
 _INTERNAL_ERROR: Final = _Outcome(CLOSE_INTERNAL_ERROR, "internal error")
+# 1011 like any failure the client should reconnect after (1013 is this protocol's "too slow"), but it is
+# no bug: one WARNING line, not a traceback per hello while the database restarts.
+_DATABASE_UNAVAILABLE: Final = _Outcome(CLOSE_INTERNAL_ERROR, "database unavailable, try again")
 _CANCELLED: Final = _Outcome(None, "cancelled")
 
 
@@ -345,6 +351,9 @@ class _ProgressSession(Generic[SubT]):
             if interrupted is None or handler is None or handler.uncancel() > 0:
                 raise  # the server itself is cancelling the handler
             return interrupted
+        except CONNECTION_ERRORS as exc:
+            logger.warning("progress socket: database unreachable, closing: user=%s %r", self._user_id, exc)
+            return _DATABASE_UNAVAILABLE
         except Exception:
             return self._failed()
         finally:
@@ -370,6 +379,8 @@ class _ProgressSession(Generic[SubT]):
             sub = await self._hub.subscribe(user_id, credential)
         except HubClosed:
             raise _Ended(_SERVER_RESTARTING) from None
+        except Revoked as revoked:  # a change announced during the token check concerned this token
+            raise _Ended(_Outcome(CLOSE_UNAUTHENTICATED, str(revoked))) from None
         try:
             # Subscribed first, read second: whatever commits in between is queued and then deduplicated.
             sub.start_at(await self._send_initial_state(user_id, after))

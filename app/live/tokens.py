@@ -3,10 +3,12 @@ of a restarted web process coming back at once, docs/benchmarks.md P8) costs one
 per socket.
 
 Safe with revocation (docs/design.md, "Revocation") because it forgets everything as soon as the hub's
-auth epoch moves, i.e. the moment any token or user change is announced, or the hub reconnects; an entry
-remembers the epoch read before its token was checked, so a change announced during that check makes it
-stale at once. An entry is also dropped when its token expires, and after `ttl_s` (the token's
-`last_used_at` is then refreshed by the next check, as the API does at most once a minute).
+auth epoch moves, i.e. the moment any token or user change is announced, or the hub loses or regains its
+connection; an entry remembers the epoch read before its token was checked, so a change announced during
+that check makes it stale at once. While the hub is disconnected nothing is remembered or answered from
+memory: a change committed then is announced to nobody. An entry is also dropped when its token expires,
+and after `ttl_s` (the token's `last_used_at` is then refreshed by the next check, as the API does at most
+once a minute).
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ MAX_TOKENS: Final = 100_000
 class EpochSource(Protocol):
     @property
     def auth_epoch(self) -> int: ...
+
+    @property
+    def connected(self) -> bool:
+        """Whether changes are being announced to it (its LISTEN connection is up)."""
+        ...
 
 
 class _Entry(NamedTuple):
@@ -41,6 +48,8 @@ class RecentTokens:
     def get(self, token_hash: str) -> LiveToken | None:
         """The token, if it was valid when checked less than `ttl_s` ago and nothing changed since."""
         self._forget_if_changed()
+        if not self._hub.connected:
+            return None
         entry = self._entries.get(token_hash)
         if entry is None:
             return None
@@ -55,8 +64,8 @@ class RecentTokens:
     def put(self, token_hash: str, token: LiveToken, *, checked_epoch: int) -> None:
         """Remembers a valid token; `checked_epoch`: the hub's auth epoch read before the check."""
         self._forget_if_changed()
-        if checked_epoch != self._epoch:
-            return  # a change was announced while it was being checked
+        if checked_epoch != self._epoch or not self._hub.connected:
+            return  # a change was announced while it was being checked, or could not be
         if len(self._entries) >= self._max_tokens:
             self._entries.clear()
         self._entries[token_hash] = _Entry(token, time.monotonic())

@@ -15,6 +15,7 @@ import pytest
 import websockets
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from app.serving import WS_MAX_SIZE
 from app.settings import Settings
 from testkit.accounts import Account, create_account
 from testkit.harness import READ_TIMEOUT_S, ServerProcess, app_env
@@ -187,9 +188,22 @@ async def hello_answer(server: ServerProcess, hello: str) -> list[str] | int | N
 
 
 async def test_a_deeply_nested_hello_closes_1008(edge_server: LoggedServer) -> None:
-    """A hello nested 100,000 levels deep (no token needed to send it) closes 1008, not 1011."""
-    for hello in (nested(100_000), '{"type": "hello", "token": ' + nested(5_000) + "}"):
+    """A hello nested 30,000 levels deep (no token needed to send it) closes 1008, not 1011."""
+    for hello in (nested(30_000), '{"type": "hello", "token": ' + nested(5_000) + "}"):
         assert await hello_answer(edge_server.server, hello) == 1008
+    assert_no_error_logged(edge_server.new_log())
+
+
+async def test_an_oversized_hello_closes_1009_and_the_server_carries_on(
+    edge_server: LoggedServer, edge_account: Account
+) -> None:
+    """A first message over WS_MAX_SIZE (anyone may send one, before any token is checked) closes 1009
+    without an ERROR; the next socket is served as usual."""
+    oversized = "[" + ",".join(["{}"] * (WS_MAX_SIZE // 3 + 1)) + "]"
+    assert len(oversized) > WS_MAX_SIZE
+    assert await hello_answer(edge_server.server, oversized) == 1009
+    hello = json.dumps({"type": "hello", "token": edge_account.token, "after": None})
+    assert await hello_answer(edge_server.server, hello) == ["snapshot", "ready"]
     assert_no_error_logged(edge_server.new_log())
 
 

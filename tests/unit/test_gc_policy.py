@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 
-from app.gc_policy import FULL_EVERY, FreezeLongLived
+from app.gc_policy import FULL_EVERY, THAW_EVERY_S, FreezeLongLived
 
 
 def test_the_policy_freezes_the_survivors_of_full_collections_and_undoes_itself() -> None:
@@ -56,5 +57,25 @@ def test_a_cycle_frozen_alive_and_dropped_later_is_freed_once_the_frozen_generat
         assert (policy.thaw_if_due() or 0) >= 1
         assert gone() is None
         del growth
+    finally:
+        policy.stop()
+
+
+def test_a_cycle_frozen_alive_and_dropped_later_is_freed_by_the_periodic_thaw() -> None:
+    """Without the frozen generation doubling (a live set that has shrunk since its peak never doubles it
+    again), a thaw still comes once THAW_EVERY_S have passed since the last, and frees the cycle."""
+    policy = FreezeLongLived()
+    policy.start()
+    try:
+        cycle = Node()
+        gone = weakref.ref(cycle)
+        gc.collect()  # alive now: frozen with the survivors
+        del cycle
+        gc.collect()
+        assert policy.thaw_if_due() is None, "not due: not doubled, and no time has passed"
+        assert gone() is not None
+
+        assert (policy.thaw_if_due(now=time.monotonic() + THAW_EVERY_S) or 0) >= 1
+        assert gone() is None
     finally:
         policy.stop()

@@ -4,11 +4,15 @@ also when the change was announced while the hub was disconnected (docs/design.m
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 from uuid import UUID
 
 import pytest
 
-from app.live.hub import Credential, Hub, Revoked, Subscription
+from app.live.hub import AUTH_CHANNEL, Credential, Hub, Revoked, Subscription
+from app.live.store import LiveToken
+from app.live.tokens import RecentTokens
 
 from .conftest import WAIT_S, HubFactory, Rows
 from .test_live_hub import WaitUntil, terminate_hub_backend
@@ -77,6 +81,32 @@ async def test_a_token_that_expires_ends_its_subscription_when_it_does(hub: Hub,
     assert await revoked_reason(sub) == "token expired"
 
 
+async def test_an_expiry_timer_armed_with_an_outdated_expiry_rechecks_instead_of_revoking(
+    hub: Hub, rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subscription whose timer was armed with an expiry the token no longer has (extended since) is not
+    ended when that moment passes: the timer re-checks the token, finds it valid, and waits for the new
+    expiry."""
+    user = await rows.user()
+    token = await rows.token(user, expires_in_s=3600)
+    outdated = await rows.db.fetchval("SELECT now() + interval '0.2 s'")
+    checked = asyncio.Event()
+    check = hub.store.token_states
+
+    async def noted(*args: Any) -> Any:
+        states = await check(*args)
+        checked.set()
+        return states
+
+    monkeypatch.setattr(hub.store, "token_states", noted)
+    sub = await hub.subscribe(user, Credential(token, outdated, hub.auth_epoch))
+    sub.start_at(0)
+
+    async with asyncio.timeout(WAIT_S):
+        await checked.wait()  # the timer's re-check
+    assert await still_open(sub)
+
+
 async def test_a_shortened_expiry_is_announced_and_applied(hub: Hub, rows: Rows) -> None:
     """Moving a token's expiry into the past ends its subscription at once."""
     user = await rows.user()
@@ -105,9 +135,29 @@ async def test_a_revocation_during_an_outage_is_found_by_the_recheck(
     assert hub.status().reconnects == 1
 
 
+async def test_a_token_revoked_while_the_hub_is_disconnected_is_not_answered_from_memory(
+    make_hub: HubFactory, rows: Rows, live_dsn: str, wait_until: WaitUntil
+) -> None:
+    """A token remembered as valid (RecentTokens) is forgotten the moment the hub's connection is lost: a
+    revocation committed during the outage, announced to nobody, cannot admit a new socket from memory."""
+    hub = await make_hub(backoff_initial_s=5.0)
+    user = await rows.user()
+    token = await rows.token(user)
+    recent = RecentTokens(hub)
+    recent.put("hash", LiveToken(token, user, None), checked_epoch=hub.auth_epoch)
+    assert recent.get("hash") is not None
+
+    await terminate_hub_backend(live_dsn)
+    await wait_until(lambda: not hub.status().connected)
+    await rows.db.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = $1", token)
+
+    assert recent.get("hash") is None
+
+
 async def test_a_change_announced_while_the_token_was_checked_is_rechecked(hub: Hub, rows: Rows) -> None:
-    """A credential checked before the latest announced change (an older epoch) is re-checked on subscribe:
-    a revocation that committed between the token check and the subscription still ends it."""
+    """A credential checked before the latest announced change (an older epoch) is re-checked by subscribe
+    itself: a revocation that committed between the token check and the subscription refuses it, and
+    nothing stays subscribed."""
     user = await rows.user()
     token = await rows.token(user)
     epoch = hub.auth_epoch
@@ -116,6 +166,32 @@ async def test_a_change_announced_while_the_token_was_checked_is_rechecked(hub: 
         while hub.auth_epoch == epoch:  # the notification reached the hub, matching no subscription
             await asyncio.sleep(0.005)
 
-    sub = await subscribe(hub, user, token, epoch=epoch)
+    with pytest.raises(Revoked, match="token revoked"):
+        await subscribe(hub, user, token, epoch=epoch)  # before the socket sends its initial state
+
+    assert await hub.listening_channels() == [AUTH_CHANNEL]
+
+
+async def test_a_token_check_that_fails_unexpectedly_is_retried(
+    make_hub: HubFactory, rows: Rows, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A re-check that fails with something other than a lost connection is logged and tried again, not
+    abandoned (which left a revoked token streaming)."""
+    hub = await make_hub(backoff_initial_s=0.05)
+    user = await rows.user()
+    token = await rows.token(user)
+    sub = await subscribe(hub, user, token)
+    check = hub.store.token_states
+    failures = [RuntimeError("a bug in the check, once")]
+
+    async def failing_once(*args: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await check(*args)
+
+    monkeypatch.setattr(hub.store, "token_states", failing_once)
+    await rows.db.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = $1", token)
 
     assert await revoked_reason(sub) == "token revoked"
+    assert failures == []
+    assert [r.levelno for r in caplog.records if "token check failed" in r.getMessage()] == [logging.ERROR]

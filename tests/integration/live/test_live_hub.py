@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
 
 import asyncpg
 import msgspec
 import pytest
 
-from app.live.hub import APPLICATION_NAME, AUTH_CHANNEL, Hub, HubClosed, Subscription, channel_name
+from app.live import hub as hub_module
+from app.live.hub import (
+    APPLICATION_NAME,
+    AUTH_CHANNEL,
+    CHANNEL_PREFIX,
+    REPLAY_FRAMES_REMEMBERED,
+    Hub,
+    HubClosed,
+    Subscription,
+    channel_name,
+)
 from app.live.store import EventStore
 from db.events import ProgressEvent
 
@@ -346,3 +358,140 @@ async def test_a_users_replay_is_read_once_until_the_users_next_notification(
     assert [seq for seq, _ in first or []] == [2, 3]
     assert [seq for seq, _ in third or []] == [2, 3, 4]
     assert len(reads) == 2 + 2  # the user's two reads; an unsubscribed user's are never remembered
+
+
+def counted_replay_reads(hub: Hub, monkeypatch: pytest.MonkeyPatch, events: int = 0) -> list[tuple[Any, ...]]:
+    """Replaces the store's replay read: each read is recorded and answers `events` made-up events."""
+    reads: list[tuple[Any, ...]] = []
+
+    async def replayable(user_id: UUID, after: int, limit: int) -> list[tuple[int, str]]:
+        reads.append((user_id, after, limit))
+        return [(after + n, '{"seq": 0}') for n in range(1, events + 1)]
+
+    monkeypatch.setattr(hub.store, "replayable", replayable)
+    return reads
+
+
+async def test_remembered_replays_are_bounded_by_the_events_they_hold(
+    hub: Hub, rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One user asking for many large replays cannot make the hub keep more than REPLAY_FRAMES_REMEMBERED
+    events: past it the remembered answers are dropped and read again when asked (was: 10,000 answers of
+    up to REPLAY_MAX events each)."""
+    user = await rows.user()
+    await hub.subscribe(user)
+    reads = counted_replay_reads(hub, monkeypatch, events=5000)
+    afters = range(1, 41)  # 40 answers of 5,000 events: twice the bound
+    for after in afters:
+        await hub.replayable(user, after, 5000)
+    reads.clear()
+
+    await hub.replayable(user, afters[-1], 5000)
+    assert reads == [], "the latest answer is remembered"
+    await hub.replayable(user, afters[0], 5000)
+    assert len(reads) == 1, "the first was dropped to stay within the bound"
+    assert len(afters) * 5000 > REPLAY_FRAMES_REMEMBERED
+
+
+async def test_an_unlisten_forgets_only_that_channels_replays(
+    hub: Hub, rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user whose last socket left (its channel UNLISTENed) takes only its own remembered replays along:
+    another user's are still answered from memory."""
+    staying, leaving = await rows.user(), await rows.user()
+    await hub.subscribe(staying)
+    leaving_sub = await hub.subscribe(leaving)
+    reads = counted_replay_reads(hub, monkeypatch)
+    await hub.replayable(staying, 0, 100)
+    await hub.replayable(leaving, 0, 100)
+
+    await hub.unsubscribe(leaving_sub)
+    assert channel_name(leaving) not in await hub.listening_channels()  # the UNLISTEN is done
+    await hub.replayable(staying, 0, 100)
+
+    assert [user for user, _, _ in reads] == [staying, leaving]
+
+
+# -- re-LISTENing after a reconnect --
+
+
+def run_at_first_relisten(monkeypatch: pytest.MonkeyPatch, action: Callable[[], Awaitable[object]]) -> None:
+    """New asyncpg connections run `action` once, just before their first LISTEN of a user's channel is
+    sent: what another task may do while a reconnecting hub awaits its re-LISTEN."""
+    pending = [action]
+
+    async def before(query: str) -> None:
+        if pending and query.startswith("LISTEN") and CHANNEL_PREFIX in query:
+            await pending.pop()()
+
+    class Hooked(asyncpg.Connection):
+        async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+            await before(query)
+            return await super().execute(query, *args, timeout=timeout)
+
+        async def fetch(
+            self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
+        ) -> Any:
+            await before(query)
+            return await super().fetch(query, *args, timeout=timeout, record_class=record_class)
+
+    monkeypatch.setattr(asyncpg, "connect", functools.partial(asyncpg.connect, connection_class=Hooked))
+
+
+async def test_an_unsubscribe_during_the_relisten_neither_fails_it_nor_leaks_a_channel(
+    make_hub: HubFactory,
+    rows: Rows,
+    live_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    wait_until: WaitUntil,
+) -> None:
+    """Sockets closing while the hub re-LISTENs after a reconnect (unsubscribe takes no lock): the first
+    attempt succeeds, nothing is logged at ERROR, and the channels left without subscribers are UNLISTENed
+    (was: "dictionary changed size during iteration", a failed attempt, a retry)."""
+    hub = await make_hub(backoff_initial_s=0.05)
+    kept, left, also_left = await rows.user(), await rows.user(), await rows.user()
+    sub = await hub.subscribe(kept)
+    sub.start_at(0)
+    leaving = [await hub.subscribe(left), await hub.subscribe(also_left)]
+
+    async def unsubscribe_two() -> None:
+        for other in leaving:
+            await hub.unsubscribe(other)
+
+    run_at_first_relisten(monkeypatch, unsubscribe_two)
+    await terminate_hub_backend(live_dsn)
+    await wait_until(lambda: hub.status().reconnects == 1 and hub.status().connected)
+    await rows.event(kept, await rows.job(kept), 1)
+
+    assert await event_seqs(sub, 1) == [1]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert await hub.listening_channels() == [AUTH_CHANNEL, channel_name(kept)]
+
+
+async def test_a_reconnect_relistens_every_channel_in_batches(
+    make_hub: HubFactory,
+    rows: Rows,
+    live_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    wait_until: WaitUntil,
+) -> None:
+    """With more channels than one batch holds, every channel is LISTENed again after a reconnect, each
+    gets its events, and one whose last subscriber leaves afterwards is UNLISTENed as usual."""
+    monkeypatch.setattr(hub_module, "LISTEN_BATCH", 2)
+    hub = await make_hub(backoff_initial_s=0.05)
+    users = [await rows.user() for _ in range(5)]
+    subs = [await hub.subscribe(user) for user in users]
+    for sub in subs:
+        sub.start_at(0)
+
+    await terminate_hub_backend(live_dsn)
+    await wait_until(lambda: hub.status().reconnects == 1 and hub.status().connected)
+    for user in users:
+        await rows.event(user, await rows.job(user), 1)
+
+    for sub in subs:
+        assert await event_seqs(sub, 1) == [1]
+    assert await hub.listening_channels() == sorted([AUTH_CHANNEL, *map(channel_name, users)])
+    await hub.unsubscribe(subs[0])
+    assert await hub.listening_channels() == sorted([AUTH_CHANNEL, *map(channel_name, users[1:])])

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -126,10 +127,13 @@ class FakeHub:
         self.subscribed = asyncio.Event()
         self.active: set[FakeSubscription] = set()
         self.auth_epoch = 7
+        self.refuse_with: Revoked | None = None
 
     async def subscribe(self, user_id: UUID, credential: Credential | None = None) -> FakeSubscription:
         if self.closed:
             raise HubClosed
+        if self.refuse_with is not None:
+            raise self.refuse_with
         self.calls.append("subscribe")
         sub = FakeSubscription(user_id, credential)
         self.subscriptions.append(sub)
@@ -294,19 +298,21 @@ async def test_a_first_message_that_is_not_a_hello_closes_1008(
 
 
 @pytest.mark.parametrize(
-    ("token", "reason"), [("wrong", "unknown, revoked or expired token"), (None, "no token")]
+    ("token", "code", "reason"),
+    [("wrong", 4401, "unknown, revoked or expired token"), (None, 1008, "no token")],
 )
-async def test_a_bad_or_missing_token_closes_4401(
-    make_harness: MakeHarness, token: str | None, reason: str
+async def test_a_bad_token_closes_4401_and_a_missing_one_1008(
+    make_harness: MakeHarness, token: str | None, code: int, reason: str
 ) -> None:
-    """An unknown or absent token closes with 4401 before anything is subscribed."""
+    """An unknown token closes with 4401 (it was checked); a hello without one is a bad message (1008: only
+    a token check may send 4401, the code on which clients forget their token). Nothing is subscribed."""
     harness = make_harness()
     harness.start()
     harness.socket.say({"type": "hello", "token": token, "after": None})
 
     result = await harness.result()
 
-    assert harness.socket.closed == (4401, reason)
+    assert harness.socket.closed == (code, reason)
     assert (result.user_id, harness.calls) == (None, [])
 
 
@@ -384,6 +390,23 @@ async def test_a_revoked_token_closes_4401_with_its_reason(make_harness: MakeHar
     assert harness.socket.closed == (4401, "token revoked")
     assert result.close_code == 4401
     assert harness.hub.active == set()
+
+
+async def test_a_token_the_hub_refuses_on_subscribe_closes_4401_before_any_state_is_sent(
+    make_harness: MakeHarness,
+) -> None:
+    """A revocation announced while the hello's token was checked, found by the hub's re-check when the
+    socket subscribes: 4401 with its reason, and no replay, snapshot or ready went out first."""
+    harness = make_harness()
+    harness.hub.refuse_with = Revoked("token revoked")
+    harness.start()
+    harness.socket.say({"type": "hello", "token": TOKEN, "after": None})
+
+    result = await harness.result()
+
+    assert harness.socket.closed == (4401, "token revoked")
+    assert (result.close_code, harness.socket.sent_count) == (4401, 0)
+    assert harness.sockets.count(ALICE) == 0
 
 
 async def test_the_per_user_socket_limit_closes_4429_and_frees_slots(make_harness: MakeHarness) -> None:
@@ -581,7 +604,7 @@ async def test_a_client_that_leaves_ends_the_session_quietly(make_harness: MakeH
 async def test_an_unexpected_failure_closes_1011_and_cleans_up(
     make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A bug or an unavailable database closes with 1011 (the client reconnects), logged with the user."""
+    """A bug closes with 1011 (the client reconnects), logged with its traceback and the user."""
     harness = make_harness()
     harness.store.fail_with = RuntimeError("boom")
     harness.start()
@@ -594,6 +617,33 @@ async def test_an_unexpected_failure_closes_1011_and_cleans_up(
     assert harness.hub.active == set()
     assert harness.sockets.count(ALICE) == 0
     assert any(record.exc_info and str(ALICE) in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError(111, "refused"),
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+    ],
+)
+async def test_an_unreachable_database_closes_1011_with_one_warning_and_no_traceback(
+    make_harness: MakeHarness, caplog: pytest.LogCaptureFixture, error: Exception
+) -> None:
+    """The database down during a handshake (a restart, a failover) is no bug: the socket closes 1011
+    saying to try again, with one WARNING line and no ERROR traceback per hello."""
+    harness = make_harness()
+    harness.store.fail_with = error
+    harness.start()
+    harness.socket.say({"type": "hello", "token": TOKEN, "after": None})
+
+    result = await harness.result()
+
+    assert harness.socket.closed == (1011, "database unavailable, try again")
+    assert (result.close_code, harness.sockets.count(ALICE)) == (1011, 0)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+    assert [r.levelno for r in caplog.records if "database unreachable" in r.getMessage()] == [
+        logging.WARNING
+    ]
 
 
 async def test_one_log_line_per_session_and_never_the_token(

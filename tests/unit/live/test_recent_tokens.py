@@ -11,6 +11,7 @@ from app.live.tokens import RecentTokens
 
 class Hub:
     auth_epoch = 3
+    connected = True
 
 
 def token(expires_at: datetime | None = None) -> LiveToken:
@@ -49,3 +50,16 @@ def test_an_expired_token_and_an_old_entry_are_dropped() -> None:
     lasting = RecentTokens(Hub())
     lasting.put("expired", token(datetime.now(UTC) - timedelta(seconds=1)), checked_epoch=3)
     assert lasting.get("expired") is None
+
+
+def test_nothing_is_answered_or_remembered_while_the_hub_is_disconnected() -> None:
+    """While the hub's LISTEN connection is down a revocation is announced to nobody: every hello is
+    checked against the table, and what those checks find is not remembered."""
+    hub = Hub()
+    tokens, valid = RecentTokens(hub), token()
+    tokens.put("h", valid, checked_epoch=3)
+    hub.connected = False
+    assert tokens.get("h") is None
+    tokens.put("other", valid, checked_epoch=3)
+    hub.connected = True
+    assert tokens.get("other") is None
