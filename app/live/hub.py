@@ -93,9 +93,10 @@ def channel_name(user_id: UUID) -> str:
 
 
 class _AuthChange(msgspec.Struct):
-    """What the auth triggers send: a token of a user, or a whole user."""
+    """What the auth triggers send: a token of a user, a whole user, or nothing (a table truncated: every
+    socket's token is re-checked)."""
 
-    user_id: UUID
+    user_id: UUID | None = None
     token_id: UUID | None = None
 
 
@@ -698,9 +699,13 @@ class Hub:
         if change is None:
             logger.warning("ignored a malformed notification on %s: %.200r", channel, payload)
             return
+        if change.user_id is None:
+            affected: Iterable[Subscription] = (sub for subs in self._subs.values() for sub in subs)
+        else:
+            affected = self._subs.get(channel_name(change.user_id), ())
         subs = [
             sub
-            for sub in self._subs.get(channel_name(change.user_id), ())
+            for sub in affected
             if sub.credential is not None
             and (change.token_id is None or sub.credential.token_id == change.token_id)
         ]

@@ -43,3 +43,26 @@ CREATE TRIGGER api_tokens_deleted
 CREATE TRIGGER users_deleted
     AFTER DELETE ON users
     FOR EACH ROW EXECUTE FUNCTION users_notify_deleted_v1()
+
+-- create_truncated_function --
+-- Notifies the auth_changes channel that a whole table of credentials was emptied (no rows to name).
+CREATE OR REPLACE FUNCTION auth_notify_truncated_v1() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- No rows to name: every hub re-checks every socket's token (docs/design.md, "Revocation").
+    PERFORM pg_notify('auth_changes', '{}');
+    RETURN NULL;
+END;
+$$
+
+-- create_tokens_truncated_trigger --
+-- Fires when api_tokens is truncated (row triggers do not).
+CREATE TRIGGER api_tokens_truncated
+    AFTER TRUNCATE ON api_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION auth_notify_truncated_v1()
+
+-- create_users_truncated_trigger --
+-- Fires when users is truncated (with CASCADE, api_tokens fires its own).
+CREATE TRIGGER users_truncated
+    AFTER TRUNCATE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION auth_notify_truncated_v1()

@@ -24,6 +24,9 @@ DECLARED_FUNCTIONS_AND_TRIGGERS = (
     "create_token_changed_trigger",
     "create_token_deleted_trigger",
     "create_user_deleted_trigger",
+    "create_truncated_function",
+    "create_tokens_truncated_trigger",
+    "create_users_truncated_trigger",
 )
 SCHEMA = {
     "columns": """

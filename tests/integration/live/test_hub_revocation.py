@@ -70,6 +70,19 @@ async def test_deleting_a_user_ends_its_subscriptions(hub: Hub, rows: Rows) -> N
     assert await still_open(other)
 
 
+async def test_emptying_the_tokens_table_ends_every_subscription(hub: Hub, rows: Rows) -> None:
+    """A TRUNCATE fires no row trigger: its statement trigger announces it, and every socket's token is
+    re-checked (all of them gone here)."""
+    first_user, second_user = await rows.user(), await rows.user()
+    first = await subscribe(hub, first_user, await rows.token(first_user))
+    second = await subscribe(hub, second_user, await rows.token(second_user))
+
+    await rows.db.execute("TRUNCATE api_tokens")
+
+    assert await revoked_reason(first) == "token deleted"
+    assert await revoked_reason(second) == "token deleted"
+
+
 async def test_a_token_that_expires_ends_its_subscription_when_it_does(hub: Hub, rows: Rows) -> None:
     """The expiry in the credential arms a timer: the subscription ends when the token expires."""
     user = await rows.user()
