@@ -417,8 +417,13 @@ async def _listen_batch(
     recovered). asyncpg offers no batch: its channel → callbacks map (what `add_listener` fills, and
     `remove_listener` and the notification dispatch read) is filled here, then one simple-protocol query
     LISTENs on them all. Registered first, so no notification that arrives with the reply is dropped."""
-    listeners: dict[str, set[object]] = conn._listeners  # type: ignore[attr-defined]
-    entry = asyncpg.connection._Callback.from_callable(callback)  # type: ignore[attr-defined]
+    listeners: dict[str, set[object]] | None = getattr(conn, "_listeners", None)
+    make_entry = getattr(getattr(asyncpg.connection, "_Callback", None), "from_callable", None)
+    if listeners is None or make_entry is None:  # an asyncpg without these internals: one by one
+        for channel in channels:
+            await conn.add_listener(channel, callback)
+        return
+    entry = make_entry(callback)
     for channel in channels:
         listeners.setdefault(channel, set()).add(entry)
     await conn.execute("".join(f"LISTEN {_quote_ident(channel)};" for channel in channels))
