@@ -176,21 +176,27 @@ class Target:
     created: bool
 
 
-async def find_or_create_list(api: httpx.AsyncClient, name: str) -> Target:
-    """The list of that name, made if missing. The name is matched as the server stores it (stripped),
-    so `--list "Music "` finds Music instead of making another list each run."""
-    name = name.strip()
+async def every_list(api: httpx.AsyncClient) -> AsyncIterator[dict[str, Any]]:
+    """The user's lists, a page of 1,000 at a time (fetched as they are consumed)."""
     offset = 0
     while True:
         response = await api.get("/api/lists", params={"limit": 1000, "offset": offset})
         raise_for_problem(response)
         page = response.json()
         for item in page["items"]:
-            if item["name"] == name:
-                return Target(str(item["id"]), name, created=False)
+            yield item
         offset += len(page["items"])
         if not page["items"] or offset >= page["total"]:
-            break
+            return
+
+
+async def find_or_create_list(api: httpx.AsyncClient, name: str) -> Target:
+    """The list of that name, made if missing. The name is matched as the server stores it (stripped),
+    so `--list "Music "` finds Music instead of making another list each run."""
+    name = name.strip()
+    async for item in every_list(api):
+        if item["name"] == name:
+            return Target(str(item["id"]), name, created=False)
     created = await api.post("/api/lists", json={"name": name})
     raise_for_problem(created)
     return Target(str(created.json()["id"]), name, created=True)
@@ -390,17 +396,9 @@ class OutcomeBarColumn(BarColumn):
     """A bar in its job's colour: blue while running, then green, yellow, red or magenta by outcome."""
 
     def render(self, task: Task) -> ProgressBar:
-        style = OUTCOME_STYLES.get(task.fields.get("status", ""), "blue")
-        return ProgressBar(
-            total=max(0, task.total) if task.total is not None else None,
-            completed=max(0, task.completed),
-            width=None if self.bar_width is None else max(1, self.bar_width),
-            pulse=not task.started,
-            animation_time=task.get_time(),
-            style="bar.back",
-            complete_style=style,
-            finished_style=style,
-        )
+        bar = super().render(task)
+        bar.complete_style = bar.finished_style = OUTCOME_STYLES.get(task.fields.get("status", ""), "blue")
+        return bar
 
 
 @dataclass
@@ -662,11 +660,4 @@ async def watch(server: str, token: str) -> int:
 
 async def list_names(api: httpx.AsyncClient) -> dict[str, str]:
     """Every list's name by id (for labels)."""
-    names: dict[str, str] = {}
-    while True:
-        response = await api.get("/api/lists", params={"limit": 1000, "offset": len(names)})
-        raise_for_problem(response)
-        page = response.json()
-        names.update({str(item["id"]): item["name"] for item in page["items"]})
-        if not page["items"] or len(names) >= page["total"]:
-            return names
+    return {str(item["id"]): item["name"] async for item in every_list(api)}

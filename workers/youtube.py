@@ -612,7 +612,7 @@ class YouTubeClient:
         else:
             failures = await self._fetch_from_oembed(valid, result, deadline)
         # Every request failed to reach YouTube: an outage, not a verdict on these videos.
-        everything_failed = bool(valid) and len(failures) == len(result.transient) == len(valid)
+        everything_failed = bool(valid) and len(result.transient) == len(valid)
         if everything_failed and all(failure.unreachable for failure in failures):
             raise YouTubeUnreachable(failures[-1].reason)
         return result
@@ -622,7 +622,7 @@ class YouTubeClient:
     async def _fetch_from_api(
         self, ids: Sequence[str], api_key: str, result: FetchResult, deadline: float
     ) -> list[_Retryable]:
-        """Fills `result`; returns the failure of each chunk that failed (one entry per id)."""
+        """Fills `result`; returns the failure of each chunk that failed."""
         failures: list[_Retryable] = []
         # Chunks go one after another: a quota error then stops before spending more requests.
         for chunk in _chunks(ids, API_BATCH_LIMIT):
@@ -631,7 +631,7 @@ class YouTubeClient:
             )
             if isinstance(outcome, _Retryable):
                 result.transient.update(dict.fromkeys(chunk, outcome.reason))
-                failures.extend([outcome] * len(chunk))
+                failures.append(outcome)
                 continue
             verdicts: dict[str, VideoMetadata | _Unavailable | _Unreadable] = {}
             for video in outcome.videos:

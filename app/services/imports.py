@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
-from app.imports.parsing import ImportInputError, InvalidLine, ParsedImport, TooManyRows, parse_import
+from app.imports.parsing import ImportInputError, InvalidLine, ParsedImport, TooManyRows
 from app.imports.pool import ImportParser
 from app.imports.takeout import ParsedTakeout, SkippedPlaylist
 from app.services import jobs as job_service
@@ -67,20 +67,11 @@ def too_large_message(size: int | None, limit: int) -> str:
     return f"the import is {over} the limit of {limit:,} bytes{megabytes}; split it into smaller files"
 
 
-def parse_or_reject(data: bytes, *, max_bytes: int, max_rows: int) -> ParsedImport:
-    """Parses in this thread; the web process uses `parse_elsewhere_or_reject`."""
-    _reject_oversized(data, max_bytes)
-    try:
-        parsed = parse_import(data, max_rows=max_rows)
-    except ImportInputError as exc:
-        raise _refusal(exc) from exc
-    return _reject_unusable(parsed)
-
-
 async def parse_elsewhere_or_reject(
     parser: ImportParser, data: bytes, *, max_bytes: int, max_rows: int
 ) -> ParsedImport:
-    """The same answers as `parse_or_reject`, parsing large inputs in the parser's worker processes."""
+    """The parsed import, or the refusal (413 over the limits, 422 unusable), parsing large inputs in the
+    parser's worker processes."""
     _reject_oversized(data, max_bytes)
     try:
         parsed = await parser.parse(data, max_rows=max_rows)

@@ -336,13 +336,14 @@ function learnNewLists(listIds) {
 }
 
 function drawJobs() {
-  panel.render(session.live ? session.live.visibleJobs() : []);
-  showRunning();
+  const jobs = session.live ? session.live.visibleJobs() : [];
+  panel.render(jobs);
+  showRunning(jobs);
 }
 
 /** The count of running jobs in the title and favicon (kept current even while paused: it moves nothing). */
-function showRunning() {
-  badge.show(session.live ? session.live.visibleJobs().filter(isActive).length : 0);
+function showRunning(jobs = session.live ? session.live.visibleJobs() : []) {
+  badge.show(jobs.filter(isActive).length);
 }
 
 /** Cancel or retry; a failure is thrown to the card, which shows it. */

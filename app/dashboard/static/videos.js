@@ -52,13 +52,13 @@ export function createVideoTable({ api, report, reportList, onChanged, onJobs })
     }
     if (mine !== generation) return;
     report("");
-    countFailed(mine);
     if (page.items.length === 0 && page.total > 0 && offset > 0) {
       // The page emptied under us (videos deleted): step back to the last page that has rows.
       offset = Math.max(0, Math.floor((page.total - 1) / PAGE_SIZE) * PAGE_SIZE);
       load();
       return;
     }
+    countFailed(mine);
     total = page.total;
     draw(page.items);
   }

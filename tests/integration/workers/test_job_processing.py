@@ -20,6 +20,7 @@ from saq import Worker
 from saq.job import Status
 from saq.utils import now as saq_now
 
+from app.imports.parsing import parse_import
 from app.services import imports as import_service
 from app.settings import Settings
 from db.models import BookmarkList
@@ -408,9 +409,7 @@ async def test_the_stranded_jobs_cron_enqueues_a_job_that_was_committed_but_neve
         bookmark_list = BookmarkList(user_id=alice.user_id, name="Stranded")
         session.add(bookmark_list)
         await session.flush()
-        parsed = import_service.parse_or_reject(
-            "\n".join(video_ids(60)).encode(), max_bytes=10**6, max_rows=1000
-        )
+        parsed = parse_import("\n".join(video_ids(60)).encode(), max_rows=1000)
         outcome = await import_service.create_import(session, alice.user_id, bookmark_list.id, parsed)
         await session.commit()
     assert outcome.job is not None
