@@ -219,7 +219,7 @@ class ImportController(Controller):
                     job=None if item.outcome.job is None else JobOut.of(item.outcome.job),
                     accepted=item.outcome.accepted,
                     duplicates=item.outcome.duplicates,
-                    invalid=len(item.outcome.invalid),
+                    invalid=item.outcome.lines.invalid,
                     files=item.files,
                 )
                 for item in outcome.lists

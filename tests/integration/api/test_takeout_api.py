@@ -188,3 +188,28 @@ async def test_a_raw_zip_body_works_like_a_form(
     body: dict[str, Any] = response.json()
     assert body["source"] == "Google Takeout"
     assert await lists_with_videos(session_maker, alice) == EXPECTED
+
+
+async def test_a_playlist_with_over_a_thousand_bad_rows_counts_every_one(
+    client: Client, alice: Account
+) -> None:
+    """`invalid` is the count of the playlist's bad rows, not of the reasons an answer lists (at most 1,000)."""
+    rows = ["vid00000901,2024-01-10T10:00:00+00:00"] + [
+        f"bad{n},2024-01-10T10:00:00+00:00" for n in range(1200)
+    ]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr(
+            f"{PLAYLISTS}/playlists.csv",
+            "Playlist ID,Add new videos to top,Playlist Title (Original)\nPLmany0001,False,Many\n",
+        )
+        zipped.writestr(
+            f"{PLAYLISTS}/Many-videos.csv",
+            "Video ID,Playlist Video Creation Timestamp\n" + "\n".join(rows) + "\n",
+        )
+
+    response = await upload(client, alice, archive.getvalue())
+
+    assert response.status_code == 202, response.text
+    [playlist] = response.json()["lists"]
+    assert (playlist["name"], playlist["accepted"], playlist["invalid"]) == ("Many", 1, 1200)
